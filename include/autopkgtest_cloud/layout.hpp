@@ -1,0 +1,53 @@
+/// @file layout.hpp
+/// Where results live in the store: containers, run ids, object names
+/// (SPEC.md section 3).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace apcloud {
+
+/// The archive-style prefix of a source package: the first four letters for
+/// names starting with "lib", else the first letter ("libpng" -> "libp",
+/// "glibc" -> "g", "lib" -> "lib").
+std::string srcpkg_prefix(std::string_view package);
+
+/// The result container of a run: `autopkgtest-RELEASE`, or with PPAs
+/// `autopkgtest-RELEASE-LPUSER-PPANAME` of the last PPA; `private-` in front
+/// when `private_run` is set or any PPA carries credentials.
+std::string container_name(std::string_view release, const std::vector<std::string>& ppas = {},
+                           bool private_run = false);
+
+/// A run id: `%Y%m%d_%H%M%S` (UTC) `_` first 5 hex digits of sha1(body) `@`.
+/// `unix_time` is the start of the run.
+std::string make_run_id(std::int64_t unix_time, std::string_view body);
+
+/// A parsed run id.
+struct RunId {
+    std::int64_t unix_time = 0;     ///< start of the run, seconds since the epoch (UTC)
+    std::optional<std::string> hash;  ///< the 5 hex digits; absent in the old form
+};
+
+/// Parses a run id, new form or the old `YYYYMMDD_HHMMSS@`; throws ParseError.
+RunId parse_run_id(std::string_view run_id);
+
+/// The directory of one run: `RELEASE/ARCH/PREFIX/PACKAGE/RUN_ID` (no trailing slash).
+std::string result_dir(std::string_view release, std::string_view arch, std::string_view package,
+                       std::string_view run_id);
+
+/// The listing prefix of all runs of one package: `RELEASE/ARCH/PREFIX/PACKAGE/`.
+std::string package_prefix(std::string_view release, std::string_view arch,
+                           std::string_view package);
+
+/// The files a run stores, in upload order (result.tar last so that a client
+/// that sees it finds the others).
+inline constexpr const char* run_files[] = {"log.gz", "artifacts.tar.gz", "result.tar"};
+
+/// Formats unix time as `%Y%m%d_%H%M%S` UTC.
+std::string format_timestamp(std::int64_t unix_time);
+
+}  // namespace apcloud

@@ -1,0 +1,85 @@
+/// @file result.hpp
+/// Result files of a run: packing autopkgtest's output directory into
+/// result.tar / log.gz / artifacts.tar.gz and parsing result.tar back
+/// (SPEC.md section 3).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace apcloud {
+
+/// The three objects stored for a run.
+struct ResultFiles {
+    std::string result_tar;        ///< `result.tar`: what clients need to decide
+    std::string log_gz;            ///< `log.gz`: the log, gzip -9
+    std::string artifacts_tar_gz;  ///< `artifacts.tar.gz`: every other output file
+};
+
+/// What goes into result.tar besides autopkgtest's own files.
+struct PackOptions {
+    int exitcode = 0;                        ///< autopkgtest's exit code
+    std::uint64_t duration = 0;              ///< seconds the run took
+    std::optional<std::string> requester;    ///< who asked, if known
+    /// Tested source package; used for `testpkg-version` "PACKAGE unknown"
+    /// when autopkgtest wrote none and the exit code is not 0, 2 or 8.
+    std::optional<std::string> package;
+    /// Modification time of the archive members; default: the newest mtime
+    /// found in the output directory.
+    std::optional<std::int64_t> mtime;
+};
+
+/// Packs an autopkgtest output directory. Files of result.tar come in the
+/// order exitcode, duration, testpkg-version, testbed-packages,
+/// testinfo.json, requester, summary (those that exist); `log` becomes
+/// log.gz; everything else except `binaries/` goes to artifacts.tar.gz.
+/// Symlinks and special files are not followed. Throws Error on I/O errors.
+ResultFiles pack_results(const std::string& output_dir, const PackOptions& options);
+
+/// Like pack_results, but writes `result.tar`, `log.gz` and
+/// `artifacts.tar.gz` into the existing directory `dest_dir`, streaming, so
+/// large artifacts never sit in memory.
+void pack_results_to(const std::string& output_dir, const PackOptions& options,
+                     const std::string& dest_dir);
+
+/// Compresses data as gzip -9 (the format of log.gz).
+std::string gzip_compress(std::string_view data);
+
+/// Size limits for reading archives from the store.
+struct ArchiveLimits {
+    std::size_t max_archive_bytes = 32u << 20;  ///< whole archive
+    std::size_t max_member_bytes = 16u << 20;   ///< one member
+    std::size_t max_members = 256;              ///< member count
+};
+
+/// What a result.tar says about a run.
+struct Result {
+    int exitcode = 0;                             ///< autopkgtest's exit code (mandatory member)
+    std::optional<std::string> package;           ///< tested source, from testpkg-version
+    std::optional<std::string> version;           ///< tested version, from testpkg-version
+    std::optional<std::uint64_t> duration;        ///< seconds
+    std::optional<std::string> testinfo_json;     ///< testinfo.json as stored
+    std::vector<std::string> custom_environment;  ///< testinfo.json's custom_environment
+    /// Triggers from `ADT_TEST_TRIGGERS=` in custom_environment; absent when
+    /// the run carries no such entry (gating code ignores such results).
+    std::optional<std::vector<std::string>> triggers;
+    std::optional<std::string> requester;         ///< who asked, trailing newline removed
+    std::optional<std::string> summary;           ///< autopkgtest's per-test summary
+    std::optional<std::string> testbed_packages;  ///< the testbed's package list
+};
+
+/// Parses a result.tar. Throws ArchiveError for a corrupt, truncated or
+/// oversized archive, ParseError for a missing or malformed `exitcode`,
+/// `duration`, `testpkg-version` or `testinfo.json`.
+Result parse_result_tar(std::string_view data, const ArchiveLimits& limits = {});
+
+/// Reads all regular members of a tar (optionally gzip-compressed) archive into
+/// (name, content) pairs, enforcing `limits`; throws ArchiveError.
+std::vector<std::pair<std::string, std::string>> read_archive(std::string_view data,
+                                                              const ArchiveLimits& limits = {});
+
+}  // namespace apcloud

@@ -1,0 +1,54 @@
+/// @file routing.hpp
+/// Queue names and the choice of queue for a request (SPEC.md section 2).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "autopkgtest_cloud/request.hpp"
+
+namespace apcloud {
+
+/// The queue family a request goes to.
+enum class QueueContext { plain, huge, ppa, upstream };
+
+/// The context's name in queue names: "", "huge", "ppa", "upstream".
+std::string_view context_name(QueueContext context) noexcept;
+
+/// Parses a context name ("" or "plain" -> plain); throws ValidationError.
+QueueContext parse_context(std::string_view name);
+
+/// A queue name taken apart.
+struct QueueName {
+    QueueContext context = QueueContext::plain;
+    std::string release;
+    std::string arch;
+    bool operator==(const QueueName& o) const {
+        return context == o.context && release == o.release && arch == o.arch;
+    }
+};
+
+/// `debci-RELEASE-ARCH` or `debci-CONTEXT-RELEASE-ARCH`; validates release and
+/// architecture names (ValidationError).
+std::string queue_name(std::string_view release, std::string_view arch,
+                       QueueContext context = QueueContext::plain);
+
+/// Parses a queue name back; throws ParseError when it is not one of ours.
+QueueName parse_queue_name(std::string_view name);
+
+/// The context for a request, first match wins: upstream for test-git /
+/// build-git (GitHub/GitLab requests, which also carry a PPA), ppa when it
+/// has PPAs, huge when the caller says it is a bulk request, else plain.
+QueueContext choose_context(const TestRequest& request, bool huge = false) noexcept;
+
+/// The queue a request for `release`/`arch` must be published to.
+std::string queue_for(const TestRequest& request, std::string_view release,
+                      std::string_view arch, bool huge = false);
+
+/// True when `release` is a valid release name (`^[a-z][a-z0-9.]*$`).
+bool is_valid_release(std::string_view release) noexcept;
+
+/// True when `arch` is a valid architecture name (`^[a-z0-9][a-z0-9_]*$`).
+bool is_valid_arch(std::string_view arch) noexcept;
+
+}  // namespace apcloud

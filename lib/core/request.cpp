@@ -1,0 +1,451 @@
+// Test request codec and validation: every rule of SPEC.md section 1 lives here.
+#include "autopkgtest_cloud/request.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+#include "autopkgtest_cloud/error.hpp"
+#include "core/json_text.hpp"
+
+namespace apcloud {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::size_t max_name_len = 120;     // test.package is CHAR[120]
+constexpr std::size_t max_version_len = 200;  // result.version is VARCHAR[200]
+constexpr std::size_t max_field_len = 4096;   // any other single string
+
+bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
+
+// Characters allowed in a remote URL: RFC 3986 unreserved and the reserved
+// ones a git URL needs, but nothing a shell would interpret.
+bool is_url_char(char c) {
+    return is_alnum(c) || std::strchr("-._~:/?[]@%+=,", c) != nullptr;
+}
+
+bool is_ref_char(char c) { return is_alnum(c) || std::strchr("._/+-", c) != nullptr; }
+
+bool is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+bool all_of(std::string_view s, bool (*pred)(char)) {
+    return std::all_of(s.begin(), s.end(), pred);
+}
+
+bool is_identifier(std::string_view s) {
+    if (s.empty() || !(is_alnum(s[0]) || s[0] == '_') || (s[0] >= '0' && s[0] <= '9')) return false;
+    return all_of(s, [](char c) { return is_alnum(c) || c == '_'; });
+}
+
+// Launchpad / GitHub style account names used in metadata fields.
+bool is_account_name(std::string_view s) {
+    return !s.empty() && s.size() <= max_name_len && is_alnum(s[0]) &&
+           all_of(s, [](char c) { return is_alnum(c) || std::strchr("._+@:-", c) != nullptr; });
+}
+
+bool is_hex(std::string_view s) {
+    return all_of(s, [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    });
+}
+
+bool is_git_ref(std::string_view s) {
+    return !s.empty() && s.size() <= 255 && s[0] != '-' && s[0] != '/' &&
+           s.find("..") == std::string_view::npos && all_of(s, is_ref_char);
+}
+
+[[noreturn]] void invalid(const char* field, std::string_view value, std::string_view reason) {
+    throw ValidationError(field, std::string(value), reason);
+}
+
+void check_url(const char* field, std::string_view url, const ValidationOptions& opts) {
+    auto starts = [&](std::string_view p) { return url.substr(0, p.size()) == p; };
+    std::string_view rest;
+    if (starts("https://"))
+        rest = url.substr(8);
+    else if (starts("http://"))
+        rest = url.substr(7);
+    else if (opts.allow_local_sources && starts("file://"))
+        rest = url.substr(7);
+    else if (opts.allow_local_sources && starts("/"))
+        rest = url;
+    else
+        invalid(field, url,
+                opts.allow_local_sources
+                    ? "must be an https://, http:// or file:// URL or an absolute path"
+                    : "must be an https:// or http:// URL");
+    const bool remote = starts("http");
+    if (remote && (rest.empty() || rest[0] == '/')) invalid(field, url, "URL has no host");
+    if (!remote && (rest.empty() || rest[0] != '/')) invalid(field, url, "local source must be an absolute path");
+    if (rest.find("/../") != std::string_view::npos || rest.substr(rest.size() >= 3 ? rest.size() - 3 : 0) == "/..")
+        invalid(field, url, "path must not contain ..");
+    if (url.size() > max_field_len) invalid(field, url, "URL is too long");
+    if (!all_of(rest, is_url_char))
+        invalid(field, url, "URL contains whitespace, shell metacharacters or other forbidden characters");
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view s) noexcept {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* end = p + s.size();
+    while (p < end) {
+        unsigned char c = *p;
+        if (c < 0x80) {
+            ++p;
+            continue;
+        }
+        int n;
+        std::uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (end - p <= n) return false;
+        for (int k = 1; k <= n; ++k) {
+            if ((p[k] & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (p[k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+bool is_valid_package_name(std::string_view name) noexcept {
+    return name.size() >= 2 && name.size() <= max_name_len && is_lower_alnum(name[0]) &&
+           all_of(name, [](char c) { return is_lower_alnum(c) || c == '.' || c == '+' || c == '-'; });
+}
+
+bool is_valid_version(std::string_view v) noexcept {
+    return !v.empty() && v.size() <= max_version_len &&
+           all_of(v, [](char c) { return is_alnum(c) || std::strchr(".+:~-", c) != nullptr; });
+}
+
+Trigger parse_trigger(std::string_view t) {
+    auto slash = t.find('/');
+    if (slash == std::string_view::npos) invalid("triggers", t, "must be source/version");
+    Trigger out{std::string(t.substr(0, slash)), std::string(t.substr(slash + 1))};
+    if (!is_valid_package_name(out.source))
+        invalid("triggers", t, "source name must match ^[a-z0-9][a-z0-9.+-]+$");
+    if (!is_valid_version(out.version))
+        invalid("triggers", t, "version must match ^[A-Za-z0-9.+:~-]+$");
+    return out;
+}
+
+PpaSpec parse_ppa(std::string_view spec) {
+    PpaSpec out;
+    std::string_view rest = spec;
+    if (auto at = rest.find('@'); at != std::string_view::npos) {
+        auto creds = rest.substr(0, at);
+        auto colon = creds.find(':');
+        if (colon == std::string_view::npos) invalid("ppas", spec, "credentials must be user:token@");
+        out.user = creds.substr(0, colon);
+        out.token = creds.substr(colon + 1);
+        auto cred_ok = [](std::string_view s) {
+            return !s.empty() && s.size() <= max_name_len &&
+                   all_of(s, [](char c) { return is_alnum(c) || std::strchr("._+-", c) != nullptr; });
+        };
+        if (!cred_ok(out.user) || !cred_ok(out.token))
+            invalid("ppas", spec, "credentials may contain only letters, digits and ._+-");
+        rest = rest.substr(at + 1);
+    }
+    if (auto colon = rest.find(':'); colon != std::string_view::npos) {
+        out.fingerprint = rest.substr(colon + 1);
+        rest = rest.substr(0, colon);
+        if (out.fingerprint.size() < 8 || out.fingerprint.size() > 40 || !is_hex(out.fingerprint))
+            invalid("ppas", spec, "fingerprint must be 8 to 40 hex digits");
+    }
+    auto slash = rest.find('/');
+    if (slash == std::string_view::npos) invalid("ppas", spec, "must be lpuser/ppaname");
+    out.lpuser = rest.substr(0, slash);
+    out.name = rest.substr(slash + 1);
+    if (!is_valid_package_name(out.lpuser))
+        invalid("ppas", spec, "Launchpad user must match ^[a-z0-9][a-z0-9.+-]+$");
+    if (!is_valid_package_name(out.name))
+        invalid("ppas", spec, "PPA name must match ^[a-z0-9][a-z0-9.+-]+$");
+    return out;
+}
+
+void validate(const TestRequest& r, const ValidationOptions& opts) {
+    if (!is_valid_package_name(r.package))
+        invalid("package", r.package, "must match ^[a-z0-9][a-z0-9.+-]+$ (at most 120 characters)");
+
+    bool reference = false;
+    for (const auto& t : r.triggers) {
+        if (t == migration_reference_trigger) {
+            reference = true;
+            continue;
+        }
+        parse_trigger(t);
+    }
+    if (reference) {
+        if (r.triggers.size() != 1)
+            invalid("triggers", std::string(migration_reference_trigger),
+                    "migration-reference/0 must be the only trigger");
+        if (!r.ppas.empty())
+            invalid("triggers", std::string(migration_reference_trigger),
+                    "migration-reference/0 cannot be combined with ppas");
+        if (r.all_proposed)
+            invalid("triggers", std::string(migration_reference_trigger),
+                    "migration-reference/0 cannot be combined with all-proposed");
+    }
+
+    bool private_ppa = false;
+    for (const auto& p : r.ppas) private_ppa = parse_ppa(p).is_private() || private_ppa;
+    if (private_ppa && !r.swiftuser)
+        invalid("swiftuser", "", "private runs (PPA with credentials) need swiftuser");
+
+    for (const auto& e : r.env) {
+        auto eq = e.find('=');
+        if (eq == std::string::npos) invalid("env", e, "must be NAME=value");
+        if (!is_identifier(std::string_view(e).substr(0, eq)))
+            invalid("env", e, "NAME must match ^[A-Za-z_][A-Za-z0-9_]*$");
+        for (char c : e)
+            if (is_control(static_cast<unsigned char>(c)))
+                invalid("env", e, "value contains control characters");
+        if (e.size() > max_field_len) invalid("env", e, "entry is too long");
+    }
+
+    if (r.test_git && r.build_git)
+        invalid("build-git", *r.build_git, "test-git and build-git cannot be combined");
+    if (r.test_git) {
+        std::string_view v = *r.test_git;
+        auto sp = v.find(' ');
+        check_url("test-git", v.substr(0, sp), opts);
+        if (sp != std::string_view::npos && !is_git_ref(v.substr(sp + 1)))
+            invalid("test-git", v, "branch must be a git ref name (letters, digits, ._/+-)");
+    }
+    if (r.build_git) {
+        std::string_view v = *r.build_git;
+        auto hash = v.rfind('#');
+        check_url("build-git", v.substr(0, hash), opts);
+        if (hash != std::string_view::npos && !is_git_ref(v.substr(hash + 1)))
+            invalid("build-git", v, "ref after # must be a git ref name (letters, digits, ._/+-)");
+    }
+    if (r.test_bzr)
+        invalid("test-bzr", *r.test_bzr, "bzr checkouts are not supported; use test-git");
+
+    if (r.testname) {
+        const auto& t = *r.testname;
+        if (t.empty() || t.size() > 200 || !is_alnum(t[0]) ||
+            !all_of(t, [](char c) { return is_alnum(c) || std::strchr("._+-", c) != nullptr; }))
+            invalid("testname", t, "must match ^[A-Za-z0-9][A-Za-z0-9._+-]*$");
+    }
+
+    if (r.submit_time) {
+        // %Y-%m-%d %H:%M:%S, optionally followed by %z (+HHMM / -HHMM).
+        const auto& s = *r.submit_time;
+        static const char shape[] = "dddd-dd-dd dd:dd:dd";
+        bool ok = s.size() == 19 || (s.size() == 24 && (s[19] == '+' || s[19] == '-'));
+        for (std::size_t i = 0; ok && i < s.size(); ++i) {
+            char want = i < 19 ? shape[i] : (i == 19 ? s[i] : 'd');
+            ok = want == 'd' ? (s[i] >= '0' && s[i] <= '9') : s[i] == want;
+        }
+        auto num = [&](std::size_t pos, std::size_t len) { return std::stoi(s.substr(pos, len)); };
+        if (ok)
+            ok = num(5, 2) >= 1 && num(5, 2) <= 12 && num(8, 2) >= 1 && num(8, 2) <= 31 &&
+                 num(11, 2) <= 23 && num(14, 2) <= 59 && num(17, 2) <= 60;
+        if (!ok) invalid("submit-time", s, "must be \"%Y-%m-%d %H:%M:%S\" with an optional %z suffix");
+    }
+
+    if (r.requester && !is_account_name(*r.requester))
+        invalid("requester", *r.requester, "must be an account name (letters, digits, ._+@:-)");
+    if (r.swiftuser && !is_account_name(*r.swiftuser))
+        invalid("swiftuser", *r.swiftuser, "must be an account name (letters, digits, ._+@:-)");
+    for (const auto& u : r.readable_by)
+        if (!is_account_name(u))
+            invalid("readable-by", u, "must be an account name (letters, digits, ._+@:-)");
+    if (r.uuid) {
+        const auto& u = *r.uuid;
+        if (u.empty() || u.size() > 64 || !all_of(u, [](char c) { return is_alnum(c) || c == '-'; }))
+            invalid("uuid", u, "must be letters, digits and - (at most 64)");
+    }
+}
+
+namespace {
+
+std::vector<std::string> string_list(const char* key, const json& v) {
+    if (!v.is_array()) invalid(key, v.dump(), "must be a list of strings");
+    std::vector<std::string> out;
+    out.reserve(v.size());
+    for (const auto& item : v) {
+        if (!item.is_string()) invalid(key, item.dump(), "must be a list of strings");
+        out.push_back(item.get<std::string>());
+    }
+    return out;
+}
+
+std::string string_value(const char* key, const json& v) {
+    if (!v.is_string()) invalid(key, v.dump(), "must be a string");
+    return v.get<std::string>();
+}
+
+bool flag_value(const char* key, const json& v) {
+    if (v.is_boolean()) return v.get<bool>();
+    if (v.is_number_integer() && (v == 0 || v == 1)) return v == 1;
+    if (v.is_string()) {
+        const auto& s = v.get_ref<const std::string&>();
+        if (s == "1" || s == "true") return true;
+        if (s.empty() || s == "0" || s == "false") return false;
+    }
+    invalid(key, v.dump(), "must be \"1\", 1 or true (or false to disable)");
+}
+
+// Check before JSON is touched: a message must be UTF-8 and of bounded size.
+void check_body(std::string_view body, const ValidationOptions& opts) {
+    if (body.size() > opts.max_body_bytes)
+        invalid("body", body.substr(0, 64),
+                "message is " + std::to_string(body.size()) + " bytes, more than the limit of " +
+                    std::to_string(opts.max_body_bytes));
+    if (!is_valid_utf8(body)) throw ParseError("request body is not valid UTF-8: " + quote_for_message(body));
+}
+
+}  // namespace
+
+TestRequest parse_request(std::string_view body, const ValidationOptions& opts) {
+    check_body(body, opts);
+    TestRequest r;
+    auto sep = body.find_first_of("\n ");
+    r.package = std::string(body.substr(0, sep));
+    if (!is_valid_package_name(r.package))
+        invalid("package", r.package, "must match ^[a-z0-9][a-z0-9.+-]+$ (at most 120 characters)");
+    if (sep != std::string_view::npos) {
+        auto text = body.substr(sep + 1);
+        json params;
+        try {
+            params = json::parse(text.begin(), text.end());
+        } catch (const json::exception& e) {
+            throw ParseError("request parameters of " + quote_for_message(r.package) +
+                             " are not valid JSON: " + e.what());
+        }
+        if (!params.is_object())
+            throw ParseError("request parameters must be a JSON object, got " +
+                             quote_for_message(params.dump()));
+        for (const auto& [key, v] : params.items()) {
+            const char* k = key.c_str();
+            if (key == "triggers")
+                r.triggers = string_list(k, v);
+            else if (key == "ppas")
+                r.ppas = string_list(k, v);
+            else if (key == "env")
+                r.env = string_list(k, v);
+            else if (key == "test-git")
+                r.test_git = string_value(k, v);
+            else if (key == "build-git")
+                r.build_git = string_value(k, v);
+            else if (key == "test-bzr")
+                r.test_bzr = string_value(k, v);
+            else if (key == "all-proposed")
+                r.all_proposed = flag_value(k, v);
+            else if (key == "testname")
+                r.testname = string_value(k, v);
+            else if (key == "submit-time")
+                r.submit_time = string_value(k, v);
+            else if (key == "requester")
+                r.requester = string_value(k, v);
+            else if (key == "uuid")
+                r.uuid = string_value(k, v);
+            else if (key == "swiftuser")
+                r.swiftuser = string_value(k, v);
+            else if (key == "readable-by")
+                r.readable_by = v.is_string() ? std::vector<std::string>{v.get<std::string>()}
+                                              : string_list(k, v);
+            else
+                invalid("parameter", key, "unknown request parameter");
+        }
+    }
+    validate(r, opts);
+    return r;
+}
+
+namespace {
+
+struct ObjectWriter {
+    std::string& out;
+    bool first = true;
+    void key(std::string_view k) {
+        out += first ? "" : ", ";
+        first = false;
+        detail::append_json_string(out, k);
+        out += ": ";
+    }
+    void str(std::string_view k, const std::optional<std::string>& v) {
+        if (!v) return;
+        key(k);
+        detail::append_json_string(out, *v);
+    }
+    void list(std::string_view k, const std::vector<std::string>& v) {
+        if (v.empty()) return;
+        key(k);
+        out += '[';
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            if (i) out += ", ";
+            detail::append_json_string(out, v[i]);
+        }
+        out += ']';
+    }
+};
+
+}  // namespace
+
+std::string TestRequest::to_message() const {
+    std::string out = package;
+    std::string params;
+    ObjectWriter w{params};
+    // Keys in sorted (byte) order, as json.dumps(sort_keys=True) writes them.
+    if (all_proposed) w.str("all-proposed", std::string("1"));
+    w.str("build-git", build_git);
+    w.list("env", env);
+    w.list("ppas", ppas);
+    w.list("readable-by", readable_by);
+    w.str("requester", requester);
+    w.str("submit-time", submit_time);
+    w.str("swiftuser", swiftuser);
+    w.str("test-bzr", test_bzr);
+    w.str("test-git", test_git);
+    w.str("testname", testname);
+    w.list("triggers", triggers);
+    w.str("uuid", uuid);
+    if (!params.empty()) {
+        out += "\n{";
+        out += params;
+        out += '}';
+    }
+    return out;
+}
+
+bool TestRequest::is_private() const {
+    return std::any_of(ppas.begin(), ppas.end(), [](const std::string& p) {
+        auto at = p.find('@');
+        return at != std::string::npos && p.find(':') < at;
+    });
+}
+
+bool TestRequest::is_reference() const {
+    return triggers.size() == 1 && triggers[0] == migration_reference_trigger;
+}
+
+bool TestRequest::operator==(const TestRequest& o) const {
+    return package == o.package && triggers == o.triggers && ppas == o.ppas && env == o.env &&
+           test_git == o.test_git && build_git == o.build_git && test_bzr == o.test_bzr &&
+           all_proposed == o.all_proposed && testname == o.testname &&
+           submit_time == o.submit_time && requester == o.requester && uuid == o.uuid &&
+           readable_by == o.readable_by && swiftuser == o.swiftuser;
+}
+
+}  // namespace apcloud
