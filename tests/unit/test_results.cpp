@@ -1,0 +1,250 @@
+// Unit tests of result files: packing an output directory and parsing result.tar.
+#include <autopkgtest_cloud/error.hpp>
+#include <autopkgtest_cloud/exit_codes.hpp>
+#include <autopkgtest_cloud/result.hpp>
+#include <doctest/doctest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+using namespace apcloud;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "apcloud-test-XXXXXX").string();
+        REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() { fs::remove_all(path); }
+    void write(const std::string& name, const std::string& content) const {
+        fs::create_directories((path / name).parent_path());
+        std::ofstream(path / name, std::ios::binary) << content;
+    }
+};
+
+std::map<std::string, std::string> members(std::string_view archive) {
+    std::map<std::string, std::string> out;
+    for (auto& [k, v] : read_archive(archive)) out[k] = v;
+    return out;
+}
+
+std::vector<std::string> member_names(std::string_view archive) {
+    std::vector<std::string> out;
+    for (auto& kv : read_archive(archive)) out.push_back(kv.first);
+    return out;
+}
+
+std::string gunzip(const std::string& data) {
+    z_stream z{};
+    REQUIRE(inflateInit2(&z, 15 + 16) == Z_OK);
+    std::string out(1 << 20, '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    z.avail_in = static_cast<uInt>(data.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    REQUIRE(inflate(&z, Z_FINISH) == Z_STREAM_END);
+    out.resize(z.total_out);
+    inflateEnd(&z);
+    return out;
+}
+
+const char* testinfo = R"({"virt_server": "autopkgtest-virt-null", "custom_environment": ["FOO=1", "ADT_TEST_TRIGGERS=glib2.0/2.20-1 gtk+3.0/3.24-1"]})";
+
+// A directory shaped like autopkgtest's --output-dir.
+void fill_output(const TempDir& d) {
+    d.write("log", "autopkgtest [10:00:00]: starting\nall done\n");
+    d.write("testpkg-version", "gedit 44.2-1\n");
+    d.write("testbed-packages", "coreutils\t9.1-1\n");
+    d.write("testinfo.json", testinfo);
+    d.write("summary", "smoke                PASS\n");
+    d.write("smoke-stdout", "hello\n");
+    d.write("smoke-packages", "gedit\t44.2-1\n");
+    d.write("artifacts/deep/dir/file.txt", "artifact\n");
+    d.write("binaries/gedit.deb", "not for the store");
+}
+
+}  // namespace
+
+TEST_CASE("pack: result.tar members, order and formats") {
+    TempDir d;
+    fill_output(d);
+    PackOptions o;
+    o.exitcode = 4;
+    o.duration = 42;
+    o.requester = "alice";
+    o.package = "gedit";
+    auto f = pack_results(d.path.string(), o);
+    CHECK(member_names(f.result_tar) == std::vector<std::string>{"exitcode", "duration", "testpkg-version",
+                                                                 "testbed-packages", "testinfo.json", "requester",
+                                                                 "summary"});
+    auto m = members(f.result_tar);
+    CHECK(m["exitcode"] == "4\n");
+    CHECK(m["duration"] == "42\n");
+    CHECK(m["requester"] == "alice\n");
+    CHECK(m["testpkg-version"] == "gedit 44.2-1\n");
+    CHECK(m["testinfo.json"] == testinfo);
+    CHECK(f.result_tar.size() % 10240 == 0);  // tar's default record size, like GNU tar
+    CHECK(gunzip(f.log_gz) == "autopkgtest [10:00:00]: starting\nall done\n");
+    CHECK(static_cast<unsigned char>(f.log_gz[0]) == 0x1f);
+    CHECK(static_cast<unsigned char>(f.log_gz[1]) == 0x8b);
+    CHECK(member_names(f.artifacts_tar_gz) ==
+          std::vector<std::string>{"artifacts/deep/dir/file.txt", "smoke-packages", "smoke-stdout"});
+}
+
+TEST_CASE("pack is deterministic for the same input") {
+    TempDir d;
+    fill_output(d);
+    PackOptions o;
+    o.exitcode = 0;
+    auto a = pack_results(d.path.string(), o);
+    auto b = pack_results(d.path.string(), o);
+    CHECK(a.result_tar == b.result_tar);
+    CHECK(a.log_gz == b.log_gz);
+    CHECK(a.artifacts_tar_gz == b.artifacts_tar_gz);
+}
+
+TEST_CASE("testpkg-version 'PACKAGE unknown' only for failures without a version") {
+    TempDir d;
+    d.write("log", "boom\n");
+    PackOptions o;
+    o.package = "gedit";
+    for (int code : {4, 12, 16, 20}) {
+        o.exitcode = code;
+        auto r = parse_result_tar(pack_results(d.path.string(), o).result_tar);
+        CHECK(members(pack_results(d.path.string(), o).result_tar)["testpkg-version"] == "gedit unknown");
+        CHECK(r.version == "unknown");
+    }
+    for (int code : {0, 2, 8}) {
+        o.exitcode = code;
+        CHECK_FALSE(parse_result_tar(pack_results(d.path.string(), o).result_tar).version);
+    }
+    o.exitcode = 4;
+    o.package.reset();
+    CHECK_FALSE(parse_result_tar(pack_results(d.path.string(), o).result_tar).version);
+}
+
+TEST_CASE("an empty output directory still yields all three files") {
+    TempDir d;
+    PackOptions o;
+    o.exitcode = 20;
+    auto f = pack_results(d.path.string(), o);
+    CHECK(members(f.result_tar).size() == 2);
+    CHECK(gunzip(f.log_gz).empty());
+    CHECK(read_archive(f.artifacts_tar_gz).empty());
+    CHECK_THROWS_AS(pack_results((d.path / "missing").string(), o), NotFound);
+}
+
+TEST_CASE("symlinks in the output directory are not followed") {
+    TempDir d;
+    d.write("log", "x\n");
+    fs::create_symlink("/etc/passwd", d.path / "passwd-link");
+    fs::create_directories(d.path / "artifacts");
+    fs::create_directory_symlink("/etc", d.path / "artifacts" / "etc");
+    auto f = pack_results(d.path.string(), PackOptions{});
+    CHECK(read_archive(f.artifacts_tar_gz).empty());
+}
+
+TEST_CASE("pack_results_to streams into files equal to the in-memory result") {
+    TempDir d, dest;
+    fill_output(d);
+    PackOptions o;
+    o.exitcode = 2;
+    o.mtime = 1700000000;
+    pack_results_to(d.path.string(), o, dest.path.string());
+    auto mem = pack_results(d.path.string(), o);
+    auto slurp = [&](const char* n) {
+        std::ifstream in(dest.path / n, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    CHECK(slurp("result.tar") == mem.result_tar);
+    CHECK(slurp("log.gz") == mem.log_gz);
+    CHECK(slurp("artifacts.tar.gz") == mem.artifacts_tar_gz);
+}
+
+TEST_CASE("parse_result_tar reads what pack wrote") {
+    TempDir d;
+    fill_output(d);
+    PackOptions o;
+    o.exitcode = 2;
+    o.duration = 3600;
+    o.requester = "bob";
+    auto r = parse_result_tar(pack_results(d.path.string(), o).result_tar);
+    CHECK(r.exitcode == 2);
+    CHECK(r.duration == 3600u);
+    CHECK(r.package == "gedit");
+    CHECK(r.version == "44.2-1");
+    CHECK(r.requester == "bob");
+    REQUIRE(r.triggers);
+    CHECK(*r.triggers == std::vector<std::string>{"glib2.0/2.20-1", "gtk+3.0/3.24-1"});
+    CHECK(r.custom_environment.size() == 2);
+    CHECK(r.summary == "smoke                PASS\n");
+    CHECK(r.testbed_packages == "coreutils\t9.1-1\n");
+    CHECK(outcome(r.exitcode) == Outcome::pass);
+}
+
+TEST_CASE("a result without ADT_TEST_TRIGGERS has no triggers (not an empty list)") {
+    TempDir d;
+    d.write("testinfo.json", R"({"custom_environment": ["FOO=1"]})");
+    auto r = parse_result_tar(pack_results(d.path.string(), PackOptions{}).result_tar);
+    CHECK_FALSE(r.triggers);
+    d.write("testinfo.json", R"({"custom_environment": ["ADT_TEST_TRIGGERS="]})");
+    auto e = parse_result_tar(pack_results(d.path.string(), PackOptions{}).result_tar);
+    REQUIRE(e.triggers);
+    CHECK(e.triggers->empty());
+}
+
+TEST_CASE("corrupt, truncated and oversized archives are refused") {
+    TempDir d;
+    fill_output(d);
+    auto tar = pack_results(d.path.string(), PackOptions{}).result_tar;
+    CHECK_THROWS_AS(parse_result_tar(""), ArchiveError);
+    CHECK_THROWS_AS(parse_result_tar("this is not a tar archive at all"), ArchiveError);
+    CHECK_THROWS_AS(parse_result_tar(tar.substr(0, 700)), ArchiveError);  // cut inside a member
+    std::string flipped = tar;
+    flipped[148] ^= 0x55;  // header checksum field
+    CHECK_THROWS_AS(parse_result_tar(flipped), ArchiveError);
+    ArchiveLimits small;
+    small.max_archive_bytes = 1024;
+    CHECK_THROWS_AS(parse_result_tar(tar, small), ArchiveError);
+    ArchiveLimits tiny_member;
+    tiny_member.max_member_bytes = 8;
+    try {
+        parse_result_tar(tar, tiny_member);
+        FAIL("oversized member accepted");
+    } catch (const ArchiveError& e) {
+        CHECK(std::string(e.what()).find("testpkg-version") != std::string::npos);
+    }
+    ArchiveLimits few;
+    few.max_members = 3;
+    CHECK_THROWS_AS(parse_result_tar(tar, few), ArchiveError);
+}
+
+TEST_CASE("malformed members are ParseErrors naming the member") {
+    TempDir d;
+    d.write("testinfo.json", "{not json");
+    CHECK_THROWS_AS(parse_result_tar(pack_results(d.path.string(), PackOptions{}).result_tar), ParseError);
+    TempDir v;
+    v.write("testpkg-version", "noversion\n");
+    try {
+        parse_result_tar(pack_results(v.path.string(), PackOptions{}).result_tar);
+        FAIL("accepted");
+    } catch (const ParseError& e) {
+        CHECK(std::string(e.what()).find("testpkg-version") != std::string::npos);
+    }
+}
+
+TEST_CASE("a result.tar without exitcode is refused") {
+    TempDir d;
+    fill_output(d);
+    // An artifacts archive is a valid tar without exitcode.
+    auto f = pack_results(d.path.string(), PackOptions{});
+    CHECK_THROWS_WITH_AS(parse_result_tar(f.artifacts_tar_gz), "result.tar has no exitcode member", ParseError);
+}
