@@ -1,19 +1,16 @@
 // Test request codec and validation: every rule of SPEC.md section 1 lives here.
 #include "autopkgtest_cloud/request.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstring>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "core/json_reader.hpp"
 #include "core/json_text.hpp"
 
 namespace apcloud {
 
 namespace {
-
-using json = nlohmann::json;
 
 constexpr std::size_t max_name_len = 120;     // test.package is CHAR[120]
 constexpr std::size_t max_version_len = 200;  // result.version is VARCHAR[200]
@@ -136,15 +133,22 @@ bool is_valid_version(std::string_view v) noexcept {
            all_of(v, [](char c) { return is_alnum(c) || std::strchr(".+:~-", c) != nullptr; });
 }
 
-Trigger parse_trigger(std::string_view t) {
+namespace {
+// Checks `src/version` without allocating; returns the position of the '/'.
+std::size_t check_trigger(std::string_view t) {
     auto slash = t.find('/');
     if (slash == std::string_view::npos) invalid("triggers", t, "must be source/version");
-    Trigger out{std::string(t.substr(0, slash)), std::string(t.substr(slash + 1))};
-    if (!is_valid_package_name(out.source))
+    if (!is_valid_package_name(t.substr(0, slash)))
         invalid("triggers", t, "source name must match ^[a-z0-9][a-z0-9.+-]+$");
-    if (!is_valid_version(out.version))
+    if (!is_valid_version(t.substr(slash + 1)))
         invalid("triggers", t, "version must match ^[A-Za-z0-9.+:~-]+$");
-    return out;
+    return slash;
+}
+}  // namespace
+
+Trigger parse_trigger(std::string_view t) {
+    auto slash = check_trigger(t);
+    return Trigger{std::string(t.substr(0, slash)), std::string(t.substr(slash + 1))};
 }
 
 PpaSpec parse_ppa(std::string_view spec) {
@@ -191,7 +195,7 @@ void validate(const TestRequest& r, const ValidationOptions& opts) {
             reference = true;
             continue;
         }
-        parse_trigger(t);
+        check_trigger(t);
     }
     if (reference) {
         if (r.triggers.size() != 1)
@@ -256,7 +260,7 @@ void validate(const TestRequest& r, const ValidationOptions& opts) {
             char want = i < 19 ? shape[i] : (i == 19 ? s[i] : 'd');
             ok = want == 'd' ? (s[i] >= '0' && s[i] <= '9') : s[i] == want;
         }
-        auto num = [&](std::size_t pos, std::size_t len) { return std::stoi(s.substr(pos, len)); };
+        auto num = [&](std::size_t pos, std::size_t) { return (s[pos] - '0') * 10 + (s[pos + 1] - '0'); };
         if (ok)
             ok = num(5, 2) >= 1 && num(5, 2) <= 12 && num(8, 2) >= 1 && num(8, 2) <= 31 &&
                  num(11, 2) <= 23 && num(14, 2) <= 59 && num(17, 2) <= 60;
@@ -279,31 +283,41 @@ void validate(const TestRequest& r, const ValidationOptions& opts) {
 
 namespace {
 
-std::vector<std::string> string_list(const char* key, const json& v) {
-    if (!v.is_array()) invalid(key, v.dump(), "must be a list of strings");
-    std::vector<std::string> out;
-    out.reserve(v.size());
-    for (const auto& item : v) {
-        if (!item.is_string()) invalid(key, item.dump(), "must be a list of strings");
-        out.push_back(item.get<std::string>());
+// Reads the value at the cursor as a list of strings, or refuses it naming
+// the key and the raw JSON text.
+void read_string_list(detail::JsonReader& in, const char* key, std::vector<std::string>& out) {
+    if (in.peek() != detail::JsonType::array) invalid(key, in.skip_value(), "must be a list of strings");
+    out.clear();
+    in.begin_array();
+    while (in.next_item()) {
+        if (in.peek() != detail::JsonType::string) invalid(key, in.skip_value(), "must be a list of strings");
+        in.read_string(out.emplace_back());
     }
-    return out;
 }
 
-std::string string_value(const char* key, const json& v) {
-    if (!v.is_string()) invalid(key, v.dump(), "must be a string");
-    return v.get<std::string>();
+void read_string_value(detail::JsonReader& in, const char* key, std::optional<std::string>& out) {
+    if (in.peek() != detail::JsonType::string) invalid(key, in.skip_value(), "must be a string");
+    in.read_string(out.emplace());
 }
 
-bool flag_value(const char* key, const json& v) {
-    if (v.is_boolean()) return v.get<bool>();
-    if (v.is_number_integer() && (v == 0 || v == 1)) return v == 1;
-    if (v.is_string()) {
-        const auto& s = v.get_ref<const std::string&>();
+bool read_flag(detail::JsonReader& in, const char* key) {
+    std::string s;
+    switch (in.peek()) {
+    case detail::JsonType::boolean: return in.read_bool();
+    case detail::JsonType::number: {
+        auto n = in.read_number();
+        if (n == "1") return true;
+        if (n == "0") return false;
+        invalid(key, n, "must be \"1\", 1 or true (or false to disable)");
+    }
+    case detail::JsonType::string:
+        in.read_string(s);
         if (s == "1" || s == "true") return true;
         if (s.empty() || s == "0" || s == "false") return false;
+        invalid(key, "\"" + s + "\"", "must be \"1\", 1 or true (or false to disable)");
+    default:
+        invalid(key, in.skip_value(), "must be \"1\", 1 or true (or false to disable)");
     }
-    invalid(key, v.dump(), "must be \"1\", 1 or true (or false to disable)");
 }
 
 // Check before JSON is touched: a message must be UTF-8 and of bounded size.
@@ -325,49 +339,46 @@ TestRequest parse_request(std::string_view body, const ValidationOptions& opts) 
     if (!is_valid_package_name(r.package))
         invalid("package", r.package, "must match ^[a-z0-9][a-z0-9.+-]+$ (at most 120 characters)");
     if (sep != std::string_view::npos) {
-        auto text = body.substr(sep + 1);
-        json params;
-        try {
-            params = json::parse(text.begin(), text.end());
-        } catch (const json::exception& e) {
-            throw ParseError("request parameters of " + quote_for_message(r.package) +
-                             " are not valid JSON: " + e.what());
-        }
-        if (!params.is_object())
-            throw ParseError("request parameters must be a JSON object, got " +
-                             quote_for_message(params.dump()));
-        for (const auto& [key, v] : params.items()) {
+        detail::JsonReader in(body.substr(sep + 1));
+        if (in.peek() != detail::JsonType::object)
+            throw ParseError("request parameters must be a JSON object, got " + quote_for_message(in.skip_value()));
+        in.begin_object();
+        std::string key;
+        while (in.next_key(key)) {
             const char* k = key.c_str();
             if (key == "triggers")
-                r.triggers = string_list(k, v);
+                read_string_list(in, k, r.triggers);
             else if (key == "ppas")
-                r.ppas = string_list(k, v);
+                read_string_list(in, k, r.ppas);
             else if (key == "env")
-                r.env = string_list(k, v);
+                read_string_list(in, k, r.env);
             else if (key == "test-git")
-                r.test_git = string_value(k, v);
+                read_string_value(in, k, r.test_git);
             else if (key == "build-git")
-                r.build_git = string_value(k, v);
+                read_string_value(in, k, r.build_git);
             else if (key == "test-bzr")
-                r.test_bzr = string_value(k, v);
+                read_string_value(in, k, r.test_bzr);
             else if (key == "all-proposed")
-                r.all_proposed = flag_value(k, v);
+                r.all_proposed = read_flag(in, k);
             else if (key == "testname")
-                r.testname = string_value(k, v);
+                read_string_value(in, k, r.testname);
             else if (key == "submit-time")
-                r.submit_time = string_value(k, v);
+                read_string_value(in, k, r.submit_time);
             else if (key == "requester")
-                r.requester = string_value(k, v);
+                read_string_value(in, k, r.requester);
             else if (key == "uuid")
-                r.uuid = string_value(k, v);
+                read_string_value(in, k, r.uuid);
             else if (key == "swiftuser")
-                r.swiftuser = string_value(k, v);
-            else if (key == "readable-by")
-                r.readable_by = v.is_string() ? std::vector<std::string>{v.get<std::string>()}
-                                              : string_list(k, v);
-            else
+                read_string_value(in, k, r.swiftuser);
+            else if (key == "readable-by") {
+                if (in.peek() == detail::JsonType::string)
+                    in.read_string(r.readable_by.emplace_back());
+                else
+                    read_string_list(in, k, r.readable_by);
+            } else
                 invalid("parameter", key, "unknown request parameter");
         }
+        in.finish();
     }
     validate(r, opts);
     return r;

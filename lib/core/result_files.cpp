@@ -4,7 +4,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -17,6 +16,8 @@
 #include <memory>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/request.hpp"
+#include "core/json_reader.hpp"
 
 namespace fs = std::filesystem;
 
@@ -258,15 +259,17 @@ std::string gzip_compress(std::string_view data) {
     return out;
 }
 
-std::vector<std::pair<std::string, std::string>> read_archive(std::string_view data,
-                                                              const ArchiveLimits& limits) {
+namespace {
+
+std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data, const ArchiveLimits& limits,
+                                                          bool allow_gzip) {
     if (data.size() > limits.max_archive_bytes)
         throw ArchiveError("archive is " + std::to_string(data.size()) + " bytes, more than the limit of " +
                            std::to_string(limits.max_archive_bytes));
     std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
     if (!a) throw Error("cannot allocate an archive reader");
     archive_read_support_format_tar(a.get());
-    archive_read_support_filter_gzip(a.get());
+    if (allow_gzip) archive_read_support_filter_gzip(a.get());
     if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK)
         throw ArchiveError(std::string("not a tar archive: ") + archive_error_string(a.get()));
     std::vector<std::pair<std::string, std::string>> out;
@@ -305,6 +308,13 @@ std::vector<std::pair<std::string, std::string>> read_archive(std::string_view d
     return out;
 }
 
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> read_archive(std::string_view data,
+                                                              const ArchiveLimits& limits) {
+    return read_tar(data, limits, true);
+}
+
 namespace {
 
 std::string_view strip_newline(std::string_view s) {
@@ -328,12 +338,55 @@ bool parse_number(std::string_view s, T& out) {
     return true;
 }
 
+// Takes custom_environment (and the triggers in it) from testinfo.json.
+void read_custom_environment(std::string_view testinfo, Result& r) {
+    if (!is_valid_utf8(testinfo)) throw ParseError("result.tar: testinfo.json is not valid UTF-8");
+    try {
+        detail::JsonReader in(testinfo);
+        if (in.peek() != detail::JsonType::object) throw ParseError("not a JSON object");
+        in.begin_object();
+        std::string key;
+        while (in.next_key(key)) {
+            if (key != "custom_environment" || in.peek() != detail::JsonType::array) {
+                in.skip_value();
+                continue;
+            }
+            in.begin_array();
+            while (in.next_item()) {
+                if (in.peek() != detail::JsonType::string) {
+                    in.skip_value();
+                    continue;
+                }
+                auto& s = r.custom_environment.emplace_back();
+                in.read_string(s);
+                static constexpr std::string_view trigger_key = "ADT_TEST_TRIGGERS=";
+                if (s.compare(0, trigger_key.size(), trigger_key) != 0) continue;
+                std::vector<std::string> triggers;
+                std::string_view rest = std::string_view(s).substr(trigger_key.size());
+                while (!rest.empty()) {
+                    auto start = rest.find_first_not_of(" \t");
+                    if (start == std::string_view::npos) break;
+                    rest.remove_prefix(start);
+                    auto end = rest.find_first_of(" \t");
+                    triggers.emplace_back(rest.substr(0, end));
+                    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+                }
+                r.triggers = std::move(triggers);
+            }
+        }
+        in.finish();
+    } catch (const ParseError& e) {
+        throw ParseError(std::string("result.tar: testinfo.json is not valid JSON: ") + e.what());
+    }
+}
+
 }  // namespace
 
 Result parse_result_tar(std::string_view data, const ArchiveLimits& limits) {
     Result r;
     bool have_exitcode = false;
-    for (auto& [name, content] : read_archive(data, limits)) {
+    // result.tar is an uncompressed tar (SPEC.md section 3).
+    for (auto& [name, content] : read_tar(data, limits, false)) {
         if (name == "exitcode") {
             if (!parse_number(content, r.exitcode))
                 throw ParseError("result.tar: exitcode is not a number: " + quote_for_message(content));
@@ -352,34 +405,7 @@ Result parse_result_tar(std::string_view data, const ArchiveLimits& limits) {
             r.package = std::string(line.substr(0, sp));
             r.version = std::string(line.substr(sp + 1));
         } else if (name == "testinfo.json") {
-            nlohmann::json info;
-            try {
-                info = nlohmann::json::parse(content);
-            } catch (const nlohmann::json::exception& e) {
-                throw ParseError(std::string("result.tar: testinfo.json is not valid JSON: ") + e.what());
-            }
-            if (!info.is_object()) throw ParseError("result.tar: testinfo.json is not a JSON object");
-            if (auto it = info.find("custom_environment"); it != info.end() && it->is_array()) {
-                for (const auto& item : *it) {
-                    if (!item.is_string()) continue;
-                    const auto& s = item.get_ref<const std::string&>();
-                    r.custom_environment.push_back(s);
-                    static constexpr std::string_view key = "ADT_TEST_TRIGGERS=";
-                    if (s.compare(0, key.size(), key) == 0) {
-                        std::vector<std::string> triggers;
-                        std::string_view rest = std::string_view(s).substr(key.size());
-                        while (!rest.empty()) {
-                            auto start = rest.find_first_not_of(" \t");
-                            if (start == std::string_view::npos) break;
-                            rest.remove_prefix(start);
-                            auto end = rest.find_first_of(" \t");
-                            triggers.emplace_back(rest.substr(0, end));
-                            rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
-                        }
-                        r.triggers = std::move(triggers);
-                    }
-                }
-            }
+            read_custom_environment(content, r);
             r.testinfo_json = std::move(content);
         } else if (name == "requester") {
             r.requester = std::string(strip_newline(content));

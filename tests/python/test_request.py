@@ -124,3 +124,16 @@ def test_docstrings_everywhere():
         obj = getattr(apcloud, name)
         if callable(obj):
             assert obj.__doc__, name
+
+
+def test_json_decoding_matches_python_json():
+    """Escapes, unicode and whitespace decode exactly as Python's json module does."""
+    rng = random.Random(7)
+    alphabet = ["a", "Z", "\u00e9", "\u20ac", "\U0001F600", "\"", "\\", "/", " ", ";", "$", "'"]
+    for _ in range(300):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        env = [f"V{rng.randint(0, 9)}={value}"]
+        body = "pkg\n" + json.dumps({"env": env}, ensure_ascii=rng.random() < 0.5,
+                                    indent=rng.choice([None, 2]))
+        assert apcloud.parse_request(body).env == json.loads(body.split("\n", 1)[1])["env"]
+    assert apcloud.parse_request('pkg {"env": ["A=\\/\\u0041"]}').env == ["A=/A"]

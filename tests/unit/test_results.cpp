@@ -1,4 +1,6 @@
 // Unit tests of result files: packing an output directory and parsing result.tar.
+#include <archive.h>
+#include <archive_entry.h>
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/exit_codes.hpp>
 #include <autopkgtest_cloud/result.hpp>
@@ -242,9 +244,31 @@ TEST_CASE("malformed members are ParseErrors naming the member") {
 }
 
 TEST_CASE("a result.tar without exitcode is refused") {
+    std::string tar;
+    archive* a = archive_write_new();
+    archive_write_set_format_ustar(a);
+    archive_write_open(a, &tar, nullptr,
+                       [](archive*, void* buf, const void* d, size_t n) -> la_ssize_t {
+                           static_cast<std::string*>(buf)->append(static_cast<const char*>(d), n);
+                           return static_cast<la_ssize_t>(n);
+                       },
+                       nullptr);
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, "duration");
+    archive_entry_set_size(e, 3);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_write_header(a, e);
+    archive_write_data(a, "12\n", 3);
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+    CHECK_THROWS_WITH_AS(parse_result_tar(tar), "result.tar has no exitcode member", ParseError);
+}
+
+TEST_CASE("result.tar is plain tar: a gzip-compressed archive is refused") {
     TempDir d;
     fill_output(d);
-    // An artifacts archive is a valid tar without exitcode.
     auto f = pack_results(d.path.string(), PackOptions{});
-    CHECK_THROWS_WITH_AS(parse_result_tar(f.artifacts_tar_gz), "result.tar has no exitcode member", ParseError);
+    CHECK_THROWS_AS(parse_result_tar(f.artifacts_tar_gz), ArchiveError);
 }
