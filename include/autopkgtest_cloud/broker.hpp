@@ -1,0 +1,85 @@
+/// @file broker.hpp
+/// The broker interface (AMQP semantics, SPEC.md section 2) and the factory
+/// that opens a backend from its URL.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace apcloud {
+
+/// The fanout exchange of running-test status (transient).
+inline constexpr const char* teststatus_exchange = "teststatus.fanout";
+/// The fanout exchange of completed tests (durable).
+inline constexpr const char* testcomplete_exchange = "testcomplete.fanout";
+
+/// One message handed to a consumer. It stays owned by that consumer until it
+/// is acked, requeued or dead-lettered (or the consumer dies).
+struct Delivery {
+    std::string queue;       ///< the queue it came from
+    std::string body;        ///< the message body
+    std::uint64_t tag = 0;   ///< identifies the delivery to ack/requeue/dead_letter
+    bool redelivered = false;  ///< delivered before and not acked
+    std::uint32_t attempt = 1; ///< 1 on first delivery; counted where the backend can
+    /// For a message read from a dead-letter queue (`<queue>.dead`): the
+    /// reason given to Broker::dead_letter; empty otherwise.
+    std::string reason;
+};
+
+/// A subscription to a fanout exchange: receives events published after it
+/// was made, while it lives.
+class Subscription {
+public:
+    virtual ~Subscription();
+    /// The next event, or nullopt after `timeout` without one.
+    virtual std::optional<std::string> next(std::chrono::milliseconds timeout) = 0;
+};
+
+/// A message broker with durable queues, explicit acknowledgement and fanout
+/// exchanges. One Broker object is used by one thread at a time.
+class Broker {
+public:
+    virtual ~Broker();
+
+    /// Creates a durable queue if it does not exist.
+    virtual void declare_queue(const std::string& queue) = 0;
+    /// Publishes a persistent message; returns once the broker has taken
+    /// responsibility for it (publisher confirm). A missing queue is a
+    /// NotFound error, never a silent loss.
+    virtual void publish(const std::string& queue, const std::string& body) = 0;
+    /// Waits up to `timeout` for a message from any of `queues` (prefetch 1:
+    /// at most one unacknowledged delivery per consumer).
+    virtual std::optional<Delivery> consume(const std::vector<std::string>& queues,
+                                            std::chrono::milliseconds timeout) = 0;
+    /// Acknowledges: the message is gone for good.
+    virtual void ack(const Delivery& delivery) = 0;
+    /// Puts the message back on its queue for another consumer.
+    virtual void requeue(const Delivery& delivery) = 0;
+    /// Removes the message from its queue into the dead-letter queue
+    /// (`<queue>.dead`, holding the body and `reason`).
+    virtual void dead_letter(const Delivery& delivery, const std::string& reason) = 0;
+    /// Keeps a held delivery owned by this consumer during long work (a test
+    /// may run for hours, longer than the broker's ack timeout). Call it
+    /// regularly while working; backends that keep deliveries alive by
+    /// themselves do nothing. Throws BrokerError when ownership was lost.
+    virtual void renew(const Delivery& delivery);
+    /// Messages ready in the queue (not counting unacknowledged ones).
+    virtual std::uint64_t queue_depth(const std::string& queue) = 0;
+    /// Publishes an event to a fanout exchange (teststatus / testcomplete).
+    virtual void publish_event(const std::string& exchange, const std::string& body) = 0;
+    /// Subscribes to a fanout exchange.
+    virtual std::unique_ptr<Subscription> subscribe(const std::string& exchange) = 0;
+};
+
+/// Opens a broker from its URL:
+/// - `sqlite:///path/queue.db` — the embedded broker (one file, many processes);
+/// - `amqp://user:pass@host:port/vhost` (`amqps://` for TLS) — RabbitMQ.
+/// Credentials missing from an amqp URL come from APCLOUD_AMQP_USER /
+/// APCLOUD_AMQP_PASSWORD. Throws ConfigError naming the URL otherwise.
+std::unique_ptr<Broker> open_broker(const std::string& url);
+
+}  // namespace apcloud

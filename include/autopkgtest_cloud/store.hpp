@@ -1,0 +1,138 @@
+/// @file store.hpp
+/// The result store interface (Swift API semantics, SPEC.md section 3) and
+/// the factory that opens a backend from its URL.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace apcloud {
+
+/// Who may read a container.
+struct ContainerAcl {
+    /// True: anyone may read and list (`X-Container-Read: .r:*,.rlistings`).
+    bool public_read = true;
+    /// For a private container: the one user who may read it (`*:<user>`).
+    std::string read_user;
+
+    /// The Swift `X-Container-Read` value of this ACL.
+    std::string swift_read_acl() const;
+    /// A public container.
+    static ContainerAcl public_container() { return {}; }
+    /// A container only `user` (and the owner) may read.
+    static ContainerAcl private_to(std::string user) { return {false, std::move(user)}; }
+};
+
+/// Metadata of one stored object.
+struct ObjectInfo {
+    std::string name;                             ///< object name within its container
+    std::uint64_t bytes = 0;                      ///< size
+    std::string etag;                             ///< md5 of the content, lowercase hex
+    std::string content_type;                     ///< e.g. "application/x-tar"
+    std::optional<std::string> content_encoding;  ///< e.g. "gzip"
+    std::string last_modified;                    ///< ISO 8601 UTC, e.g. "2024-03-21T13:04:12.000000"
+};
+
+/// An object with its content.
+struct Object {
+    ObjectInfo info;
+    std::string data;
+};
+
+/// How to store an object.
+struct PutOptions {
+    std::string content_type = "application/octet-stream";
+    std::optional<std::string> content_encoding;
+};
+
+/// One line of a container listing: an object, or (with a delimiter) a
+/// "subdir" that rolls up every name sharing a prefix up to the delimiter.
+struct ListEntry {
+    std::string name;   ///< object name, or subdir name ending with the delimiter
+    bool subdir = false;
+    std::uint64_t bytes = 0;  ///< objects only
+    std::string etag;         ///< objects only
+    std::string content_type; ///< objects only
+    std::string last_modified; ///< objects only
+};
+
+/// Swift's container listing parameters, with exactly Swift's semantics.
+struct ListOptions {
+    std::string prefix;                ///< only names starting with this
+    std::optional<char> delimiter;     ///< roll names up to the first delimiter after the prefix
+    std::string marker;                ///< only names strictly greater (exclusive)
+    std::string end_marker;            ///< only names strictly smaller (exclusive); empty: no bound
+    std::size_t limit = max_list_limit;  ///< at most this many entries (1..10000)
+
+    /// Swift's default and maximum page size.
+    static constexpr std::size_t max_list_limit = 10000;
+};
+
+/// A result store: containers of objects, listed like Swift. Implementations
+/// are safe to use from several threads at once.
+class Store {
+public:
+    virtual ~Store();
+
+    /// Creates the container if needed and sets its read ACL.
+    virtual void ensure_container(const std::string& container, const ContainerAcl& acl) = 0;
+    /// The container's read ACL; NotFound when the container does not exist.
+    virtual ContainerAcl container_acl(const std::string& container) = 0;
+    /// Stores an object (replacing any previous one) atomically: readers see
+    /// the old or the new content, never a part. NotFound when the container
+    /// does not exist. Throws StoreError naming the object on failure.
+    virtual ObjectInfo put(const std::string& container, const std::string& name, std::string_view data,
+                           const PutOptions& options = {}) = 0;
+    /// The object, or nullopt when it (or its container) does not exist.
+    virtual std::optional<Object> get(const std::string& container, const std::string& name) = 0;
+    /// The object's metadata, or nullopt when it does not exist.
+    virtual std::optional<ObjectInfo> head(const std::string& container, const std::string& name) = 0;
+    /// Deletes an object; false when it did not exist.
+    virtual bool remove(const std::string& container, const std::string& name) = 0;
+    /// One page of the listing, sorted by name (bytewise). NotFound when the
+    /// container does not exist.
+    virtual std::vector<ListEntry> list(const std::string& container, const ListOptions& options) = 0;
+
+    /// Every entry of the listing: follows markers page by page to the end.
+    std::vector<ListEntry> list_all(const std::string& container, ListOptions options);
+
+    /// Fetches several objects; backends may fetch concurrently. The result
+    /// has one slot per name, nullopt where the object does not exist.
+    virtual std::vector<std::optional<Object>> get_many(const std::string& container,
+                                                        const std::vector<std::string>& names);
+};
+
+/// Credentials for stores that need them (Swift); empty fields are taken from
+/// the environment (APCLOUD_SWIFT_USER, APCLOUD_SWIFT_KEY, ... or the
+/// OpenStack OS_* variables).
+struct StoreCredentials {
+    std::string user;
+    std::string key;
+    std::string project;       ///< Keystone v3 project name
+    std::string user_domain;   ///< Keystone v3 user domain (default "Default")
+    std::string project_domain;///< Keystone v3 project domain (default "Default")
+};
+
+/// Opens a store from its URL:
+/// - `file:///path` — a local directory laid out like the containers;
+/// - `swift+http://host:port/auth/v1.0` or `swift+https://...` — Swift with v1
+///   (tempauth) auth; `.../v3` for Keystone v3;
+/// - `http(s)://host/v1/AUTH_x` — a public Swift storage URL (reads only, no token).
+/// Throws ConfigError naming the URL when it is not one of these.
+std::unique_ptr<Store> open_store(const std::string& url, const StoreCredentials& credentials = {});
+
+/// Object names a store refuses: empty, over 1024 bytes, not UTF-8, with NUL,
+/// absolute, or with `.`/`..` path segments. Throws ValidationError("object", name).
+void check_object_name(std::string_view name);
+
+/// Container names a store refuses: empty, over 256 bytes, with '/' or NUL,
+/// `.` or `..`. Throws ValidationError("container", name).
+void check_container_name(std::string_view name);
+
+}  // namespace apcloud

@@ -1,0 +1,71 @@
+/// @file worker.hpp
+/// The worker service (SPEC.md section 5): consume a request, run
+/// autopkgtest, store the results, announce them, and only then acknowledge.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "autopkgtest_cloud/broker.hpp"
+#include "autopkgtest_cloud/runner.hpp"
+#include "autopkgtest_cloud/store.hpp"
+#include "autopkgtest_cloud/worker_config.hpp"
+
+namespace apcloud {
+
+/// What the worker needs besides its configuration.
+struct WorkerEnvironment {
+    std::map<std::string, std::string> extra_vars;  ///< `-v K=V`
+    std::string hostname;
+    std::string host_arch;
+    /// The clock (unix seconds); replaceable for tests.
+    std::function<std::int64_t()> now;
+    /// Sleeps between retries; replaceable for tests.
+    std::function<void(std::chrono::seconds)> sleep;
+    /// Log lines (one event each); default: stderr.
+    std::function<void(const std::string&)> log;
+};
+
+/// What happened to one delivery.
+enum class WorkerStep {
+    idle,          ///< nothing arrived
+    stored,        ///< results stored, announced, request acked
+    dead_lettered, ///< invalid or failing too often: moved to the dead-letter queue
+    requeued,      ///< given back for another try (crash, upload failure, stop)
+};
+
+/// The worker: one test at a time, from the queues of its releases and
+/// architectures (plain, huge, ppa and upstream).
+class Worker {
+public:
+    Worker(WorkerConfig config, WorkerEnvironment env, Store& store, Broker& broker, Runner& runner);
+
+    /// The queues this worker consumes.
+    const std::vector<std::string>& queues() const { return queues_; }
+
+    /// Waits up to `wait` for a request and processes it completely.
+    WorkerStep process_one(std::chrono::milliseconds wait);
+
+    /// Processes requests until `stop` becomes true; an idle worker notices
+    /// within a second, a busy one finishes its test first.
+    void run(const std::atomic<bool>& stop);
+
+private:
+    WorkerStep handle(const Delivery& delivery);
+    void upload(const std::string& container, const std::string& dir, const std::string& files_dir);
+    void log(const std::string& line) const;
+
+    WorkerConfig config_;
+    WorkerEnvironment env_;
+    Store& store_;
+    Broker& broker_;
+    Runner& runner_;
+    std::vector<std::string> queues_;
+};
+
+}  // namespace apcloud

@@ -1,0 +1,37 @@
+// The Broker interface's shared parts and the factory choosing a backend by URL.
+#include "autopkgtest_cloud/broker.hpp"
+
+#include "apcloud_config.h"
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/url.hpp"
+#include "broker/embedded_broker.hpp"
+#if APCLOUD_HAVE_AMQP
+#include "broker/amqp_broker.hpp"
+#endif
+
+namespace apcloud {
+
+Broker::~Broker() = default;
+Subscription::~Subscription() = default;
+
+void Broker::renew(const Delivery&) {}
+
+std::unique_ptr<Broker> open_broker(const std::string& url) {
+    Url u = parse_url(url);
+    if (u.scheme == "sqlite") {
+        if (u.path.empty() || u.path.front() != '/')
+            throw ConfigError("sqlite broker URL needs an absolute path: " + u.redacted());
+        return make_embedded_broker(u);
+    }
+    if (u.scheme == "amqp" || u.scheme == "amqps") {
+#if APCLOUD_HAVE_AMQP
+        return make_amqp_broker(u);
+#else
+        throw ConfigError("this build has no AMQP support (meson option amqp): " + u.redacted());
+#endif
+    }
+    throw ConfigError("unknown broker URL scheme " + quote_for_message(u.scheme) + " in " + u.redacted() +
+                      " (expected sqlite:// or amqp(s)://)");
+}
+
+}  // namespace apcloud

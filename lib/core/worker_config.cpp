@@ -1,0 +1,368 @@
+// worker.conf parsing, per-package lists and the autopkgtest argv
+// (SPEC.md section 5). Pure: file contents and environment are handed in.
+#include "autopkgtest_cloud/worker_config.hpp"
+
+#include <fnmatch.h>
+#include <ini.h>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/routing.hpp"
+#include "autopkgtest_cloud/url.hpp"
+
+namespace apcloud {
+
+namespace {
+
+using Sections = std::map<std::string, std::map<std::string, std::string>>;
+
+// Keys each section may hold: ours and those of the reference worker.conf
+// (accepted so existing files keep working). Anything else is a typo.
+const std::map<std::string, std::set<std::string>> known_keys = {
+    {"amqp", {"url", "host", "user", "password", "vhost"}},
+    {"swift",
+     {"url", "auth_url", "username", "password", "region_name", "project_name", "tenant", "user_domain_name",
+      "project_domain_name", "auth_version"}},
+    {"autopkgtest",
+     {"checkout_dir", "per_package_config_dir", "releases", "architectures", "setup_command", "setup_command2",
+      "extra_args", "allow_local_sources", "testbed_failure_retries", "status_interval", "timeout_short",
+      "timeout_install", "timeout_test", "timeout_copy", "timeout_build", "long_timeout_test",
+      "long_timeout_build", "testbed_failure_backoff", "upload_retries", "upload_backoff", "max_attempts",
+      "work_dir", "retry_delay", "debug"}},
+    {"virt", {"args", "package_size_default", "package_size_big"}},
+};
+
+[[noreturn]] void bad(const std::string& section, const std::string& key, const std::string& value,
+                      const std::string& why) {
+    throw ConfigError("worker.conf [" + section + "] " + key + " = " + quote_for_message(value) + ": " + why);
+}
+
+std::vector<std::string> words(std::string_view s) {
+    std::vector<std::string> out;
+    std::istringstream in{std::string(s)};
+    std::string w;
+    while (in >> w) out.push_back(w);
+    return out;
+}
+
+int positive_int(const Sections& ini, const std::string& section, const std::string& key, int fallback, int min) {
+    auto sit = ini.find(section);
+    if (sit == ini.end()) return fallback;
+    auto kit = sit->second.find(key);
+    if (kit == sit->second.end()) return fallback;
+    const std::string& v = kit->second;
+    if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        bad(section, key, v, "must be a whole number");
+    int n = std::stoi(v);
+    if (n < min) bad(section, key, v, "must be at least " + std::to_string(min));
+    return n;
+}
+
+bool boolean(const Sections& ini, const std::string& section, const std::string& key) {
+    auto sit = ini.find(section);
+    if (sit == ini.end() || !sit->second.count(key)) return false;
+    const std::string& v = sit->second.at(key);
+    if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+    if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) return false;
+    bad(section, key, v, "must be true or false");
+}
+
+std::string get(const Sections& ini, const std::string& section, const std::string& key) {
+    auto sit = ini.find(section);
+    if (sit == ini.end()) return {};
+    auto kit = sit->second.find(key);
+    return kit == sit->second.end() ? std::string() : kit->second;
+}
+
+std::string env_or(const std::map<std::string, std::string>& env, const char* name, const std::string& value) {
+    if (!value.empty()) return value;
+    auto it = env.find(name);
+    return it == env.end() ? std::string() : it->second;
+}
+
+bool is_var_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
+bool is_var_char(char c) { return is_var_start(c) || (c >= '0' && c <= '9'); }
+
+// Names of the variables `text` refers to.
+std::vector<std::string> referenced_variables(std::string_view text) {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '$' || i + 1 >= text.size()) continue;
+        if (text[i + 1] == '{') {
+            auto close = text.find('}', i + 2);
+            if (close != std::string_view::npos) out.emplace_back(text.substr(i + 2, close - i - 2));
+        } else if (is_var_start(text[i + 1])) {
+            std::size_t j = i + 1;
+            while (j < text.size() && is_var_char(text[j])) ++j;
+            out.emplace_back(text.substr(i + 1, j - i - 1));
+        }
+    }
+    return out;
+}
+
+const std::set<std::string> builtin_variables = {"RELEASE",     "ARCHITECTURE", "HOSTARCH", "PACKAGENAME",
+                                                 "PACKAGESIZE", "TIMESTAMP",    "HOSTNAME", "UUID"};
+
+}  // namespace
+
+std::string WorkerConfig::autopkgtest_program() const {
+    return checkout_dir.empty() ? std::string("autopkgtest") : checkout_dir + "/runner/autopkgtest";
+}
+
+WorkerConfig parse_worker_config(std::string_view text, const std::map<std::string, std::string>& env,
+                                 const std::map<std::string, std::string>& extra_vars) {
+    Sections ini;
+    std::string buffer(text);
+    int line = ini_parse_string(
+        buffer.c_str(),
+        [](void* user, const char* section, const char* name, const char* value) -> int {
+            auto& s = (*static_cast<Sections*>(user))[section];
+            auto& slot = s[name];
+            slot = slot.empty() ? value : slot + "\n" + value;  // continuation lines
+            return 1;
+        },
+        &ini);
+    if (line != 0) throw ConfigError("worker.conf: syntax error on line " + std::to_string(line));
+    for (const auto& [section, keys] : ini) {
+        auto known = known_keys.find(section);
+        if (known == known_keys.end())
+            throw ConfigError("worker.conf: unknown section [" + section + "] (expected amqp, swift, autopkgtest, virt)");
+        for (const auto& [key, value] : keys)
+            if (!known->second.count(key)) bad(section, key, value, "unknown key");
+    }
+
+    WorkerConfig c;
+    // [amqp]: a URL (amqp:// or sqlite://), or the reference's host/user/password.
+    c.broker_url = env_or(env, "APCLOUD_AMQP_URL", get(ini, "amqp", "url"));
+    if (c.broker_url.empty() && !get(ini, "amqp", "host").empty()) {
+        std::string password = env_or(env, "APCLOUD_AMQP_PASSWORD", get(ini, "amqp", "password"));
+        std::string vhost = get(ini, "amqp", "vhost");
+        c.broker_url = "amqp://" + percent_encode(get(ini, "amqp", "user")) + ":" + percent_encode(password) + "@" +
+                       get(ini, "amqp", "host") + "/" + percent_encode(vhost.empty() ? "/" : vhost);
+    }
+    if (c.broker_url.empty()) bad("amqp", "url", "", "no broker configured (url, host, or APCLOUD_AMQP_URL)");
+    auto scheme = parse_url(c.broker_url).scheme;
+    if (scheme != "amqp" && scheme != "amqps" && scheme != "sqlite")
+        bad("amqp", "url", parse_url(c.broker_url).redacted(), "must be amqp://, amqps:// or sqlite://");
+
+    // [swift]: a store URL, or the reference's auth_url + username/password.
+    c.store_url = env_or(env, "APCLOUD_STORE_URL", get(ini, "swift", "url"));
+    if (c.store_url.empty() && !get(ini, "swift", "auth_url").empty()) c.store_url = "swift+" + get(ini, "swift", "auth_url");
+    if (c.store_url.empty()) bad("swift", "url", "", "no result store configured (url, auth_url, or APCLOUD_STORE_URL)");
+    auto store_scheme = parse_url(c.store_url).scheme;
+    if (store_scheme != "file" && store_scheme != "swift+http" && store_scheme != "swift+https")
+        bad("swift", "url", parse_url(c.store_url).redacted(), "must be file://, swift+http:// or swift+https://");
+    c.store_user = env_or(env, "APCLOUD_SWIFT_USER", get(ini, "swift", "username"));
+    c.store_key = env_or(env, "APCLOUD_SWIFT_KEY", get(ini, "swift", "password"));
+
+    // [autopkgtest]
+    c.checkout_dir = get(ini, "autopkgtest", "checkout_dir");
+    c.per_package_config_dir = get(ini, "autopkgtest", "per_package_config_dir");
+    c.releases = words(get(ini, "autopkgtest", "releases"));
+    c.architectures = words(get(ini, "autopkgtest", "architectures"));
+    if (c.releases.empty()) bad("autopkgtest", "releases", "", "list at least one release");
+    if (c.architectures.empty()) bad("autopkgtest", "architectures", "", "list at least one architecture");
+    for (const auto& r : c.releases)
+        if (!is_valid_release(r)) bad("autopkgtest", "releases", r, "release must match ^[a-z][a-z0-9.]*$");
+    for (const auto& a : c.architectures)
+        if (!is_valid_arch(a)) bad("autopkgtest", "architectures", a, "architecture must match ^[a-z0-9][a-z0-9_]*$");
+    c.setup_command = get(ini, "autopkgtest", "setup_command");
+    c.setup_command2 = get(ini, "autopkgtest", "setup_command2");
+    c.extra_args = words(get(ini, "autopkgtest", "extra_args"));
+    c.allow_local_sources = boolean(ini, "autopkgtest", "allow_local_sources");
+    c.testbed_failure_retries = positive_int(ini, "autopkgtest", "testbed_failure_retries", 2, 0);
+    c.status_interval = positive_int(ini, "autopkgtest", "status_interval", 10, 1);
+    c.testbed_failure_backoff = positive_int(ini, "autopkgtest", "testbed_failure_backoff", 30, 0);
+    c.upload_retries = positive_int(ini, "autopkgtest", "upload_retries", 5, 1);
+    c.upload_backoff = positive_int(ini, "autopkgtest", "upload_backoff", 10, 0);
+    c.max_attempts = positive_int(ini, "autopkgtest", "max_attempts", 5, 1);
+    if (auto w = get(ini, "autopkgtest", "work_dir"); !w.empty()) {
+        if (w.front() != '/') bad("autopkgtest", "work_dir", w, "must be an absolute path");
+        c.work_dir = w;
+    }
+    c.timeouts.short_ = positive_int(ini, "autopkgtest", "timeout_short", 300, 1);
+    c.timeouts.install = positive_int(ini, "autopkgtest", "timeout_install", 3000, 1);
+    c.timeouts.test = positive_int(ini, "autopkgtest", "timeout_test", 10000, 1);
+    c.timeouts.copy = positive_int(ini, "autopkgtest", "timeout_copy", 900, 1);
+    c.timeouts.build = positive_int(ini, "autopkgtest", "timeout_build", 20000, 1);
+    c.long_timeouts = c.timeouts;
+    c.long_timeouts.test = positive_int(ini, "autopkgtest", "long_timeout_test", 40000, 1);
+    c.long_timeouts.build = positive_int(ini, "autopkgtest", "long_timeout_build", 40000, 1);
+
+    // [virt]
+    c.virt_args = words(get(ini, "virt", "args"));
+    if (c.virt_args.empty()) bad("virt", "args", "", "name the virtualization server, e.g. `null` or `lxd ...`");
+    c.package_size_default = get(ini, "virt", "package_size_default");
+    c.package_size_big = get(ini, "virt", "package_size_big");
+
+    // Every $VARIABLE must be known now, not when the first request arrives.
+    auto check_vars = [&](const std::string& section, const std::string& key, const std::string& value) {
+        for (const auto& v : referenced_variables(value))
+            if (!builtin_variables.count(v) && !extra_vars.count(v))
+                bad(section, key, value, "unknown variable $" + v + " (built in: RELEASE ARCHITECTURE HOSTARCH "
+                                         "PACKAGENAME PACKAGESIZE TIMESTAMP HOSTNAME UUID; others need -v " + v + "=...)");
+    };
+    check_vars("autopkgtest", "setup_command", c.setup_command);
+    check_vars("autopkgtest", "setup_command2", c.setup_command2);
+    check_vars("virt", "args", get(ini, "virt", "args"));
+    return c;
+}
+
+PackageList PackageList::parse(std::string_view text) {
+    PackageList out;
+    std::istringstream in{std::string(text)};
+    std::string line;
+    while (std::getline(in, line)) {
+        auto hash = line.find('#');
+        if (hash != std::string::npos) line.erase(hash);
+        auto w = words(line);
+        if (w.empty()) continue;
+        PackagePattern p;
+        std::string_view item = w.front();
+        auto s1 = item.find('/');
+        p.package = std::string(item.substr(0, s1));
+        if (s1 != std::string_view::npos) {
+            auto rest = item.substr(s1 + 1);
+            auto s2 = rest.find('/');
+            p.arch = std::string(rest.substr(0, s2));
+            if (s2 != std::string_view::npos) p.release = std::string(rest.substr(s2 + 1));
+        }
+        if (p.arch.empty()) p.arch = "*";
+        if (p.release.empty()) p.release = "*";
+        out.patterns_.push_back(std::move(p));
+    }
+    return out;
+}
+
+bool PackageList::matches(std::string_view package, std::string_view arch, std::string_view release) const {
+    const std::string pkg(package), a(arch), r(release);
+    return std::any_of(patterns_.begin(), patterns_.end(), [&](const PackagePattern& p) {
+        return fnmatch(p.package.c_str(), pkg.c_str(), 0) == 0 && fnmatch(p.arch.c_str(), a.c_str(), 0) == 0 &&
+               fnmatch(p.release.c_str(), r.c_str(), 0) == 0;
+    });
+}
+
+std::string substitute(std::string_view text, const std::map<std::string, std::string>& vars,
+                       std::string_view where) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '$' || i + 1 >= text.size()) {
+            out += text[i];
+            continue;
+        }
+        std::string name;
+        std::size_t end;
+        if (text[i + 1] == '{') {
+            auto close = text.find('}', i + 2);
+            if (close == std::string_view::npos) {
+                out += text[i];
+                continue;
+            }
+            name = std::string(text.substr(i + 2, close - i - 2));
+            end = close + 1;
+        } else if (is_var_start(text[i + 1])) {
+            end = i + 1;
+            while (end < text.size() && is_var_char(text[end])) ++end;
+            name = std::string(text.substr(i + 1, end - i - 1));
+        } else {
+            out += text[i];
+            continue;
+        }
+        auto it = vars.find(name);
+        if (it == vars.end())
+            throw ConfigError(std::string(where) + ": unknown variable $" + name + " in " + quote_for_message(text));
+        out += it->second;
+        i = end - 1;
+    }
+    return out;
+}
+
+std::map<std::string, std::string> run_variables(const WorkerConfig& c, const TestRequest& r, const RunContext& run,
+                                                 const PackageLists& lists,
+                                                 const std::map<std::string, std::string>& extra_vars) {
+    std::map<std::string, std::string> vars = extra_vars;
+    const bool big = lists.big_packages.matches(r.package, run.arch, run.release);
+    vars["RELEASE"] = run.release;
+    vars["ARCHITECTURE"] = run.arch;
+    vars["HOSTARCH"] = run.host_arch;
+    vars["PACKAGENAME"] = r.package;
+    vars["PACKAGESIZE"] = big ? c.package_size_big : c.package_size_default;
+    vars["TIMESTAMP"] = std::to_string(run.timestamp);
+    vars["HOSTNAME"] = run.hostname;
+    vars["UUID"] = run.uuid;
+    return vars;
+}
+
+std::vector<std::string> autopkgtest_argv(const WorkerConfig& c, const TestRequest& r, const RunContext& run,
+                                          const PackageLists& lists,
+                                          const std::map<std::string, std::string>& extra_vars) {
+    const auto vars = run_variables(c, r, run, lists, extra_vars);
+    const bool long_run = lists.long_tests.matches(r.package, run.arch, run.release) ||
+                          lists.big_packages.matches(r.package, run.arch, run.release);
+    const Timeouts& t = long_run ? c.long_timeouts : c.timeouts;
+
+    std::vector<std::string> argv = {c.autopkgtest_program(), "--output-dir", run.output_dir,
+                                     "--timeout-copy=" + std::to_string(t.copy)};
+    argv.insert(argv.end(), c.extra_args.begin(), c.extra_args.end());
+    for (const auto* cmd : {&c.setup_command, &c.setup_command2})
+        if (!cmd->empty()) {
+            argv.push_back("--setup-commands");
+            argv.push_back(substitute(*cmd, vars, "setup_command"));
+        }
+    for (const auto& p : r.ppas) {
+        // Only public PPAs go to autopkgtest as ppa:; private ones carry credentials
+        // and are added as an authenticated apt source.
+        auto spec = parse_ppa(p);
+        if (spec.is_private()) {
+            argv.push_back("--add-apt-source=deb https://" + spec.user + ":" + spec.token +
+                           "@private-ppa.launchpadcontent.net/" + spec.lpuser + "/" + spec.name + "/ubuntu " +
+                           run.release + " main");
+        } else {
+            argv.push_back("--add-apt-source=ppa:" + spec.lpuser + "/" + spec.name);
+        }
+    }
+    if (!c.virt_is_null()) {
+        if (r.all_proposed) {
+            argv.push_back("--apt-pocket=proposed");
+        } else if (!r.is_reference() && !r.triggers.empty()) {
+            std::string pin = "--apt-pocket=proposed=";
+            for (std::size_t i = 0; i < r.triggers.size(); ++i) {
+                pin += i ? ",src:" : "src:";
+                pin += parse_trigger(r.triggers[i]).source;
+            }
+            argv.push_back(pin);
+        }
+        argv.push_back("--apt-upgrade");
+    }
+    if (r.test_git) {
+        // "URL branch" -> autopkgtest's "URL#branch".
+        std::string target = *r.test_git;
+        auto sp = target.find(' ');
+        if (sp != std::string::npos) target[sp] = '#';
+        argv.push_back("--no-built-binaries");
+        argv.push_back(target);
+    } else if (r.build_git) {
+        argv.push_back(*r.build_git);
+    } else {
+        argv.push_back(r.package);
+    }
+    argv.push_back("--timeout-short=" + std::to_string(t.short_));
+    argv.push_back("--timeout-install=" + std::to_string(t.install));
+    argv.push_back("--timeout-test=" + std::to_string(t.test));
+    argv.push_back("--timeout-build=" + std::to_string(t.build));
+    for (const auto& e : r.env) argv.push_back("--env=" + e);
+    if (!r.triggers.empty()) {
+        std::string triggers = "--env=ADT_TEST_TRIGGERS=";
+        for (std::size_t i = 0; i < r.triggers.size(); ++i) triggers += (i ? " " : "") + r.triggers[i];
+        argv.push_back(triggers);
+    }
+    if (r.testname) argv.push_back("--testname=" + *r.testname);
+    argv.push_back("--");
+    for (const auto& w : c.virt_args) argv.push_back(substitute(w, vars, "[virt] args"));
+    return argv;
+}
+
+}  // namespace apcloud

@@ -1,0 +1,214 @@
+// The HTTP client on cpprestsdk: one pooled cpprest client per origin, cpprest errors rethrown as HttpError.
+#include "http/http_client.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <unordered_map>
+
+#include <cpprest/http_client.h>
+#include <cpprest/rawptrstream.h>
+
+#include "autopkgtest_cloud/error.hpp"
+
+namespace apcloud::http {
+
+namespace {
+
+char lower(char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+std::string describe(const Request& r) {
+    return r.method + " " + r.url;
+}
+
+// The message of whatever a cpprest task threw, for an HttpError.
+std::string current_error_text() {
+    try {
+        throw;
+    } catch (const web::http::http_exception& e) {
+        // cpprest words a timeout as the step that was cut short.
+        if (e.error_code() == std::errc::timed_out) return std::string("timed out: ") + e.what();
+        return e.what();
+    } catch (const web::uri_exception& e) {
+        return std::string("invalid URL: ") + e.what();
+    } catch (const pplx::task_canceled&) {
+        return "request canceled";
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+}  // namespace
+
+bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const noexcept {
+    const std::size_t n = a.size() < b.size() ? a.size() : b.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        const char x = lower(a[i]), y = lower(b[i]);
+        if (x != y) return static_cast<unsigned char>(x) < static_cast<unsigned char>(y);
+    }
+    return a.size() < b.size();
+}
+
+std::optional<std::string> Response::header(std::string_view name) const {
+    auto it = headers.find(name);
+    if (it == headers.end()) return std::nullopt;
+    return it->second;
+}
+
+std::pair<std::string, std::string> split_origin(std::string_view url) {
+    auto scheme_end = url.find("://");
+    std::string_view scheme =
+        scheme_end == std::string_view::npos ? std::string_view() : url.substr(0, scheme_end);
+    if (scheme != "http" && scheme != "https")
+        throw HttpError("not an http(s) URL: " + quote_for_message(url));
+    auto path_start = url.find_first_of("/?", scheme_end + 3);
+    if (path_start == scheme_end + 3) throw HttpError("URL has no host: " + quote_for_message(url));
+    if (path_start == std::string_view::npos) return {std::string(url), "/"};
+    std::string rest(url.substr(path_start));
+    if (rest.front() == '?') rest.insert(rest.begin(), '/');
+    return {std::string(url.substr(0, path_start)), rest};
+}
+
+struct HttpClient::Impl {
+    ClientOptions options;
+    std::mutex mutex;
+    // cpprest clients are thread-safe and each keeps its own pool of
+    // kept-alive connections, so one per origin, created on first use.
+    std::unordered_map<std::string, std::shared_ptr<web::http::client::http_client>> clients;
+
+    std::shared_ptr<web::http::client::http_client> client_for(const std::string& origin) {
+        std::lock_guard<std::mutex> lock(mutex);
+        auto& c = clients[origin];
+        if (!c) {
+            web::http::client::http_client_config config;
+            config.set_timeout(options.timeout);
+            config.set_validate_certificates(options.validate_certificates);
+            c = std::make_shared<web::http::client::http_client>(web::uri(origin), config);
+        }
+        return c;
+    }
+
+    // Starts one request; the task yields the whole response. May throw
+    // synchronously (bad URL) or through the task (transport errors).
+    pplx::task<Response> send(const Request& r) {
+        auto [origin, rest] = split_origin(r.url);
+        auto client = client_for(origin);
+        web::http::http_request req(r.method);
+        req.set_request_uri(web::uri(rest));
+        for (const auto& [name, value] : r.headers) req.headers().add(name, value);
+        if (r.has_body || !r.body.empty()) {
+            // A raw pointer stream: the body is sent from the caller's bytes
+            // without a copy (Request::body must outlive the call).
+            auto in = concurrency::streams::rawptr_stream<uint8_t>::open_istream(
+                reinterpret_cast<const uint8_t*>(r.body.data()), r.body.size());
+            auto ct = r.headers.find("Content-Type");
+            req.set_body(in, r.body.size(), ct == r.headers.end() ? "application/octet-stream" : ct->second);
+        }
+        return client->request(req)
+            .then([](web::http::http_response resp) { return resp.content_ready(); })
+            .then([](web::http::http_response resp) {
+                Response out;
+                out.status = resp.status_code();
+                for (const auto& [name, value] : resp.headers()) out.headers[name] = value;
+                // Read the raw bytes: no charset conversion (extract_string
+                // would convert latin1) and no decompression of objects
+                // stored with Content-Encoding: gzip.
+                auto buf = resp.body().streambuf();
+                std::size_t have = 0;
+                for (;;) {
+                    const std::size_t avail = buf.in_avail();
+                    if (avail == 0) break;
+                    out.body.resize(have + avail);
+                    const std::size_t got =
+                        buf.getn(reinterpret_cast<uint8_t*>(&out.body[have]), avail).get();
+                    have += got;
+                    if (got == 0) break;
+                }
+                out.body.resize(have);
+                return out;
+            });
+    }
+};
+
+HttpClient::HttpClient(ClientOptions options) : impl_(std::make_unique<Impl>()) {
+    impl_->options = options;
+}
+
+HttpClient::~HttpClient() = default;
+
+const ClientOptions& HttpClient::options() const noexcept {
+    return impl_->options;
+}
+
+Response HttpClient::request(const Request& request) {
+    try {
+        return impl_->send(request).get();
+    } catch (const HttpError&) {
+        throw;
+    } catch (...) {
+        throw HttpError(describe(request) + ": " + current_error_text());
+    }
+}
+
+std::vector<Outcome> HttpClient::request_many(const std::vector<Request>& requests, std::size_t concurrency) {
+    if (requests.empty()) return {};
+    // Shared with the continuations; `requests` outlives them because this
+    // function waits until every request has finished.
+    struct State {
+        Impl* impl;
+        const std::vector<Request>* requests;
+        std::mutex mutex;
+        std::condition_variable all_done;
+        std::size_t next = 0;
+        std::size_t done = 0;
+        std::vector<Outcome> out;
+
+        // Records request i's outcome; returns the next index to start, or
+        // npos when none is left (each finished request starts one more, so
+        // `concurrency` stay in flight until the list runs out).
+        std::size_t finish(std::size_t i, Outcome outcome) {
+            std::lock_guard<std::mutex> lock(mutex);
+            out[i] = std::move(outcome);
+            if (++done == requests->size()) all_done.notify_all();
+            return next < requests->size() ? next++ : std::string::npos;
+        }
+
+        static void launch(const std::shared_ptr<State>& self, std::size_t i) {
+            // A loop, not recursion, for requests that fail before starting.
+            while (i != std::string::npos) {
+                const Request& r = (*self->requests)[i];
+                try {
+                    self->impl->send(r).then([self, i](pplx::task<Response> t) {
+                        Outcome o;
+                        try {
+                            o.response = t.get();
+                        } catch (...) {
+                            o.error = describe((*self->requests)[i]) + ": " + current_error_text();
+                        }
+                        launch(self, self->finish(i, std::move(o)));
+                    });
+                    return;
+                } catch (...) {
+                    i = self->finish(i, Outcome{std::nullopt, describe(r) + ": " + current_error_text()});
+                }
+            }
+        }
+    };
+    auto state = std::make_shared<State>();
+    state->impl = impl_.get();
+    state->requests = &requests;
+    state->out.resize(requests.size());
+    const std::size_t first = std::min(std::max<std::size_t>(concurrency, 1), requests.size());
+    state->next = first;
+    for (std::size_t i = 0; i < first; ++i) State::launch(state, i);
+    std::unique_lock<std::mutex> lock(state->mutex);
+    state->all_done.wait(lock, [&] { return state->done == requests.size(); });
+    return std::move(state->out);
+}
+
+}  // namespace apcloud::http

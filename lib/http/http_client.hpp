@@ -1,0 +1,95 @@
+// A small HTTP/1.1 client with keep-alive connection pools (private header, free of cpprest types).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace apcloud::http {
+
+/// Orders header names case-insensitively (ASCII), as HTTP requires.
+struct CaseInsensitiveLess {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const noexcept;
+};
+
+/// Header fields by name, compared case-insensitively.
+using Headers = std::map<std::string, std::string, CaseInsensitiveLess>;
+
+/// One request. `url` is absolute (`http(s)://host[:port]/path?query`) and
+/// already percent-encoded: it is sent exactly as given, so callers encode
+/// object names themselves (apcloud::percent_encode(name, true)).
+struct Request {
+    std::string method = "GET";
+    std::string url;
+    Headers headers;
+    /// The body; not copied, so the bytes must outlive the call that sends it.
+    std::string_view body;
+    /// Send a body (with Content-Length, even when empty) although `body` is
+    /// empty: PUT and POST need it, GET and HEAD must not have one.
+    bool has_body = false;
+};
+
+/// An answer: any status, including 4xx and 5xx (those are not errors here).
+struct Response {
+    int status = 0;
+    Headers headers;
+    std::string body;
+
+    /// The header's value, or nullopt when absent.
+    std::optional<std::string> header(std::string_view name) const;
+};
+
+/// The outcome of one of several concurrent requests: a response, or the
+/// message of the transport error (connection refused, reset, timeout ...).
+struct Outcome {
+    std::optional<Response> response;
+    std::string error;  ///< empty when `response` is set
+};
+
+/// Client settings.
+struct ClientOptions {
+    /// Longest wait for connecting, sending or receiving (each step).
+    std::chrono::milliseconds timeout{std::chrono::seconds(30)};
+    /// Verify TLS certificates (https).
+    bool validate_certificates = true;
+};
+
+/// An HTTP client keeping one connection pool per scheme://host:port, so
+/// consecutive requests to a host reuse kept-alive connections. Safe to use
+/// from several threads at once. Transport failures throw HttpError naming
+/// the method and URL; HTTP statuses (even 5xx) are returned, not thrown.
+class HttpClient {
+public:
+    explicit HttpClient(ClientOptions options = {});
+    ~HttpClient();
+    HttpClient(const HttpClient&) = delete;
+    HttpClient& operator=(const HttpClient&) = delete;
+
+    /// Sends one request and waits for the whole response.
+    Response request(const Request& request);
+
+    /// Sends all requests with at most `concurrency` in flight at a time
+    /// (asynchronously, without a thread per request) and returns their
+    /// outcomes in the order of `requests`. Never throws for one request's
+    /// transport error: that request's Outcome carries it.
+    std::vector<Outcome> request_many(const std::vector<Request>& requests, std::size_t concurrency);
+
+    /// The settings this client was made with.
+    const ClientOptions& options() const noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// Splits an absolute URL into its origin (`http://host:port`) and the rest
+/// (`/path?query`, "/" when empty). Throws HttpError when it is not http(s).
+std::pair<std::string, std::string> split_origin(std::string_view url);
+
+}  // namespace apcloud::http

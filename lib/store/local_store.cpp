@@ -1,0 +1,827 @@
+// The local directory store: containers as directories and objects as plain
+// files, laid out exactly like the Swift containers and listed like Swift.
+//
+// Why metadata lives in extended attributes of the object's own file rather
+// than in sidecar files: the attribute is set on the temporary file before
+// it is renamed into place, so a single rename publishes content and metadata
+// together. No reader sees one without the other, and when two processes put
+// the same name the last rename wins with its own metadata. A sidecar needs a
+// second rename (a window where data and metadata disagree, and interleaved
+// writers can pair one's data with the other's metadata), and a sidecar name
+// could collide with an object name, since any UTF-8 name is a valid object
+// name. Swift's object server keeps object metadata in xattrs for the same
+// reasons. A file without the attribute (copied in by hand, restored without
+// xattrs) or whose attribute no longer matches its size and mtime still
+// reads: its metadata is derived from the file (md5 computed, size, mtime).
+#include "store/local_store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/request.hpp"
+
+namespace apcloud {
+
+namespace {
+
+using Json = nlohmann::json;
+
+// Bounded retries of a put whose directory a concurrent remove pruned.
+constexpr int max_put_attempts = 100;
+
+std::string errno_message(int err) {
+    return std::generic_category().message(err);
+}
+
+bool starts_with(std::string_view s, std::string_view p) {
+    return s.size() >= p.size() && s.compare(0, p.size(), p) == 0;
+}
+
+std::string what_object(const std::string& container, std::string_view name) {
+    return "object " + quote_for_message(name) + " in container " + quote_for_message(container);
+}
+
+// Owns a file descriptor.
+class Fd {
+public:
+    explicit Fd(int fd = -1) noexcept : fd_(fd) {}
+    ~Fd() { reset(); }
+    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    Fd& operator=(Fd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const noexcept { return fd_; }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+    void reset() noexcept {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+    // Closes and reports the error close() found (for files just written).
+    int close_checked() noexcept {
+        int rc = ::close(std::exchange(fd_, -1));
+        return rc == 0 ? 0 : errno;
+    }
+
+private:
+    int fd_;
+};
+
+class Md5 {
+public:
+    Md5() : ctx_(EVP_MD_CTX_new()) {
+        if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_md5(), nullptr) != 1) {
+            EVP_MD_CTX_free(ctx_);
+            throw StoreError("local store: OpenSSL cannot compute MD5 (needed for object etags)");
+        }
+    }
+    ~Md5() { EVP_MD_CTX_free(ctx_); }
+    Md5(const Md5&) = delete;
+    Md5& operator=(const Md5&) = delete;
+    void update(const void* p, std::size_t n) {
+        if (EVP_DigestUpdate(ctx_, p, n) != 1) throw StoreError("local store: OpenSSL MD5 update failed");
+    }
+    std::string hex() {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+        if (EVP_DigestFinal_ex(ctx_, md, &len) != 1) throw StoreError("local store: OpenSSL MD5 failed");
+        static const char digits[] = "0123456789abcdef";
+        std::string out;
+        for (unsigned i = 0; i < len; ++i) {
+            out += digits[md[i] >> 4];
+            out += digits[md[i] & 15];
+        }
+        return out;
+    }
+
+private:
+    EVP_MD_CTX* ctx_;
+};
+
+std::string md5_hex(std::string_view data) {
+    Md5 m;
+    m.update(data.data(), data.size());
+    return m.hex();
+}
+
+// Swift's listing timestamp form, UTC with microseconds.
+std::string iso_time(const timespec& ts) {
+    std::tm tm{};
+    gmtime_r(&ts.tv_sec, &tm);
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(ts.tv_nsec / 1000));
+    return buf;
+}
+
+// A content type for a file that has no recorded one, from its extension.
+std::string guess_content_type(std::string_view name) {
+    auto ends = [&](std::string_view s) {
+        return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
+    if (ends(".tar")) return "application/x-tar";
+    if (ends(".gz")) return "application/gzip";
+    if (ends(".json")) return "application/json";
+    if (ends(".txt") || ends(".log")) return "text/plain";
+    return "application/octet-stream";
+}
+
+// Header values end up in HTTP headers when served; refuse what cannot.
+void check_header_value(const char* field, const std::string& value) {
+    if (value.size() > 1024) throw ValidationError(field, value, "longer than 1024 bytes");
+    if (!is_valid_utf8(value)) throw ValidationError(field, value, "not UTF-8");
+    for (unsigned char c : value)
+        if (c < 0x20 || c == 0x7f) throw ValidationError(field, value, "contains a control character");
+}
+
+// Why this store cannot hold a name Swift can (a path, not a key), or null.
+const char* unholdable(const std::string& name) {
+    if (name.back() == '/') return "the local store cannot hold a name ending in '/'";
+    std::size_t start = 0;
+    while (start < name.size()) {
+        auto end = std::min(name.find('/', start), name.size());
+        if (end - start > 255)
+            return "the local store cannot hold a name with a segment longer than 255 bytes (a file name)";
+        start = end + 1;
+    }
+    return nullptr;
+}
+
+std::optional<std::string> fget_xattr(int fd, const char* attr) {
+    std::string buf(512, '\0');
+    for (;;) {
+        ssize_t n = fgetxattr(fd, attr, buf.data(), buf.size());
+        if (n >= 0) {
+            buf.resize(static_cast<std::size_t>(n));
+            return buf;
+        }
+        if (errno != ERANGE) return std::nullopt;  // absent, or xattrs unsupported: derive
+        ssize_t need = fgetxattr(fd, attr, nullptr, 0);
+        if (need < 0) return std::nullopt;
+        buf.assign(static_cast<std::size_t>(need) + 1, '\0');
+    }
+}
+
+// Reads an open object file's metadata: the recorded attribute when it still
+// describes the file, else derived from the file. `data` is the content when
+// the caller has read it already (saves a second read for the md5).
+ObjectInfo object_info(int fd, const struct stat& st, const std::string& name, const std::string* data,
+                       const std::string& path) {
+    ObjectInfo info;
+    info.name = name;
+    info.bytes = static_cast<std::uint64_t>(st.st_size);
+    std::optional<Json> meta;
+    if (auto raw = fget_xattr(fd, local_meta_xattr)) {
+        Json j = Json::parse(*raw, nullptr, false);
+        if (j.is_object()) meta = std::move(j);
+    }
+    auto str = [&](const char* key) -> std::optional<std::string> {
+        if (!meta) return std::nullopt;
+        auto it = meta->find(key);
+        if (it == meta->end() || !it->is_string()) return std::nullopt;
+        return it->get<std::string>();
+    };
+    if (auto ct = str("content_type"))
+        info.content_type = *ct;
+    else
+        info.content_type = guess_content_type(name);
+    info.content_encoding = str("content_encoding");
+    auto etag = str("etag");
+    auto modified = str("last_modified");
+    // The attribute describes this file only while size and mtime are the
+    // ones recorded: an edit in place (by hand) makes it stale.
+    bool fresh = false;
+    if (meta && etag && modified) {
+        auto bytes = meta->find("bytes");
+        auto mtime = meta->find("mtime");
+        fresh = bytes != meta->end() && bytes->is_number_unsigned() &&
+                bytes->get<std::uint64_t>() == info.bytes && mtime != meta->end() &&
+                mtime->is_number_integer() &&
+                mtime->get<std::int64_t>() == static_cast<std::int64_t>(st.st_mtim.tv_sec);
+    }
+    if (fresh) {
+        info.etag = *etag;
+        info.last_modified = *modified;
+        return info;
+    }
+    // Changed or placed by hand: the content is the truth.
+    info.last_modified = iso_time(st.st_mtim);
+    if (data != nullptr) {
+        info.etag = md5_hex(*data);
+        return info;
+    }
+    Md5 m;
+    char buf[65536];
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, sizeof buf, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            throw StoreError("local store: cannot read " + quote_for_message(path) + ": " +
+                             errno_message(errno));
+        if (n == 0) break;
+        m.update(buf, static_cast<std::size_t>(n));
+        off += n;
+    }
+    info.etag = m.hex();
+    return info;
+}
+
+// Reads an `X-Container-Read` value back: public when it grants `.r:*`,
+// else the user it names (`*:user` or `account:user`), else owner-only.
+ContainerAcl parse_read_acl(std::string_view value) {
+    std::string user;
+    for (;;) {
+        auto comma = value.find(',');
+        std::string_view item = value.substr(0, comma);
+        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (item == ".r:*") return ContainerAcl::public_container();
+        if (user.empty() && item.size() > 2 && item.substr(0, 2) == "*:")
+            user = item.substr(2);
+        else if (user.empty() && !item.empty() && item.front() != '.')
+            user = item;
+        if (comma == std::string_view::npos) break;
+    }
+    return {false, user};
+}
+
+void fsync_dir(const std::string& path) {
+    Fd d(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d) ::fsync(d.get());
+}
+
+std::string parent_of(const std::string& rel) {
+    auto slash = rel.rfind('/');
+    return slash == std::string::npos ? std::string() : rel.substr(0, slash);
+}
+
+// Yields the object names under one directory of a container in bytewise
+// order, without reading more of the tree than the bounds require. Each
+// directory is read and sorted by "entry name, plus '/' for a directory":
+// names below a directory `d` all start with `d/`, and a file name has no
+// '/', so sorting entries by that key gives exactly the order of full names
+// ("a-b" < "a.b" < "a/..." < "a0"), although a directory walk would not.
+class Walker {
+public:
+    Walker(std::string container_dir, const ListOptions& o) : dir_(std::move(container_dir)), o_(o) {
+        // Only the directory the prefix designates (up to its last '/') can
+        // hold names starting with the prefix.
+        auto slash = o_.prefix.rfind('/');
+        std::string start = slash == std::string::npos ? std::string() : o_.prefix.substr(0, slash + 1);
+        if (!start.empty() && (!walkable(start) || judge_dir(start) != Verdict::take)) return;
+        load(start);
+    }
+
+    /// The next object name within the prefix, marker and end marker.
+    std::optional<std::string> next() {
+        while (!stack_.empty()) {
+            Frame& f = stack_.back();
+            if (f.pos >= f.entries.size()) {
+                stack_.pop_back();
+                continue;
+            }
+            Entry e = std::move(f.entries[f.pos++]);
+            Verdict v = e.dir ? judge_dir(e.key) : judge_file(e.key);
+            if (v == Verdict::stop) {
+                stack_.clear();
+                break;
+            }
+            if (v == Verdict::skip) continue;
+            if (!e.dir) return std::move(e.key);
+            load(e.key);
+        }
+        return std::nullopt;
+    }
+
+    /// Skips every remaining name that starts with `s` (a rolled-up subdir).
+    void skip_prefix(const std::string& s) {
+        while (!stack_.empty() && starts_with(stack_.back().key, s)) stack_.pop_back();
+        if (stack_.empty()) return;
+        Frame& f = stack_.back();
+        while (f.pos < f.entries.size() && starts_with(f.entries[f.pos].key, s)) ++f.pos;
+    }
+
+private:
+    struct Entry {
+        std::string key;  // name relative to the container; directories end in '/'
+        bool dir;
+    };
+    struct Frame {
+        std::string key;
+        std::vector<Entry> entries;
+        std::size_t pos = 0;
+    };
+    enum class Verdict { take, skip, stop };
+
+    // A prefix directory with an empty, "." or ".." segment (or a NUL) names
+    // no object, and must never be opened: it could lead out of the tree.
+    static bool walkable(const std::string& key) {
+        std::size_t start = 0;
+        while (start < key.size()) {
+            auto end = key.find('/', start);
+            std::string_view seg(key.data() + start, end - start);
+            if (seg.empty() || seg == "." || seg == ".." || seg.find('\0') != std::string_view::npos ||
+                !is_valid_utf8(seg))
+                return false;
+            start = end + 1;
+        }
+        return true;
+    }
+
+    Verdict judge_file(const std::string& n) const {
+        if (!o_.end_marker.empty() && n >= o_.end_marker) return Verdict::stop;
+        if (!starts_with(n, o_.prefix)) return n > o_.prefix ? Verdict::stop : Verdict::skip;
+        if (n <= o_.marker) return Verdict::skip;
+        return Verdict::take;
+    }
+
+    // `k` ends in '/'; every name below it starts with `k` and is longer.
+    Verdict judge_dir(const std::string& k) const {
+        if (!o_.end_marker.empty() && o_.end_marker <= k) return Verdict::stop;
+        if (!starts_with(k, o_.prefix) && !starts_with(o_.prefix, k))
+            return k > o_.prefix ? Verdict::stop : Verdict::skip;
+        if (o_.marker > k && !starts_with(o_.marker, k)) return Verdict::skip;
+        return Verdict::take;
+    }
+
+    void load(const std::string& key) {
+        const std::string path = key.empty() ? dir_ : dir_ + "/" + key.substr(0, key.size() - 1);
+        std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(path.c_str()), &::closedir);
+        if (!d) {
+            // Gone (removed meanwhile) or a file where the prefix needs a
+            // directory: nothing to list there.
+            if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG) return;
+            throw StoreError("local store: cannot list directory " + quote_for_message(path) + ": " +
+                             errno_message(errno));
+        }
+        Frame f;
+        f.key = key;
+        const int dfd = ::dirfd(d.get());
+        for (;;) {
+            errno = 0;
+            const dirent* ent = ::readdir(d.get());
+            if (ent == nullptr) {
+                if (errno != 0)
+                    throw StoreError("local store: cannot read directory " + quote_for_message(path) + ": " +
+                                     errno_message(errno));
+                break;
+            }
+            std::string_view nm = ent->d_name;
+            // Not UTF-8: a temporary file of a put (see local_temp_prefix) or
+            // something no object name can reach.
+            if (nm == "." || nm == ".." || !is_valid_utf8(nm)) continue;
+            bool is_dir = false;
+            struct stat st {};
+            switch (ent->d_type) {
+                case DT_DIR:
+                    is_dir = true;
+                    break;
+                case DT_REG:
+                    break;
+                case DT_LNK:
+                case DT_UNKNOWN:
+                    if (::fstatat(dfd, ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+                    if (S_ISDIR(st.st_mode)) {
+                        is_dir = true;
+                    } else if (S_ISLNK(st.st_mode)) {
+                        // A link to a file placed by hand is read through;
+                        // links to directories are not followed (no loops).
+                        if (::fstatat(dfd, ent->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;
+                    } else if (!S_ISREG(st.st_mode)) {
+                        continue;
+                    }
+                    break;
+                default:
+                    continue;
+            }
+            f.entries.push_back({key + std::string(nm) + (is_dir ? "/" : ""), is_dir});
+        }
+        std::sort(f.entries.begin(), f.entries.end(),
+                  [](const Entry& a, const Entry& b) { return a.key < b.key; });
+        stack_.push_back(std::move(f));
+    }
+
+    std::string dir_;
+    const ListOptions& o_;
+    std::vector<Frame> stack_;
+};
+
+class LocalStore final : public Store {
+public:
+    explicit LocalStore(std::string root) : root_(std::move(root)) {
+        while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+        std::string path;
+        // mkdir -p, each level in turn.
+        std::size_t pos = 0;
+        while (pos != std::string::npos) {
+            pos = root_.find('/', pos + 1);
+            path = root_.substr(0, pos);
+            if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+                throw StoreError("local store: cannot create directory " + quote_for_message(path) + ": " +
+                                 errno_message(errno));
+        }
+        struct stat st {};
+        if (::stat(root_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            throw StoreError("local store: root " + quote_for_message(root_) + " is not a directory");
+    }
+
+    void ensure_container(const std::string& container, const ContainerAcl& acl) override {
+        check_container_name(container);
+        const std::string path = container_dir(container);
+        if (::mkdir(path.c_str(), 0755) == 0) {
+            fsync_dir(root_);
+        } else if (errno != EEXIST) {
+            throw StoreError("local store: cannot create container " + quote_for_message(container) + " at " +
+                             quote_for_message(path) + ": " + errno_message(errno));
+        } else if (!is_dir(path)) {
+            throw StoreError("local store: cannot create container " + quote_for_message(container) + ": " +
+                             quote_for_message(path) + " exists and is not a directory");
+        }
+        // Swift's header form, readable with getfattr; owner-only is empty.
+        const std::string value = acl.public_read || !acl.read_user.empty() ? acl.swift_read_acl() : "";
+        if (::setxattr(path.c_str(), local_acl_xattr, value.data(), value.size(), 0) != 0)
+            throw StoreError("local store: cannot record the ACL of container " +
+                             quote_for_message(container) + " on " + quote_for_message(path) + ": " +
+                             xattr_error(errno));
+    }
+
+    ContainerAcl container_acl(const std::string& container) override {
+        check_container_name(container);
+        const std::string path = require_container(container);
+        std::string buf(512, '\0');
+        ssize_t n = ::getxattr(path.c_str(), local_acl_xattr, buf.data(), buf.size());
+        if (n < 0) {
+            if (errno == ENOENT) throw missing_container(container);
+            if (errno == ENODATA || errno == ENOTSUP) return {false, ""};  // made by hand: fail closed
+            throw StoreError("local store: cannot read the ACL of container " + quote_for_message(container) +
+                             ": " + errno_message(errno));
+        }
+        buf.resize(static_cast<std::size_t>(n));
+        return parse_read_acl(buf);
+    }
+
+    ObjectInfo put(const std::string& container, const std::string& name, std::string_view data,
+                   const PutOptions& options) override {
+        check_container_name(container);
+        check_object_name(name);
+        if (const char* why = unholdable(name)) throw ValidationError("object", name, why);
+        const std::string content_type =
+            options.content_type.empty() ? std::string("application/octet-stream") : options.content_type;
+        check_header_value("content_type", content_type);
+        if (options.content_encoding) check_header_value("content_encoding", *options.content_encoding);
+        const std::string cdir = require_container(container);
+
+        ObjectInfo info;
+        info.name = name;
+        info.bytes = data.size();
+        info.etag = md5_hex(data);
+        info.content_type = content_type;
+        info.content_encoding = options.content_encoding;
+
+        const std::string parent = parent_of(name);
+        const std::string leaf = name.substr(parent.empty() ? 0 : parent.size() + 1);
+        const std::string dir = parent.empty() ? cdir : cdir + "/" + parent;
+        for (int attempt = 0; attempt < max_put_attempts; ++attempt) {
+            Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (!dfd) {
+                if (errno != ENOENT && errno != ENOTDIR)
+                    throw StoreError("local store: cannot open directory " + quote_for_message(dir) +
+                                     " for " + what_object(container, name) + ": " + errno_message(errno));
+                if (parent.empty()) throw missing_container(container);
+                make_parents(cdir, container, name, parent);
+                continue;
+            }
+            const std::string temp = temp_name();
+            Fd fd(::openat(dfd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+            if (!fd) {
+                // ENOENT: a concurrent remove pruned the directory after we
+                // opened it; EEXIST: a leftover temporary file had this name.
+                if (errno == ENOENT || errno == EEXIST) continue;
+                throw StoreError("local store: cannot create a temporary file in " + quote_for_message(dir) +
+                                 " for " + what_object(container, name) + ": " + errno_message(errno));
+            }
+            try {
+                write_object(fd, data, info, container, name);
+            } catch (...) {
+                ::unlinkat(dfd.get(), temp.c_str(), 0);
+                throw;
+            }
+            if (::renameat(dfd.get(), temp.c_str(), dfd.get(), leaf.c_str()) != 0) {
+                int err = errno;
+                ::unlinkat(dfd.get(), temp.c_str(), 0);
+                if (err == EISDIR || err == ENOTEMPTY || err == EEXIST)
+                    throw StoreError("local store: cannot put " + what_object(container, name) +
+                                     ": other objects are stored below " + quote_for_message(name + "/") +
+                                     ", and in a directory store a name cannot be both an object and a "
+                                     "directory");
+                throw StoreError("local store: cannot rename the temporary file of " +
+                                 what_object(container, name) + " into place: " + errno_message(err));
+            }
+            // The rename is durable only once its directory is.
+            if (::fsync(dfd.get()) != 0)
+                throw StoreError("local store: cannot sync directory " + quote_for_message(dir) +
+                                 " after putting " + what_object(container, name) + ": " +
+                                 errno_message(errno));
+            return info;
+        }
+        throw StoreError("local store: cannot put " + what_object(container, name) + ": its directory " +
+                         quote_for_message(dir) + " kept disappearing (concurrent removes)");
+    }
+
+    std::optional<Object> get(const std::string& container, const std::string& name) override {
+        check_container_name(container);
+        check_object_name(name);
+        if (unholdable(name)) return std::nullopt;
+        const std::string path = container_dir(container) + "/" + name;
+        Fd fd = open_object(path, container, name);
+        if (!fd) return std::nullopt;
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+        Object obj;
+        // The descriptor keeps this version's inode: a concurrent put renames
+        // a new file over the name and never touches what we read.
+        obj.data.reserve(static_cast<std::size_t>(st.st_size));
+        char buf[65536];
+        for (;;) {
+            ssize_t n = ::read(fd.get(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0)
+                throw StoreError("local store: cannot read " + what_object(container, name) + " from " +
+                                 quote_for_message(path) + ": " + errno_message(errno));
+            if (n == 0) break;
+            obj.data.append(buf, static_cast<std::size_t>(n));
+        }
+        st.st_size = static_cast<off_t>(obj.data.size());
+        obj.info = object_info(fd.get(), st, name, &obj.data, path);
+        return obj;
+    }
+
+    std::optional<ObjectInfo> head(const std::string& container, const std::string& name) override {
+        check_container_name(container);
+        check_object_name(name);
+        if (unholdable(name)) return std::nullopt;
+        return info_at(container, name);
+    }
+
+    bool remove(const std::string& container, const std::string& name) override {
+        check_container_name(container);
+        check_object_name(name);
+        if (unholdable(name)) return false;
+        const std::string cdir = container_dir(container);
+        const std::string path = cdir + "/" + name;
+        if (::unlink(path.c_str()) != 0) {
+            // EISDIR: the name is a directory of other objects, not an object.
+            if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR) return false;
+            throw StoreError("local store: cannot remove " + what_object(container, name) + " at " +
+                             quote_for_message(path) + ": " + errno_message(errno));
+        }
+        // Prune directories the removal emptied, up to the container. A put
+        // racing with this retries when its directory vanishes under it.
+        std::string rel = parent_of(name);
+        while (!rel.empty() && ::rmdir((cdir + "/" + rel).c_str()) == 0) rel = parent_of(rel);
+        fsync_dir(rel.empty() ? cdir : cdir + "/" + rel);
+        return true;
+    }
+
+    std::vector<ListEntry> list(const std::string& container, const ListOptions& options) override {
+        check_container_name(container);
+        // As Swift: no name is anything but UTF-8, and it refuses the rest.
+        for (const auto& [field, value] :
+             {std::pair<const char*, const std::string&>{"prefix", options.prefix},
+              {"marker", options.marker},
+              {"end_marker", options.end_marker}})
+            if (!is_valid_utf8(value))
+                throw ValidationError(field, value, "listing parameters must be UTF-8");
+        if (options.delimiter) {
+            const auto d = static_cast<unsigned char>(*options.delimiter);
+            if (d == 0 || d >= 0x80)
+                throw ValidationError("delimiter", std::string(1, *options.delimiter),
+                                      "a delimiter must be one ASCII character other than NUL");
+        }
+        const std::string cdir = require_container(container);
+        const std::size_t limit = options.limit == 0 || options.limit > ListOptions::max_list_limit
+                                      ? ListOptions::max_list_limit
+                                      : options.limit;
+        std::vector<ListEntry> out;
+        Walker walker(cdir, options);
+        while (out.size() < limit) {
+            auto n = walker.next();
+            if (!n) break;
+            if (options.delimiter) {
+                auto i = n->find(*options.delimiter, options.prefix.size());
+                if (i != std::string::npos) {
+                    // Swift's roll-up: one subdir entry for every name sharing
+                    // the prefix up to the delimiter, except (on the next page)
+                    // the subdir that is the marker itself.
+                    std::string sub = n->substr(0, i + 1);
+                    walker.skip_prefix(sub);
+                    if (sub != options.marker) {
+                        ListEntry e;
+                        e.name = std::move(sub);
+                        e.subdir = true;
+                        out.push_back(std::move(e));
+                    }
+                    continue;
+                }
+            }
+            auto info = info_at(container, *n);
+            if (!info) continue;  // removed since the directory was read
+            ListEntry e;
+            e.name = std::move(info->name);
+            e.bytes = info->bytes;
+            e.etag = std::move(info->etag);
+            e.content_type = swift_listing_content_type(info->content_type);
+            e.last_modified = std::move(info->last_modified);
+            out.push_back(std::move(e));
+        }
+        return out;
+    }
+
+private:
+    std::string container_dir(const std::string& container) const { return root_ + "/" + container; }
+
+    static bool is_dir(const std::string& path) {
+        struct stat st {};
+        return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    }
+
+    NotFound missing_container(const std::string& container) const {
+        return NotFound("container " + quote_for_message(container) + " does not exist (local store " +
+                        quote_for_message(root_) + ")");
+    }
+
+    std::string require_container(const std::string& container) const {
+        std::string path = container_dir(container);
+        if (!is_dir(path)) throw missing_container(container);
+        return path;
+    }
+
+    std::string xattr_error(int err) const {
+        if (err == ENOTSUP)
+            return "the filesystem of " + quote_for_message(root_) +
+                   " does not support user extended attributes, which the local store needs (use ext4, "
+                   "xfs or btrfs)";
+        return errno_message(err);
+    }
+
+    static Fd open_object(const std::string& path, const std::string& container, const std::string& name) {
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd && errno != ENOENT && errno != ENOTDIR)
+            throw StoreError("local store: cannot open " + what_object(container, name) + " at " +
+                             quote_for_message(path) + ": " + errno_message(errno));
+        return fd;
+    }
+
+    std::optional<ObjectInfo> info_at(const std::string& container, const std::string& name) const {
+        const std::string path = container_dir(container) + "/" + name;
+        Fd fd = open_object(path, container, name);
+        if (!fd) return std::nullopt;
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+        return object_info(fd.get(), st, name, nullptr, path);
+    }
+
+    // Creates the directories above an object (mkdir -p below the container).
+    void make_parents(const std::string& cdir, const std::string& container, const std::string& name,
+                      const std::string& parent) const {
+        std::size_t pos = 0;
+        while (pos != std::string::npos) {
+            pos = parent.find('/', pos == 0 ? 0 : pos + 1);
+            const std::string rel = parent.substr(0, pos);
+            const std::string path = cdir + "/" + rel;
+            if (::mkdir(path.c_str(), 0755) == 0) {
+                fsync_dir(cdir + (rel.find('/') == std::string::npos ? "" : "/" + parent_of(rel)));
+                continue;
+            }
+            if (errno == EEXIST) {
+                struct stat st {};
+                if (::stat(path.c_str(), &st) != 0) {
+                    if (errno == ENOENT) return;  // pruned right after our mkdir failed; retry
+                    throw StoreError("local store: cannot stat " + quote_for_message(path) + " for " +
+                                     what_object(container, name) + ": " + errno_message(errno));
+                }
+                if (S_ISDIR(st.st_mode)) continue;
+                throw StoreError(
+                    "local store: cannot put " + what_object(container, name) + ": " +
+                    quote_for_message(rel) +
+                    " is an object, and in a directory store a name cannot be both an object and "
+                    "a directory");
+            }
+            // ENOENT: a concurrent remove pruned a level just made (the
+            // caller retries), or the container itself is gone.
+            if (errno == ENOENT) {
+                if (rel.find('/') == std::string::npos && !is_dir(cdir)) throw missing_container(container);
+                return;
+            }
+            if (errno == ENOTDIR)
+                throw StoreError(
+                    "local store: cannot put " + what_object(container, name) +
+                    ": a directory above it is an object, and in a directory store a name cannot "
+                    "be both an object and a directory");
+            throw StoreError("local store: cannot create directory " + quote_for_message(path) + " for " +
+                             what_object(container, name) + ": " + errno_message(errno));
+        }
+    }
+
+    // Unique per process (pid), thread and call (counter); O_EXCL settles
+    // collisions with leftovers of a crashed process that had the same pid.
+    static std::string temp_name() {
+        static std::atomic<unsigned long> counter{0};
+        thread_local std::mt19937_64 rng{std::random_device{}()};
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "%ld.%lu.%016llx", static_cast<long>(::getpid()), counter.fetch_add(1),
+                      static_cast<unsigned long long>(rng()));
+        return std::string(local_temp_prefix) + buf;
+    }
+
+    void write_object(Fd& fd, std::string_view data, ObjectInfo& info, const std::string& container,
+                      const std::string& name) const {
+        auto fail = [&](const char* step, const std::string& why) {
+            throw StoreError("local store: cannot " + std::string(step) + " " + what_object(container, name) +
+                             ": " + why);
+        };
+        std::size_t done = 0;
+        while (done < data.size()) {
+            ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) fail("write", errno_message(errno));
+            done += static_cast<std::size_t>(n);
+        }
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) fail("stat", errno_message(errno));
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        info.last_modified = iso_time(now);
+        Json meta = {{"etag", info.etag},
+                     {"bytes", info.bytes},
+                     {"content_type", info.content_type},
+                     {"last_modified", info.last_modified},
+                     {"mtime", static_cast<std::int64_t>(st.st_mtim.tv_sec)}};
+        if (info.content_encoding) meta["content_encoding"] = *info.content_encoding;
+        const std::string raw = meta.dump();
+        // Set before the rename, so the object appears with its metadata.
+        if (::fsetxattr(fd.get(), local_meta_xattr, raw.data(), raw.size(), 0) != 0)
+            fail("record metadata of", xattr_error(errno));
+        if (::fsync(fd.get()) != 0) fail("sync", errno_message(errno));
+        if (int err = fd.close_checked()) fail("close", errno_message(err));
+    }
+
+    std::string root_;
+};
+
+}  // namespace
+
+std::string swift_listing_content_type(std::string_view content_type) {
+    auto semi = content_type.find(';');
+    if (semi == std::string_view::npos) return std::string(content_type);
+    auto trim = [](std::string_view s) {
+        while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+        while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+        return s;
+    };
+    std::string out(content_type.substr(0, semi));
+    std::string_view rest = content_type.substr(semi + 1);
+    for (;;) {
+        const auto next = rest.find(';');
+        const std::string_view param = trim(rest.substr(0, next));
+        if (!param.empty()) {
+            const auto eq = param.find('=');
+            out += ';';
+            out += trim(param.substr(0, eq));
+            out += '=';
+            if (eq != std::string_view::npos) out += trim(param.substr(eq + 1));
+        }
+        if (next == std::string_view::npos) break;
+        rest = rest.substr(next + 1);
+    }
+    return out;
+}
+
+std::unique_ptr<Store> make_local_store(const std::string& root) {
+    return std::make_unique<LocalStore>(root);
+}
+
+}  // namespace apcloud

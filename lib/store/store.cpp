@@ -1,0 +1,96 @@
+// The Store interface's shared parts: ACLs, name rules, paging, and the
+// factory choosing a backend by URL.
+#include "autopkgtest_cloud/store.hpp"
+
+#include "apcloud_config.h"
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/request.hpp"
+#include "autopkgtest_cloud/url.hpp"
+#include "store/local_store.hpp"
+#if APCLOUD_HAVE_SWIFT
+#include "store/swift_store.hpp"
+#endif
+
+namespace apcloud {
+
+Store::~Store() = default;
+
+std::string ContainerAcl::swift_read_acl() const {
+    // Keystone ACLs name "project:user"; a bare user means "that user in any
+    // project" ("*:user"). tempauth has no wildcard, so "account:user" is kept.
+    if (public_read) return ".r:*,.rlistings";
+    return read_user.find(':') == std::string::npos ? "*:" + read_user : read_user;
+}
+
+std::vector<ListEntry> Store::list_all(const std::string& container, ListOptions options) {
+    std::vector<ListEntry> out;
+    const std::size_t page = options.limit == 0 ? ListOptions::max_list_limit : options.limit;
+    options.limit = page;
+    for (;;) {
+        auto entries = list(container, options);
+        const bool full = entries.size() >= page;
+        if (!entries.empty()) options.marker = entries.back().name;
+        for (auto& e : entries) out.push_back(std::move(e));
+        // A short page is the last one; a full page may have more after it.
+        if (!full) return out;
+    }
+}
+
+std::vector<std::optional<Object>> Store::get_many(const std::string& container,
+                                                   const std::vector<std::string>& names) {
+    std::vector<std::optional<Object>> out;
+    out.reserve(names.size());
+    for (const auto& n : names) out.push_back(get(container, n));
+    return out;
+}
+
+void check_object_name(std::string_view name) {
+    auto bad = [&](const char* why) { throw ValidationError("object", std::string(name), why); };
+    if (name.empty()) bad("object name is empty");
+    if (name.size() > 1024) bad("object name is longer than 1024 bytes");
+    if (name.find('\0') != std::string_view::npos) bad("object name contains NUL");
+    if (!is_valid_utf8(name)) bad("object name is not UTF-8");
+    if (name.front() == '/') bad("object name is absolute");
+    std::size_t start = 0;
+    while (start <= name.size()) {
+        auto end = name.find('/', start);
+        auto seg = name.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+        if (seg == "." || seg == "..") bad("object name has a . or .. segment");
+        if (seg.empty() && end != std::string_view::npos) bad("object name has an empty segment");
+        if (end == std::string_view::npos) break;
+        start = end + 1;
+    }
+}
+
+void check_container_name(std::string_view name) {
+    auto bad = [&](const char* why) { throw ValidationError("container", std::string(name), why); };
+    if (name.empty()) bad("container name is empty");
+    if (name.size() > 256) bad("container name is longer than 256 bytes");
+    if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
+        bad("container name contains / or NUL");
+    if (name == "." || name == "..") bad("container name is . or ..");
+    if (!is_valid_utf8(name)) bad("container name is not UTF-8");
+}
+
+std::unique_ptr<Store> open_store(const std::string& url, const StoreCredentials& credentials) {
+    Url u = parse_url(url);
+    if (u.scheme == "file") {
+        if (!u.host.empty() && u.host != "localhost")
+            throw ConfigError("file store URL must be file:///absolute/path, got " + quote_for_message(url));
+        if (u.path.empty() || u.path.front() != '/')
+            throw ConfigError("file store URL needs an absolute path: " + quote_for_message(url));
+        return make_local_store(u.path);
+    }
+    if (u.scheme == "swift+http" || u.scheme == "swift+https" || u.scheme == "http" || u.scheme == "https") {
+#if APCLOUD_HAVE_SWIFT
+        return make_swift_store(u, credentials);
+#else
+        (void)credentials;
+        throw ConfigError("this build has no Swift support (meson option swift): " + u.redacted());
+#endif
+    }
+    throw ConfigError("unknown store URL scheme " + quote_for_message(u.scheme) + " in " + u.redacted() +
+                      " (expected file://, swift+http(s):// or http(s)://)");
+}
+
+}  // namespace apcloud

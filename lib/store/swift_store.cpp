@@ -1,0 +1,777 @@
+// The Swift store: the Store interface over the OpenStack Swift object API (v1 or Keystone v3 auth).
+#include "store/swift_store.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <mutex>
+#include <thread>
+
+#include <openssl/evp.h>
+#include <nlohmann/json.hpp>
+
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/request.hpp"
+#include "http/http_client.hpp"
+
+namespace apcloud {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+enum class AuthKind { v1, keystone_v3, anonymous };
+
+std::string env_or(const char* name, const std::string& fallback = {}) {
+    const char* v = std::getenv(name);
+    return v && *v ? std::string(v) : fallback;
+}
+
+std::string first_nonempty(std::initializer_list<std::string> values) {
+    for (const auto& v : values)
+        if (!v.empty()) return v;
+    return {};
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string md5_hex(std::string_view data) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_md5(), nullptr) != 1)
+        throw StoreError("cannot compute an MD5 digest (OpenSSL EVP_Digest failed)");
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 0xf];
+    }
+    return out;
+}
+
+// Swift quotes the ETag of some objects (manifests); plain objects are bare hex.
+std::string normalize_etag(std::string etag) {
+    if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') etag = etag.substr(1, etag.size() - 2);
+    for (auto& c : etag)
+        if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    return etag;
+}
+
+std::string iso_from_unix(std::time_t t, const std::string& micros) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%s", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros.c_str());
+    return buf;
+}
+
+// X-Timestamp ("1711026252.12345") in the listing's ISO form, so head() and
+// list() agree to the microsecond.
+std::optional<std::string> iso_from_x_timestamp(const std::string& ts) {
+    auto dot = ts.find('.');
+    std::string secs = ts.substr(0, dot), frac = dot == std::string::npos ? "" : ts.substr(dot + 1);
+    if (secs.empty() || secs.find_first_not_of("0123456789") != std::string::npos ||
+        frac.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+    frac = (frac + "000000").substr(0, 6);
+    return iso_from_unix(static_cast<std::time_t>(std::stoll(secs)), frac);
+}
+
+// An HTTP date ("Tue, 24 Nov 2026 23:22:21 GMT") in ISO form, parsed by hand
+// because strptime's month names follow the locale.
+std::optional<std::string> iso_from_http_date(const std::string& date) {
+    static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char mon[4] = {};
+    int day = 0, year = 0, h = 0, m = 0, s = 0;
+    if (std::sscanf(date.c_str(), "%*3s, %d %3s %d %d:%d:%d", &day, mon, &year, &h, &m, &s) != 6)
+        return std::nullopt;
+    for (int i = 0; i < 12; ++i) {
+        if (std::string_view(mon) == months[i]) {
+            std::tm tm{};
+            tm.tm_year = year - 1900;
+            tm.tm_mon = i;
+            tm.tm_mday = day;
+            tm.tm_hour = h;
+            tm.tm_min = m;
+            tm.tm_sec = s;
+            return iso_from_unix(timegm(&tm), "000000");
+        }
+    }
+    return std::nullopt;
+}
+
+// Keystone's "2024-03-21T13:04:12.000000Z" as a time_t.
+std::optional<std::time_t> parse_iso_utc(const std::string& text) {
+    std::tm tm{};
+    if (std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                    &tm.tm_min, &tm.tm_sec) != 6)
+        return std::nullopt;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return timegm(&tm);
+}
+
+const char* status_text(int status) {
+    switch (status) {
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 408:
+            return "Request Timeout";
+        case 409:
+            return "Conflict";
+        case 411:
+            return "Length Required";
+        case 412:
+            return "Precondition Failed";
+        case 413:
+            return "Payload Too Large";
+        case 422:
+            return "Unprocessable Entity";
+        case 429:
+            return "Too Many Requests";
+        case 499:
+            return "Client Disconnect";
+        case 500:
+            return "Internal Server Error";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        case 507:
+            return "Insufficient Storage";
+        default:
+            return "";
+    }
+}
+
+std::string http_status(int status) {
+    std::string t = status_text(status);
+    return "HTTP " + std::to_string(status) + (t.empty() ? "" : " " + t);
+}
+
+bool retryable_status(int status) {
+    return status >= 500 || status == 408 || status == 429;
+}
+
+double parse_number(const Url& url, const std::string& key, double value, double min, double max) {
+    auto it = url.query.find(key);
+    if (it == url.query.end()) return value;
+    char* end = nullptr;
+    double v = std::strtod(it->second.c_str(), &end);
+    if (it->second.empty() || *end != '\0' || !(v >= min && v <= max))
+        throw ConfigError("store URL " + url.redacted() + ": parameter " + key + "=" +
+                          quote_for_message(it->second) + " is not a number in [" + std::to_string(min) +
+                          ", " + std::to_string(max) + "]");
+    return v;
+}
+
+// One operation on the storage URL: account-relative container and object.
+struct Call {
+    const char* method;
+    std::string container;
+    std::string object;  // empty: the container itself
+    std::string query;   // already encoded, without '?'
+    http::Headers headers;
+    std::string_view body;
+    bool has_body = false;
+};
+
+class SwiftStore final : public Store {
+public:
+    SwiftStore(AuthKind kind, std::string endpoint, std::string endpoint_for_messages, StoreCredentials creds,
+               SwiftOptions options, std::string region, std::string interface)
+        : kind_(kind),
+          endpoint_(std::move(endpoint)),
+          endpoint_shown_(std::move(endpoint_for_messages)),
+          creds_(std::move(creds)),
+          options_(options),
+          region_(std::move(region)),
+          interface_(std::move(interface)),
+          http_(client_options(options)) {
+        // A public storage URL is the storage URL; others learn it from auth.
+        if (kind_ == AuthKind::anonymous) session_.storage_url = endpoint_;
+    }
+
+    std::uint64_t auth_count() const {
+        std::lock_guard<std::mutex> lock(auth_mutex_);
+        return auth_count_;
+    }
+
+    void ensure_container(const std::string& container, const ContainerAcl& acl) override {
+        check_container_name(container);
+        Call c{"PUT", container, {}, {}, {}, {}, true};
+        require_credentials(c);
+        if (!acl.public_read && acl.read_user.empty())
+            c.headers["X-Remove-Container-Read"] = "1";  // only the owner
+        else
+            c.headers["X-Container-Read"] = acl.swift_read_acl();
+        auto r = perform(c);
+        if (r.status != 201 && r.status != 202 && r.status != 204) fail(c, r);
+    }
+
+    ContainerAcl container_acl(const std::string& container) override {
+        check_container_name(container);
+        Call c{"HEAD", container, {}, {}, {}, {}, false};
+        auto r = perform(c);
+        if (r.status == 404 || (anonymous() && (r.status == 401 || r.status == 403))) not_found(c, r);
+        if (r.status != 200 && r.status != 204) fail(c, r);
+        // Swift shows ACLs to the owner only; that an anonymous HEAD got
+        // through is itself the proof that the container is public.
+        if (anonymous()) return ContainerAcl::public_container();
+        return parse_acl(r.header("X-Container-Read").value_or(""));
+    }
+
+    ObjectInfo put(const std::string& container, const std::string& name, std::string_view data,
+                   const PutOptions& options) override {
+        check_container_name(container);
+        check_object_name(name);
+        Call c{"PUT", container, name, {}, {}, data, true};
+        require_credentials(c);
+        const std::string md5 = md5_hex(data);
+        c.headers["Content-Type"] = options.content_type;
+        if (options.content_encoding) c.headers["Content-Encoding"] = *options.content_encoding;
+        // The server checks the body against this ETag (422 on mismatch), and
+        // we check its answer: corruption either way is caught.
+        c.headers["ETag"] = md5;
+        auto r = perform(c);
+        if (r.status == 404) not_found(c, r);
+        if (r.status == 422)
+            throw StoreError(describe(c) + ": " + http_status(r.status) +
+                             ": the server received content whose MD5 differs from the one sent");
+        if (r.status != 201) fail(c, r);
+        const std::string returned = normalize_etag(r.header("ETag").value_or(""));
+        if (returned != md5)
+            throw StoreError(describe(c) + ": the server answered ETag " + quote_for_message(returned) +
+                             " but the content's MD5 is " + md5);
+        ObjectInfo info;
+        info.name = name;
+        info.bytes = data.size();
+        info.etag = md5;
+        info.content_type = options.content_type;
+        info.content_encoding = options.content_encoding;
+        info.last_modified = last_modified(r);
+        return info;
+    }
+
+    std::optional<Object> get(const std::string& container, const std::string& name) override {
+        check_container_name(container);
+        check_object_name(name);
+        Call c{"GET", container, name, {}, {}, {}, false};
+        auto r = perform(c);
+        return object_from(c, std::move(r));
+    }
+
+    std::optional<ObjectInfo> head(const std::string& container, const std::string& name) override {
+        check_container_name(container);
+        check_object_name(name);
+        Call c{"HEAD", container, name, {}, {}, {}, false};
+        auto r = perform(c);
+        if (r.status == 404) return std::nullopt;
+        if (r.status != 200) fail(c, r);
+        return info_from(name, r);
+    }
+
+    bool remove(const std::string& container, const std::string& name) override {
+        check_container_name(container);
+        check_object_name(name);
+        Call c{"DELETE", container, name, {}, {}, {}, false};
+        require_credentials(c);
+        auto r = perform(c);
+        if (r.status == 404) return false;
+        if (r.status != 204 && r.status != 200) fail(c, r);
+        return true;
+    }
+
+    std::vector<ListEntry> list(const std::string& container, const ListOptions& options) override {
+        check_container_name(container);
+        // 0 and anything above Swift's maximum mean the maximum (Swift itself
+        // would answer 412 above it).
+        std::size_t limit = options.limit == 0 ? ListOptions::max_list_limit
+                                               : std::min(options.limit, ListOptions::max_list_limit);
+        // Swift answers a bare 400 to parameters that are not UTF-8 (names
+        // are UTF-8, so no prefix cut inside a character can match anyway).
+        for (const auto& [field, value] :
+             {std::pair<const char*, const std::string&>{"prefix", options.prefix},
+              {"marker", options.marker},
+              {"end_marker", options.end_marker}})
+            if (!is_valid_utf8(value))
+                throw ValidationError(field, value, "Swift accepts only UTF-8 listing parameters");
+        std::string q = "format=json&limit=" + std::to_string(limit);
+        if (!options.prefix.empty()) q += "&prefix=" + percent_encode(options.prefix);
+        if (options.delimiter) q += "&delimiter=" + percent_encode(std::string(1, *options.delimiter));
+        if (!options.marker.empty()) q += "&marker=" + percent_encode(options.marker);
+        if (!options.end_marker.empty()) q += "&end_marker=" + percent_encode(options.end_marker);
+        Call c{"GET", container, {}, std::move(q), {}, {}, false};
+        c.headers["Accept"] = "application/json";
+        auto r = perform(c);
+        // Anonymous readers of a missing container get 401 from many
+        // deployments (the ACL check comes first); to them it is not there.
+        if (r.status == 404 || (anonymous() && (r.status == 401 || r.status == 403))) not_found(c, r);
+        if (r.status == 204) return {};
+        if (r.status != 200) fail(c, r);
+        return parse_listing(c, r.body);
+    }
+
+    std::vector<std::optional<Object>> get_many(const std::string& container,
+                                                const std::vector<std::string>& names) override {
+        check_container_name(container);
+        for (const auto& n : names) check_object_name(n);
+        std::vector<std::optional<Object>> out(names.size());
+        if (names.empty()) return out;
+        // Fast path: all GETs concurrently over kept-alive connections. The
+        // common answers (200, 404) are final; on 401 (token expired meanwhile)
+        // the failed ones get one more concurrent pass with a fresh token.
+        std::vector<std::size_t> pending(names.size());
+        for (std::size_t i = 0; i < names.size(); ++i) pending[i] = i;
+        for (int pass = 0; pass < 2 && !pending.empty(); ++pass) {
+            const Session s = session();
+            std::vector<http::Request> requests(pending.size());
+            for (std::size_t k = 0; k < pending.size(); ++k) {
+                requests[k].method = "GET";
+                requests[k].url = object_url(s, container, names[pending[k]], {});
+                if (!s.token.empty()) requests[k].headers["X-Auth-Token"] = s.token;
+            }
+            auto outcomes = http_.request_many(requests, options_.concurrency);
+            std::vector<std::size_t> again;
+            bool unauthorized = false;
+            for (std::size_t k = 0; k < pending.size(); ++k) {
+                const std::size_t i = pending[k];
+                auto& o = outcomes[k];
+                if (o.response && (o.response->status == 200 || o.response->status == 404)) {
+                    Call c{"GET", container, names[i], {}, {}, {}, false};
+                    out[i] = object_from(c, std::move(*o.response));
+                } else {
+                    unauthorized = unauthorized || (o.response && o.response->status == 401);
+                    again.push_back(i);
+                }
+            }
+            pending = std::move(again);
+            if (!unauthorized || anonymous()) break;
+            invalidate(s.generation);
+        }
+        // The rest (dropped connections, 5xx ...) one by one through get(),
+        // which retries with backoff and throws the precise error.
+        for (std::size_t i : pending) out[i] = get(container, names[i]);
+        return out;
+    }
+
+private:
+    struct Session {
+        std::string token;
+        std::string storage_url;
+        std::uint64_t generation = 0;
+        std::optional<Clock::time_point> renew_after;
+    };
+
+    static http::ClientOptions client_options(const SwiftOptions& o) {
+        http::ClientOptions c;
+        c.timeout = std::chrono::milliseconds(static_cast<long long>(o.timeout * 1000));
+        c.validate_certificates = o.verify_tls;
+        return c;
+    }
+
+    bool anonymous() const { return kind_ == AuthKind::anonymous; }
+
+    std::string describe(const Call& c) const {
+        std::string what = c.method;
+        if (!c.object.empty())
+            what +=
+                " object " + quote_for_message(c.object) + " in container " + quote_for_message(c.container);
+        else
+            what += " container " + quote_for_message(c.container);
+        return what + " (Swift " + endpoint_shown_ + ")";
+    }
+
+    [[noreturn]] void fail(const Call& c, const http::Response& r) const {
+        std::string msg = describe(c) + ": " + http_status(r.status);
+        if (r.status == 401 || r.status == 403)
+            msg += anonymous() ? " (no credentials: this is a public storage URL)"
+                               : " (the credentials do not grant this)";
+        throw StoreError(msg);
+    }
+
+    [[noreturn]] void not_found(const Call& c, const http::Response& r) const {
+        std::string msg = describe(c) + ": " + http_status(r.status) + ": container " +
+                          quote_for_message(c.container) + " does not exist";
+        if (r.status != 404) msg += " or is not readable without credentials";
+        throw NotFound(msg);
+    }
+
+    void require_credentials(const Call& c) const {
+        if (anonymous())
+            throw StoreError(describe(c) +
+                             ": a public storage URL (http(s)://host/v1/AUTH_x) allows reads only; writing "
+                             "needs credentials and an auth URL (swift+http(s)://host/auth/v1.0 or .../v3)");
+    }
+
+    static ContainerAcl parse_acl(const std::string& value) {
+        std::string user;
+        std::size_t start = 0;
+        while (start <= value.size()) {
+            auto comma = value.find(',', start);
+            std::string item =
+                value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+            while (!item.empty() && item.back() == ' ') item.pop_back();
+            if (item == ".r:*") return ContainerAcl::public_container();
+            if (user.empty() && item.size() > 2 && item.compare(0, 2, "*:") == 0)
+                user = item.substr(2);
+            else if (user.empty() && !item.empty() && item[0] != '.')
+                user = item;
+            if (comma == std::string::npos) break;
+            start = comma + 1;
+        }
+        return ContainerAcl::private_to(user);
+    }
+
+    static std::string last_modified(const http::Response& r) {
+        if (auto ts = r.header("X-Timestamp"))
+            if (auto iso = iso_from_x_timestamp(*ts)) return *iso;
+        if (auto lm = r.header("Last-Modified"))
+            if (auto iso = iso_from_http_date(*lm)) return *iso;
+        return {};
+    }
+
+    ObjectInfo info_from(const std::string& name, const http::Response& r) const {
+        ObjectInfo info;
+        info.name = name;
+        auto len = r.header("Content-Length");
+        info.bytes = len ? std::strtoull(len->c_str(), nullptr, 10) : r.body.size();
+        info.etag = normalize_etag(r.header("ETag").value_or(""));
+        info.content_type = r.header("Content-Type").value_or("");
+        info.content_encoding = r.header("Content-Encoding");
+        info.last_modified = last_modified(r);
+        return info;
+    }
+
+    std::optional<Object> object_from(const Call& c, http::Response r) const {
+        if (r.status == 404) return std::nullopt;
+        if (r.status != 200) fail(c, r);
+        Object o;
+        o.info = info_from(c.object, r);
+        o.info.bytes = r.body.size();
+        o.data = std::move(r.body);
+        return o;
+    }
+
+    std::vector<ListEntry> parse_listing(const Call& c, const std::string& body) const {
+        std::vector<ListEntry> out;
+        try {
+            auto doc = nlohmann::json::parse(body);
+            if (!doc.is_array()) throw StoreError(describe(c) + ": the listing is not a JSON array");
+            out.reserve(doc.size());
+            for (const auto& item : doc) {
+                ListEntry e;
+                if (item.contains("subdir")) {
+                    e.name = item.at("subdir").get<std::string>();
+                    e.subdir = true;
+                } else {
+                    e.name = item.at("name").get<std::string>();
+                    e.bytes = item.value("bytes", std::uint64_t{0});
+                    e.etag = normalize_etag(item.value("hash", std::string()));
+                    e.content_type = item.value("content_type", std::string());
+                    e.last_modified = item.value("last_modified", std::string());
+                }
+                out.push_back(std::move(e));
+            }
+        } catch (const nlohmann::json::exception& e) {
+            throw StoreError(describe(c) + ": the listing is not valid Swift JSON: " + e.what());
+        }
+        return out;
+    }
+
+    std::string object_url(const Session& s, const std::string& container, const std::string& object,
+                           const std::string& query) const {
+        std::string url = s.storage_url + "/" + percent_encode(container);
+        if (!object.empty()) url += "/" + percent_encode(object, true);
+        if (!query.empty()) url += "?" + query;
+        return url;
+    }
+
+    // Sends a request, retrying connection errors and retryable statuses with
+    // exponential backoff; returns the last response (maybe a 5xx after the
+    // budget) or throws StoreError when the server could not be reached.
+    http::Response send_with_retries(const http::Request& req, const std::string& what) {
+        double delay = options_.backoff;
+        for (int attempt = 0;; ++attempt) {
+            std::optional<http::Response> resp;
+            std::string error;
+            try {
+                resp = http_.request(req);
+            } catch (const HttpError& e) {
+                error = e.what();
+            }
+            const bool retry = !resp || retryable_status(resp->status);
+            if (!retry) return std::move(*resp);
+            if (attempt >= options_.retries) {
+                if (resp) return std::move(*resp);
+                throw StoreError(what + ": " + error + " (gave up after " + std::to_string(attempt + 1) +
+                                 (attempt ? " tries)" : " try)"));
+            }
+            double wait = std::min(delay, options_.backoff_max);
+            // A server that says when to come back is believed, within the cap.
+            if (resp)
+                if (auto ra = resp->header("Retry-After")) {
+                    char* end = nullptr;
+                    double v = std::strtod(ra->c_str(), &end);
+                    if (end != ra->c_str() && *end == '\0' && v > wait)
+                        wait = std::min(v, options_.backoff_max);
+                }
+            std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+            delay *= 2;
+        }
+    }
+
+    http::Response perform(const Call& c) {
+        bool reauthenticated = false;
+        for (;;) {
+            const Session s = session();
+            http::Request req;
+            req.method = c.method;
+            req.url = object_url(s, c.container, c.object, c.query);
+            req.headers = c.headers;
+            if (!s.token.empty()) req.headers["X-Auth-Token"] = s.token;
+            req.body = c.body;
+            req.has_body = c.has_body;
+            auto r = send_with_retries(req, describe(c));
+            // An expired or revoked token: fetch a new one once and repeat.
+            if (r.status == 401 && !anonymous() && !reauthenticated) {
+                invalidate(s.generation);
+                reauthenticated = true;
+                continue;
+            }
+            return r;
+        }
+    }
+
+    Session session() {
+        std::lock_guard<std::mutex> lock(auth_mutex_);
+        if (anonymous()) return session_;
+        const bool expiring = session_.renew_after && Clock::now() >= *session_.renew_after;
+        if (session_.token.empty() || expiring) authenticate();
+        return session_;
+    }
+
+    void invalidate(std::uint64_t generation) {
+        std::lock_guard<std::mutex> lock(auth_mutex_);
+        // Only the token that failed: another thread may have renewed it.
+        if (session_.generation == generation) session_.token.clear();
+    }
+
+    // Called with auth_mutex_ held, so concurrent callers wait for one login.
+    void authenticate() {
+        Session fresh;
+        std::optional<long long> lifetime;
+        if (kind_ == AuthKind::v1) {
+            http::Request req;
+            req.url = endpoint_;
+            req.headers["X-Auth-User"] = creds_.user;
+            req.headers["X-Auth-Key"] = creds_.key;
+            const std::string what =
+                "GET " + endpoint_shown_ + " (Swift v1 auth as " + quote_for_message(creds_.user) + ")";
+            auto r = send_with_retries(req, what);
+            if (r.status < 200 || r.status > 299)
+                throw StoreError(what + ": " + http_status(r.status) +
+                                 (r.status == 401 || r.status == 403 ? ": user or key refused" : ""));
+            fresh.token = first_nonempty(
+                {r.header("X-Auth-Token").value_or(""), r.header("X-Storage-Token").value_or("")});
+            fresh.storage_url = r.header("X-Storage-Url").value_or("");
+            if (fresh.token.empty() || fresh.storage_url.empty())
+                throw StoreError(what + ": the answer lacks X-Auth-Token or X-Storage-Url");
+            if (auto e = r.header("X-Auth-Token-Expires")) {
+                char* end = nullptr;
+                long long v = std::strtoll(e->c_str(), &end, 10);
+                if (end != e->c_str()) lifetime = v;
+            }
+        } else {
+            keystone_login(fresh, lifetime);
+        }
+        while (!fresh.storage_url.empty() && fresh.storage_url.back() == '/') fresh.storage_url.pop_back();
+        if (lifetime) {
+            // Renew a little early so a request does not start with a token
+            // about to lapse; a 401 would still trigger a renewal.
+            long long margin = std::min<long long>(60, *lifetime / 10);
+            fresh.renew_after = Clock::now() + std::chrono::seconds(*lifetime - margin);
+        }
+        fresh.generation = session_.generation + 1;
+        session_ = std::move(fresh);
+        ++auth_count_;
+    }
+
+    // Keystone v3 password authentication scoped to a project
+    // (POST /v3/auth/tokens); the storage URL comes from the catalog.
+    void keystone_login(Session& fresh, std::optional<long long>& lifetime) {
+        nlohmann::json body = {
+            {"auth",
+             {{"identity",
+               {{"methods", {"password"}},
+                {"password",
+                 {{"user",
+                   {{"name", creds_.user},
+                    {"domain", {{"name", creds_.user_domain}}},
+                    {"password", creds_.key}}}}}}},
+              {"scope",
+               {{"project", {{"name", creds_.project}, {"domain", {{"name", creds_.project_domain}}}}}}}}}};
+        const std::string text = body.dump();
+        http::Request req;
+        req.method = "POST";
+        req.url = endpoint_ + "/auth/tokens";
+        req.headers["Content-Type"] = "application/json";
+        req.headers["Accept"] = "application/json";
+        req.body = text;
+        req.has_body = true;
+        const std::string what = "POST " + endpoint_shown_ + "/auth/tokens (Keystone v3 auth as " +
+                                 quote_for_message(creds_.user) + " for project " +
+                                 quote_for_message(creds_.project) + ")";
+        auto r = send_with_retries(req, what);
+        if (r.status != 201 && r.status != 200)
+            throw StoreError(what + ": " + http_status(r.status) +
+                             (r.status == 401 ? ": user, password, project or domain refused" : ""));
+        fresh.token = r.header("X-Subject-Token").value_or("");
+        if (fresh.token.empty()) throw StoreError(what + ": the answer lacks X-Subject-Token");
+        try {
+            auto doc = nlohmann::json::parse(r.body);
+            const auto& token = doc.at("token");
+            if (token.contains("expires_at") && token["expires_at"].is_string())
+                if (auto exp = parse_iso_utc(token["expires_at"].get<std::string>()))
+                    lifetime = static_cast<long long>(*exp - std::time(nullptr));
+            if (token.contains("catalog"))
+                for (const auto& service : token.at("catalog")) {
+                    if (service.value("type", std::string()) != "object-store") continue;
+                    for (const auto& ep : service.at("endpoints")) {
+                        if (ep.value("interface", std::string()) != interface_) continue;
+                        if (!region_.empty() && ep.value("region", std::string()) != region_ &&
+                            ep.value("region_id", std::string()) != region_)
+                            continue;
+                        fresh.storage_url = ep.at("url").get<std::string>();
+                        break;
+                    }
+                    if (!fresh.storage_url.empty()) break;
+                }
+        } catch (const nlohmann::json::exception& e) {
+            throw StoreError(what + ": the answer is not a Keystone token: " + e.what());
+        }
+        if (fresh.storage_url.empty())
+            throw StoreError(what + ": the catalog has no " + interface_ + " object-store endpoint" +
+                             (region_.empty() ? std::string() : " in region " + quote_for_message(region_)));
+    }
+
+    const AuthKind kind_;
+    const std::string endpoint_;        // auth URL, or the public storage URL
+    const std::string endpoint_shown_;  // the same without user info, for messages
+    const StoreCredentials creds_;
+    const SwiftOptions options_;
+    const std::string region_;
+    const std::string interface_;
+    http::HttpClient http_;
+    mutable std::mutex auth_mutex_;
+    Session session_;
+    std::uint64_t auth_count_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_swift_store(const Url& url, const StoreCredentials& credentials) {
+    const bool swift_scheme = url.scheme == "swift+http" || url.scheme == "swift+https";
+    const std::string http_scheme = swift_scheme ? url.scheme.substr(6) : url.scheme;
+    if (http_scheme != "http" && http_scheme != "https")
+        throw ConfigError("not a Swift URL: " + url.redacted());
+
+    for (const auto& [key, value] : url.query) {
+        static const char* known[] = {"retries",        "backoff",  "backoff_max", "timeout",
+                                      "concurrency",    "insecure", "project",     "user_domain",
+                                      "project_domain", "region",   "interface"};
+        if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
+            std::end(known))
+            throw ConfigError("store URL " + url.redacted() + ": unknown parameter " +
+                              quote_for_message(key));
+    }
+    SwiftOptions options;
+    options.retries = static_cast<int>(parse_number(url, "retries", options.retries, 0, 100));
+    options.backoff = parse_number(url, "backoff", options.backoff, 0, 3600);
+    options.backoff_max = parse_number(url, "backoff_max", options.backoff_max, 0, 3600);
+    options.timeout = parse_number(url, "timeout", options.timeout, 0.001, 86400);
+    options.concurrency = static_cast<std::size_t>(parse_number(url, "concurrency", 16, 1, 1024));
+    options.verify_tls = parse_number(url, "insecure", 0, 0, 1) == 0;
+
+    std::string path = url.raw_path;
+    while (!path.empty() && path.back() == '/') path.pop_back();
+    std::string origin =
+        http_scheme + "://" + (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host);
+    if (url.port) origin += ":" + std::to_string(*url.port);
+    const std::string shown = origin + path;
+
+    AuthKind kind;
+    if (ends_with(path, "/v2.0"))
+        throw ConfigError("store URL " + url.redacted() +
+                          ": Keystone v2.0 is not supported, use the v3 URL (path ending in /v3)");
+    if (ends_with(path, "/v3"))
+        kind = AuthKind::keystone_v3;
+    else if (ends_with(path, "/auth/v1.0") || ends_with(path, "/auth/v1") || ends_with(path, "/auth"))
+        kind = AuthKind::v1;
+    else if (!swift_scheme && path.rfind("/v1/", 0) == 0 && path.size() > 4)
+        kind = AuthKind::anonymous;
+    else if (swift_scheme)
+        kind = AuthKind::v1;
+    else
+        throw ConfigError(
+            "Swift URL " + url.redacted() +
+            " is neither an auth URL (swift+http(s)://host/auth/v1.0 or .../v3) nor a public storage "
+            "URL (http(s)://host/v1/AUTH_account)");
+
+    auto q = [&](const char* key) {
+        auto it = url.query.find(key);
+        return it == url.query.end() ? std::string() : it->second;
+    };
+    StoreCredentials creds;
+    std::string interface = first_nonempty({q("interface"), "public"});
+    if (kind != AuthKind::anonymous) {
+        const bool v3 = kind == AuthKind::keystone_v3;
+        creds.user = first_nonempty({url.user, credentials.user, env_or("APCLOUD_SWIFT_USER"),
+                                     v3 ? env_or("OS_USERNAME") : std::string()});
+        creds.key = first_nonempty({url.has_password ? url.password : std::string(), credentials.key,
+                                    env_or("APCLOUD_SWIFT_KEY"), v3 ? env_or("OS_PASSWORD") : std::string()});
+        if (creds.user.empty() || creds.key.empty())
+            throw ConfigError("Swift store " + url.redacted() +
+                              ": no credentials (give user and key in the URL, the configuration, or "
+                              "APCLOUD_SWIFT_USER and APCLOUD_SWIFT_KEY" +
+                              (v3 ? std::string(" or OS_USERNAME and OS_PASSWORD)") : std::string(")")));
+        if (v3) {
+            creds.project = first_nonempty({q("project"), credentials.project,
+                                            env_or("APCLOUD_SWIFT_PROJECT"), env_or("OS_PROJECT_NAME")});
+            creds.user_domain = first_nonempty(
+                {q("user_domain"), credentials.user_domain, env_or("OS_USER_DOMAIN_NAME"), "Default"});
+            creds.project_domain = first_nonempty({q("project_domain"), credentials.project_domain,
+                                                   env_or("OS_PROJECT_DOMAIN_NAME"), "Default"});
+            if (creds.project.empty())
+                throw ConfigError(
+                    "Swift store " + url.redacted() +
+                    ": Keystone v3 needs a project (?project=, the configuration, or OS_PROJECT_NAME)");
+        }
+    }
+    const std::string region = first_nonempty(
+        {q("region"), kind == AuthKind::keystone_v3 ? env_or("OS_REGION_NAME") : std::string()});
+    return std::make_unique<SwiftStore>(kind, origin + path, shown, std::move(creds), options, region,
+                                        interface);
+}
+
+std::uint64_t swift_auth_count(const Store& store) {
+    auto* s = dynamic_cast<const SwiftStore*>(&store);
+    return s ? s->auth_count() : 0;
+}
+
+}  // namespace apcloud

@@ -1,0 +1,127 @@
+// apcloud up: the one-machine site layout and the supervised worker pool.
+#include "autopkgtest_cloud/pool.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/routing.hpp"
+
+namespace fs = std::filesystem;
+
+namespace apcloud {
+
+std::string LocalSite::store_url() const { return "file://" + data_dir + "/results"; }
+std::string LocalSite::broker_url() const { return "sqlite://" + data_dir + "/queue.db"; }
+std::string LocalSite::config_path() const { return data_dir + "/worker.conf"; }
+std::string LocalSite::log_dir() const { return data_dir + "/log"; }
+
+LocalSite prepare_local_site(const std::string& data_dir, const std::vector<std::string>& releases,
+                             const std::vector<std::string>& architectures) {
+    LocalSite site;
+    site.data_dir = fs::absolute(data_dir).lexically_normal().string();
+    if (site.data_dir.size() > 1 && site.data_dir.back() == '/') site.data_dir.pop_back();
+    for (const auto& r : releases)
+        if (!is_valid_release(r)) throw ValidationError("release", r, "must match ^[a-z][a-z0-9.]*$");
+    for (const auto& a : architectures)
+        if (!is_valid_arch(a)) throw ValidationError("arch", a, "must match ^[a-z0-9][a-z0-9_]*$");
+    std::error_code ec;
+    for (const auto& d : {site.data_dir, site.data_dir + "/results", site.log_dir(), site.data_dir + "/lists",
+                          site.data_dir + "/work"}) {
+        fs::create_directories(d, ec);
+        if (ec) throw Error("cannot create " + d + ": " + ec.message());
+    }
+    if (!fs::exists(site.config_path())) {
+        auto join = [](const std::vector<std::string>& v) {
+            std::string s;
+            for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
+            return s;
+        };
+        std::ofstream conf(site.config_path());
+        conf << "# worker.conf for one machine: embedded broker, directory store, null runner.\n"
+             << "[amqp]\nurl = " << site.broker_url() << "\n\n"
+             << "[swift]\nurl = " << site.store_url() << "\n\n"
+             << "[autopkgtest]\nreleases = " << join(releases) << "\narchitectures = " << join(architectures)
+             << "\nper_package_config_dir = " << site.data_dir << "/lists\nwork_dir = " << site.data_dir
+             << "/work\n# the null runner tests on this machine: only local sources make sense\n"
+             << "allow_local_sources = true\n\n"
+             << "[virt]\nargs = null\n";
+        if (!conf) throw Error("cannot write " + site.config_path());
+    }
+    return site;
+}
+
+namespace {
+
+pid_t start_worker(const PoolOptions& o, int index) {
+    std::vector<std::string> args = {o.worker_program};
+    args.insert(args.end(), o.worker_args.begin(), o.worker_args.end());
+    const std::string log = o.log_dir + "/worker-" + std::to_string(index) + ".log";
+    pid_t pid = ::fork();
+    if (pid < 0) throw Error("cannot fork a worker");
+    if (pid == 0) {
+        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+        }
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
+}  // namespace
+
+void run_worker_pool(const PoolOptions& o, const std::atomic<bool>& stop) {
+    using clock = std::chrono::steady_clock;
+    struct Slot {
+        pid_t pid = -1;
+        int failures = 0;
+        clock::time_point restart_at{};
+        bool done = false;
+    };
+    std::vector<Slot> slots(static_cast<std::size_t>(std::max(1, o.workers)));
+    for (std::size_t i = 0; i < slots.size(); ++i) slots[i].pid = start_worker(o, static_cast<int>(i));
+
+    while (!stop.load()) {
+        for (std::size_t i = 0; i < slots.size(); ++i) {
+            auto& s = slots[i];
+            if (s.pid > 0) {
+                int status = 0;
+                if (::waitpid(s.pid, &status, WNOHANG) != s.pid) continue;
+                s.pid = -1;
+                int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                std::cerr << "apcloud up: worker " << i << " exited with " << code << "\n";
+                if (code == 0) {
+                    s.done = true;
+                } else if (code == 75) {
+                    s.restart_at = clock::now();
+                } else {
+                    s.failures++;
+                    s.restart_at = clock::now() + std::chrono::seconds(std::min(60, 1 << std::min(s.failures, 6)));
+                }
+            } else if (!s.done && clock::now() >= s.restart_at) {
+                s.pid = start_worker(o, static_cast<int>(i));
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    for (auto& s : slots)
+        if (s.pid > 0) ::kill(s.pid, SIGTERM);
+    for (auto& s : slots)
+        if (s.pid > 0) ::waitpid(s.pid, nullptr, 0);
+}
+
+}  // namespace apcloud

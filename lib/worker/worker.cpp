@@ -1,0 +1,293 @@
+// The worker service: consume -> validate -> run autopkgtest -> pack ->
+// upload (retrying) -> announce -> ack. A request is acked only after its
+// results are stored; anything that goes wrong before gives it back.
+#include "autopkgtest_cloud/worker.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/events.hpp"
+#include "autopkgtest_cloud/exit_codes.hpp"
+#include "autopkgtest_cloud/layout.hpp"
+#include "autopkgtest_cloud/request.hpp"
+#include "autopkgtest_cloud/result.hpp"
+#include "autopkgtest_cloud/routing.hpp"
+
+namespace fs = std::filesystem;
+
+namespace apcloud {
+
+namespace {
+
+std::optional<std::string> read_text(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) return std::nullopt;
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The last `max` bytes of a file, or all of it.
+std::string read_tail(const fs::path& p, std::size_t max, std::string& head) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) return {};
+    in.seekg(0, std::ios::end);
+    auto size = static_cast<std::size_t>(in.tellg());
+    in.seekg(0);
+    head.assign(std::min<std::size_t>(size, 4096), '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    if (size <= 4096) return head;
+    std::string tail(std::min(size, max), '\0');
+    in.seekg(static_cast<std::streamoff>(size - tail.size()));
+    in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+    return tail;
+}
+
+// A scratch directory removed when the run is over, whatever happens.
+struct ScratchDir {
+    fs::path path;
+    explicit ScratchDir(const std::string& base) {
+        std::string tmpl = base + "/apcloud-run-XXXXXX";
+        if (!::mkdtemp(tmpl.data())) throw Error("cannot create a run directory in " + base);
+        path = tmpl;
+    }
+    ~ScratchDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+}  // namespace
+
+Worker::Worker(WorkerConfig config, WorkerEnvironment env, Store& store, Broker& broker, Runner& runner)
+    : config_(std::move(config)), env_(std::move(env)), store_(store), broker_(broker), runner_(runner) {
+    if (!env_.now) env_.now = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
+    if (!env_.sleep) env_.sleep = [](std::chrono::seconds s) { std::this_thread::sleep_for(s); };
+    if (env_.hostname.empty()) {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        env_.hostname = host;
+    }
+    if (env_.host_arch.empty()) env_.host_arch = config_.architectures.front();
+    // Plain first, so ordinary requests are not starved by bulk ones.
+    for (auto ctx : {QueueContext::plain, QueueContext::ppa, QueueContext::upstream, QueueContext::huge})
+        for (const auto& release : config_.releases)
+            for (const auto& arch : config_.architectures) queues_.push_back(queue_name(release, arch, ctx));
+    for (const auto& q : queues_) broker_.declare_queue(q);
+}
+
+void Worker::log(const std::string& line) const {
+    if (env_.log)
+        env_.log(line);
+    else
+        std::cerr << "worker: " << line << std::endl;
+}
+
+WorkerStep Worker::process_one(std::chrono::milliseconds wait) {
+    auto d = broker_.consume(queues_, wait);
+    if (!d) return WorkerStep::idle;
+    return handle(*d);
+}
+
+void Worker::run(const std::atomic<bool>& stop) {
+    while (!stop.load()) process_one(std::chrono::milliseconds(1000));
+}
+
+WorkerStep Worker::handle(const Delivery& d) {
+    const QueueName q = parse_queue_name(d.queue);
+    if (d.attempt > static_cast<std::uint32_t>(config_.max_attempts)) {
+        broker_.dead_letter(d, "delivered " + std::to_string(d.attempt) + " times without completing");
+        log("dead-lettered a request from " + d.queue + " after " + std::to_string(d.attempt) + " deliveries");
+        return WorkerStep::dead_lettered;
+    }
+    TestRequest req;
+    try {
+        ValidationOptions opts;
+        opts.allow_local_sources = config_.allow_local_sources;
+        req = parse_request(d.body, opts);
+    } catch (const Error& e) {
+        // Invalid requests never become valid: dead-letter, never requeue.
+        broker_.dead_letter(d, e.what());
+        log("rejected a request from " + d.queue + ": " + e.what());
+        return WorkerStep::dead_lettered;
+    }
+
+    // Per-package lists are read for every request, so edits apply at once.
+    PackageLists lists;
+    if (!config_.per_package_config_dir.empty()) {
+        const fs::path dir = config_.per_package_config_dir;
+        lists.big_packages = PackageList::parse(read_text(dir / "big_packages").value_or(""));
+        lists.long_tests = PackageList::parse(read_text(dir / "long_tests").value_or(""));
+        lists.never_run = PackageList::parse(read_text(dir / "never_run").value_or(""));
+    }
+
+    const std::int64_t start = env_.now();
+    const std::string run_id = make_run_id(start, d.body);
+    const std::string container = container_name(q.release, req.ppas, req.is_private());
+    const std::string dir = result_dir(q.release, q.arch, req.package, run_id);
+    ScratchDir work(config_.work_dir);
+    const fs::path out = work.path / "out";
+    const fs::path runlog = work.path / "runner.log";
+    int exitcode = 0;
+
+    auto status = [&](bool running, std::uint64_t elapsed) {
+        std::string head;
+        std::string tail = read_tail(runlog, 2000, head);
+        std::string text = head.size() < 4096 ? head : head + tail;
+        try {
+            broker_.publish_event(teststatus_exchange,
+                                  teststatus_json(req, q.release, q.arch, running, elapsed, make_logtail(text)));
+        } catch (const Error& e) {
+            log(std::string("could not publish status: ") + e.what());
+        }
+    };
+
+    if (lists.never_run.matches(req.package, q.arch, q.release)) {
+        fs::create_directories(out);
+        std::ofstream(out / "testpkg-version") << req.package << " blacklisted";
+        exitcode = exit_denylisted;
+        log(req.package + " is on the never_run list: exit 99 without running");
+    } else {
+        RunContext rc;
+        rc.release = q.release;
+        rc.arch = q.arch;
+        rc.host_arch = env_.host_arch;
+        rc.hostname = env_.hostname;
+        rc.uuid = req.uuid.value_or(run_id.substr(0, run_id.size() - 1));
+        rc.timestamp = start;
+        rc.output_dir = out.string();
+        const bool long_run = lists.long_tests.matches(req.package, q.arch, q.release) ||
+                              lists.big_packages.matches(req.package, q.arch, q.release);
+        const Timeouts& t = long_run ? config_.long_timeouts : config_.timeouts;
+        // autopkgtest enforces its own timeouts; this one only catches a hung runner.
+        const auto overall = std::chrono::seconds(t.short_ + t.install + t.test + t.copy + t.build + 600);
+        for (int attempt = 0;; ++attempt) {
+            std::error_code ec;
+            fs::remove_all(out, ec);
+            RunSpec spec;
+            spec.argv = autopkgtest_argv(config_, req, rc, lists, env_.extra_vars);
+            spec.log_path = runlog.string();
+            spec.timeout = overall;
+            spec.tick = std::chrono::seconds(config_.status_interval);
+            spec.on_tick = [&](std::chrono::seconds elapsed) {
+                status(true, static_cast<std::uint64_t>(elapsed.count()));
+                try {
+                    broker_.renew(d);
+                } catch (const Error& e) {
+                    log(std::string("could not renew the request's lease: ") + e.what());
+                }
+            };
+            log("running " + req.package + " on " + q.release + "/" + q.arch + " from " + d.queue);
+            status(true, 0);
+            RunResult r = runner_.run(spec);
+            if (r.timed_out) {
+                exitcode = 20;
+                log(req.package + ": autopkgtest did not finish within " + std::to_string(overall.count()) +
+                    " s; storing an error");
+                break;
+            }
+            if (!r.exited()) {
+                // autopkgtest itself crashed or could not start: not a result. Give the
+                // request back; max_attempts bounds the loop.
+                status(false, static_cast<std::uint64_t>(r.duration.count() / 1000));
+                broker_.requeue(d);
+                log(req.package + ": autopkgtest " + (r.exec_failed ? "could not be started" : "crashed (signal " +
+                    std::to_string(r.signal) + ")") + "; request given back");
+                return WorkerStep::requeued;
+            }
+            exitcode = r.exit_code;
+            if (exitcode != exit_testbed_failure || attempt >= config_.testbed_failure_retries) break;
+            auto wait = std::chrono::seconds(static_cast<long>(config_.testbed_failure_backoff) << attempt);
+            log(req.package + ": testbed failure (exit 16), retry " + std::to_string(attempt + 1) + " of " +
+                std::to_string(config_.testbed_failure_retries) + " in " + std::to_string(wait.count()) + " s");
+            env_.sleep(wait);
+        }
+    }
+    const auto duration = static_cast<std::uint64_t>(std::max<std::int64_t>(0, env_.now() - start));
+    status(false, duration);
+
+    const fs::path files = work.path / "files";
+    fs::create_directories(files);
+    fs::create_directories(out);
+    PackOptions po;
+    po.exitcode = exitcode;
+    po.duration = duration;
+    po.requester = req.requester;
+    po.package = req.package;
+    pack_results_to(out.string(), po, files.string());
+
+    try {
+        store_.ensure_container(container, req.is_private() ? ContainerAcl::private_to(req.swiftuser.value_or(""))
+                                                            : ContainerAcl::public_container());
+        upload(container, dir, files.string());
+    } catch (const Error& e) {
+        broker_.requeue(d);
+        log(req.package + ": could not store results in " + container + "/" + dir + ": " + e.what() +
+            "; request given back");
+        return WorkerStep::requeued;
+    }
+
+    TestComplete done;
+    done.architecture = q.arch;
+    done.container = container;
+    done.duration = duration;
+    done.exitcode = exitcode;
+    done.package = req.package;
+    if (auto v = read_text(out / "testpkg-version")) {
+        while (!v->empty() && v->back() == '\n') v->pop_back();
+        done.testpkg_version = *v;
+    } else if (exitcode != 0 && exitcode != 2 && exitcode != 8) {
+        done.testpkg_version = req.package + " unknown";
+    }
+    done.release = q.release;
+    done.requester = req.requester;
+    done.swift_dir = dir;
+    done.triggers = req.triggers;
+    done.env = req.env;
+    try {
+        broker_.publish_event(testcomplete_exchange, testcomplete_json(done));
+    } catch (const Error& e) {
+        // The results are stored and the web indexer backfills from the store.
+        log(std::string("could not publish testcomplete: ") + e.what());
+    }
+    broker_.ack(d);
+    log(req.package + " on " + q.release + "/" + q.arch + ": exit " + std::to_string(exitcode) + ", stored in " +
+        container + "/" + dir);
+    return WorkerStep::stored;
+}
+
+void Worker::upload(const std::string& container, const std::string& dir, const std::string& files_dir) {
+    // result.tar last: a client that sees it finds the others.
+    for (const char* name : run_files) {
+        auto data = read_text(fs::path(files_dir) / name);
+        if (!data) throw StoreError(std::string("packed file missing: ") + name);
+        PutOptions po;
+        if (std::string(name) == "log.gz") {
+            po.content_type = "text/plain; charset=UTF-8";
+            po.content_encoding = "gzip";
+        } else if (std::string(name) == "result.tar") {
+            po.content_type = "application/x-tar";
+        } else {
+            po.content_type = "application/x-gzip";
+        }
+        for (int attempt = 1;; ++attempt) {
+            try {
+                store_.put(container, dir + "/" + name, *data, po);
+                break;
+            } catch (const Error& e) {
+                if (attempt >= config_.upload_retries) throw;
+                auto wait = std::chrono::seconds(static_cast<long>(config_.upload_backoff) << (attempt - 1));
+                log(std::string("upload of ") + name + " failed (" + e.what() + "); retry in " +
+                    std::to_string(wait.count()) + " s");
+                env_.sleep(wait);
+            }
+        }
+    }
+}
+
+}  // namespace apcloud

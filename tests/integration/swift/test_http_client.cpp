@@ -1,0 +1,280 @@
+// The HTTP client against a real Swift proxy: statuses, headers, exact URL bytes, concurrency, transport
+// errors.
+#include <doctest/doctest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/url.hpp"
+#include "http/http_client.hpp"
+#include "swift_test_util.hpp"
+
+using namespace apcloud;
+using swift_test::env;
+
+namespace {
+
+struct Login {
+    std::string token;
+    std::string storage_url;
+};
+
+Login login(http::HttpClient& client) {
+    http::Request r;
+    r.url = env("APCLOUD_SWIFT_AUTH_URL");
+    r.headers["X-Auth-User"] = env("APCLOUD_SWIFT_USER");
+    r.headers["X-Auth-Key"] = env("APCLOUD_SWIFT_KEY");
+    auto resp = client.request(r);
+    REQUIRE(resp.status == 200);
+    return {resp.header("x-auth-token").value_or(""), resp.header("X-STORAGE-URL").value_or("")};
+}
+
+// A TCP port on loopback that accepts connections (the kernel completes the
+// handshake thanks to the backlog) but never answers.
+struct SilentServer {
+    int fd = -1;
+    int port = 0;
+    SilentServer() {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(listen(fd, 16) == 0);
+        socklen_t len = sizeof a;
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+        port = ntohs(a.sin_port);
+    }
+    ~SilentServer() { close(fd); }
+};
+
+// A port nothing listens on (bound, then closed).
+int closed_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+}  // namespace
+
+TEST_CASE("split_origin") {
+    CHECK(http::split_origin("http://h:1/a/b?c=d") ==
+          std::pair<std::string, std::string>("http://h:1", "/a/b?c=d"));
+    CHECK(http::split_origin("https://h") == std::pair<std::string, std::string>("https://h", "/"));
+    CHECK(http::split_origin("http://h?x=1").second == "/?x=1");
+    CHECK_THROWS_AS(http::split_origin("ftp://h/x"), HttpError);
+    CHECK_THROWS_AS(http::split_origin("http:///x"), HttpError);
+}
+
+TEST_CASE("headers are case-insensitive") {
+    http::Headers h;
+    h["Content-Type"] = "a";
+    h["content-type"] = "b";
+    CHECK(h.size() == 1);
+    CHECK(h.at("CONTENT-TYPE") == "b");
+}
+
+TEST_CASE("GET /info answers JSON; statuses are returned, not thrown") {
+    http::HttpClient client;
+    auto [origin, rest] = http::split_origin(env("APCLOUD_SWIFT_AUTH_URL"));
+    http::Request r;
+    r.url = origin + "/info";
+    auto resp = client.request(r);
+    CHECK(resp.status == 200);
+    CHECK(resp.body.find("\"swift\"") != std::string::npos);
+    CHECK(resp.header("content-type").value_or("").find("application/json") == 0);
+
+    r.url = env("APCLOUD_SWIFT_STORAGE_URL") + "/no-token-here";
+    CHECK(client.request(r).status == 401);
+}
+
+TEST_CASE("object names go over the wire byte for byte") {
+    http::HttpClient client;
+    auto s = login(client);
+    const std::string container = swift_test::unique_name("h3-http");
+    http::Request put;
+    put.method = "PUT";
+    put.url = s.storage_url + "/" + container;
+    put.headers["X-Auth-Token"] = s.token;
+    put.has_body = true;
+    REQUIRE(client.request(put).status == 201);
+
+    const std::vector<std::string> names = {"a b",       "a@b",       "a+b",    "caf\xc3\xa9/\xe2\x9c\x93",
+                                            "100%",      "q?x=1&y=2", "h#frag", "semi;colon",
+                                            "tilde~'\"", "%2F"};
+    for (const auto& name : names) {
+        CAPTURE(name);
+        http::Request p;
+        p.method = "PUT";
+        p.url = s.storage_url + "/" + container + "/" + percent_encode(name, true);
+        p.headers["X-Auth-Token"] = s.token;
+        p.headers["Content-Type"] = "application/x-test";
+        p.body = name;
+        p.has_body = true;
+        REQUIRE(client.request(p).status == 201);
+        http::Request g;
+        g.url = p.url;
+        g.headers["X-Auth-Token"] = s.token;
+        auto resp = client.request(g);
+        CHECK(resp.status == 200);
+        CHECK(resp.body == name);
+        CHECK(resp.header("Content-Type") == std::optional<std::string>("application/x-test"));
+    }
+    http::Request l;
+    l.url = s.storage_url + "/" + container + "?format=plain";
+    l.headers["X-Auth-Token"] = s.token;
+    auto listing = client.request(l);
+    REQUIRE(listing.status == 200);
+    for (const auto& name : names) CHECK(listing.body.find(name + "\n") != std::string::npos);
+
+    SUBCASE("an empty PUT body still has a Content-Length") {
+        http::Request p;
+        p.method = "PUT";
+        p.url = s.storage_url + "/" + container + "/empty";
+        p.headers["X-Auth-Token"] = s.token;
+        p.has_body = true;
+        CHECK(client.request(p).status == 201);
+        http::Request h;
+        h.method = "HEAD";
+        h.url = p.url;
+        h.headers["X-Auth-Token"] = s.token;
+        auto resp = client.request(h);
+        CHECK(resp.status == 200);
+        CHECK(resp.header("Content-Length") == std::optional<std::string>("0"));
+        CHECK(resp.body.empty());
+    }
+    SUBCASE("binary and gzip bodies are not altered") {
+        std::string bin;
+        for (int i = 0; i < 70000; ++i) bin += static_cast<char>((i * 7919) & 0xff);
+        http::Request p;
+        p.method = "PUT";
+        p.url = s.storage_url + "/" + container + "/bin";
+        p.headers["X-Auth-Token"] = s.token;
+        p.headers["Content-Type"] = "text/plain; charset=ISO-8859-1";
+        p.headers["Content-Encoding"] = "gzip";
+        p.body = bin;
+        REQUIRE(client.request(p).status == 201);
+        http::Request g;
+        g.url = p.url;
+        g.headers["X-Auth-Token"] = s.token;
+        auto resp = client.request(g);
+        CHECK(resp.status == 200);
+        CHECK(resp.header("content-encoding") == std::optional<std::string>("gzip"));
+        CHECK(resp.body == bin);
+    }
+}
+
+TEST_CASE("request_many keeps order, runs concurrently and reports errors per request") {
+    http::HttpClient client;
+    auto s = login(client);
+    const std::string container = swift_test::unique_name("h3-many");
+    http::Request put;
+    put.method = "PUT";
+    put.url = s.storage_url + "/" + container;
+    put.headers["X-Auth-Token"] = s.token;
+    put.has_body = true;
+    REQUIRE(client.request(put).status == 201);
+    std::vector<std::string> bodies;
+    std::vector<http::Request> puts;
+    for (int i = 0; i < 60; ++i) bodies.push_back("object number " + std::to_string(i));
+    for (int i = 0; i < 60; ++i) {
+        http::Request p;
+        p.method = "PUT";
+        p.url = s.storage_url + "/" + container + "/o" + std::to_string(i);
+        p.headers["X-Auth-Token"] = s.token;
+        p.body = bodies[static_cast<std::size_t>(i)];
+        puts.push_back(p);
+    }
+    for (auto& o : client.request_many(puts, 8)) {
+        REQUIRE(o.response);
+        CHECK(o.response->status == 201);
+    }
+    std::vector<http::Request> gets;
+    for (int i = 0; i < 60; ++i) {
+        http::Request g;
+        g.url = s.storage_url + "/" + container + "/o" + std::to_string(i);
+        g.headers["X-Auth-Token"] = s.token;
+        gets.push_back(g);
+    }
+    http::Request missing;
+    missing.url = s.storage_url + "/" + container + "/nope";
+    missing.headers["X-Auth-Token"] = s.token;
+    gets.push_back(missing);
+    http::Request refused;
+    refused.url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/x";
+    gets.push_back(refused);
+
+    for (std::size_t concurrency : {std::size_t{1}, std::size_t{4}, std::size_t{16}, std::size_t{1000}}) {
+        CAPTURE(concurrency);
+        auto out = client.request_many(gets, concurrency);
+        REQUIRE(out.size() == 62);
+        for (std::size_t i = 0; i < 60; ++i) {
+            REQUIRE(out[i].response);
+            CHECK(out[i].response->status == 200);
+            CHECK(out[i].response->body == bodies[i]);
+        }
+        REQUIRE(out[60].response);
+        CHECK(out[60].response->status == 404);
+        CHECK(!out[61].response);
+        CHECK(out[61].error.find("GET http://127.0.0.1:") == 0);
+    }
+    CHECK(client.request_many({}, 4).empty());
+
+    SUBCASE("from several threads at once") {
+        std::vector<std::thread> threads;
+        std::atomic<int> ok{0};
+        for (int t = 0; t < 4; ++t)
+            threads.emplace_back([&] {
+                for (int k = 0; k < 20; ++k) {
+                    auto resp = client.request(gets[static_cast<std::size_t>(k)]);
+                    if (resp.status == 200 && resp.body == bodies[static_cast<std::size_t>(k)]) ++ok;
+                }
+            });
+        for (auto& t : threads) t.join();
+        CHECK(ok == 80);
+    }
+}
+
+TEST_CASE("transport errors are HttpError naming method and URL") {
+    http::HttpClient client;
+    http::Request r;
+    r.method = "DELETE";
+    r.url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1/AUTH_x/c/o";
+    r.headers["X-Auth-Token"] = "secret-token-value";
+    try {
+        client.request(r);
+        FAIL("no exception");
+    } catch (const HttpError& e) {
+        std::string msg = e.what();
+        CHECK(msg.find("DELETE " + r.url) == 0);
+        CHECK(msg.find("secret-token-value") == std::string::npos);
+    }
+
+    SilentServer silent;
+    http::ClientOptions o;
+    o.timeout = std::chrono::milliseconds(500);
+    http::HttpClient impatient(o);
+    r.method = "GET";
+    r.url = "http://127.0.0.1:" + std::to_string(silent.port) + "/slow";
+    auto start = std::chrono::steady_clock::now();
+    try {
+        impatient.request(r);
+        FAIL("no exception");
+    } catch (const HttpError& e) {
+        MESSAGE(std::string(e.what()));
+        CHECK(std::string(e.what()).find("timed out") != std::string::npos);
+    }
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}

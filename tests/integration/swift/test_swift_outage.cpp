@@ -1,0 +1,117 @@
+// Swift unavailable for a while (scripts/swift-pause/-resume): uploads retry and succeed, or fail clearly
+// past the budget.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/store.hpp"
+#include "swift_test_util.hpp"
+
+using namespace apcloud;
+using swift_test::env;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string script(const char* name) {
+    return env("APCLOUD_TEST_SCRIPTS") + "/" + name;
+}
+
+std::string swift_dir() {
+    const std::string dir = env("APCLOUD_SWIFT_DIR");
+    REQUIRE_MESSAGE(!dir.empty(), "APCLOUD_SWIFT_DIR (from swift-start's env) is needed to pause the proxy");
+    return dir;
+}
+
+void pause_proxy(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {script("swift-pause"), swift_dir()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    REQUIRE(swift_test::run(argv).status == 0);
+}
+
+// Resumes the proxy when it goes out of scope, whatever happened.
+struct ResumeLater {
+    std::thread thread;
+    explicit ResumeLater(std::chrono::milliseconds delay) {
+        thread = std::thread([delay, dir = swift_dir()] {
+            std::this_thread::sleep_for(delay);
+            swift_test::run({script("swift-resume"), dir});
+        });
+    }
+    ~ResumeLater() { thread.join(); }
+};
+
+}  // namespace
+
+TEST_CASE("a put during a short outage retries and succeeds after the proxy is back") {
+    // Budget: waits of 0.25 0.5 1 2 2 2 2 2 s, about 12 s, plenty for a
+    // restart of the proxy (about 2 s after the resume).
+    auto store = open_store(swift_test::store_url("retries=8&backoff=0.25&backoff_max=2&timeout=5"));
+    const std::string c = swift_test::unique_name("h3-outage");
+    store->ensure_container(c, {});  // logged in before the outage
+
+    SUBCASE("proxy stopped: connections refused") {
+        pause_proxy();
+        const auto start = Clock::now();
+        {
+            ResumeLater resume(std::chrono::milliseconds(2000));
+            auto info = store->put(c, "noble/amd64/g/gedit/20240321_130412_3fa9c@/result.tar", "payload");
+            CHECK(info.bytes == 7);
+        }
+        CHECK(Clock::now() - start >= std::chrono::milliseconds(2000));
+        CHECK(store->get(c, "noble/amd64/g/gedit/20240321_130412_3fa9c@/result.tar")->data == "payload");
+    }
+    SUBCASE("proxy frozen: connections hang until the client's timeout") {
+        auto impatient = open_store(swift_test::store_url("retries=8&backoff=0.25&backoff_max=2&timeout=1"));
+        impatient->ensure_container(c, {});
+        pause_proxy({"--freeze"});
+        const auto start = Clock::now();
+        {
+            ResumeLater resume(std::chrono::milliseconds(2500));
+            impatient->put(c, "frozen", "thawed");
+        }
+        CHECK(Clock::now() - start >= std::chrono::milliseconds(2500));
+        CHECK(impatient->get(c, "frozen")->data == "thawed");
+    }
+    SUBCASE("reads and listings retry too") {
+        store->put(c, "r", "read me");
+        pause_proxy();
+        {
+            ResumeLater resume(std::chrono::milliseconds(2000));
+            auto o = store->get(c, "r");
+            REQUIRE(o);
+            CHECK(o->data == "read me");
+        }
+        pause_proxy();
+        {
+            ResumeLater resume(std::chrono::milliseconds(1500));
+            CHECK(store->list(c, {}).size() >= 1);
+        }
+    }
+}
+
+TEST_CASE("an outage longer than the retry budget is a clear StoreError") {
+    auto store = open_store(swift_test::store_url("retries=2&backoff=0.2"));
+    const std::string c = swift_test::unique_name("h3-down");
+    store->ensure_container(c, {});
+    pause_proxy();
+    ResumeLater resume(std::chrono::milliseconds(4000));
+    const auto start = Clock::now();
+    try {
+        store->put(c, "noble/amd64/g/gedit/20240321_130412_3fa9c@/log.gz", "lost?");
+        FAIL("no exception");
+    } catch (const StoreError& e) {
+        const std::string msg = e.what();
+        MESSAGE(msg);
+        CHECK(msg.find("PUT object") == 0);
+        CHECK(msg.find("noble/amd64/g/gedit/20240321_130412_3fa9c@/log.gz") != std::string::npos);
+        CHECK(msg.find(c) != std::string::npos);
+        CHECK(msg.find("gave up after 3 tries") != std::string::npos);
+        CHECK(msg.find("AUTH_tk") == std::string::npos);  // never a token
+    }
+    const auto took = Clock::now() - start;
+    CHECK(took >= std::chrono::milliseconds(600));  // waited 0.2 + 0.4 s
+    CHECK(took < std::chrono::milliseconds(4000));
+}

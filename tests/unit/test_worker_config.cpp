@@ -1,0 +1,194 @@
+// Unit tests of worker.conf parsing, per-package lists and the autopkgtest argv (SPEC.md section 5).
+#include <autopkgtest_cloud/error.hpp>
+#include <autopkgtest_cloud/worker_config.hpp>
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+
+using namespace apcloud;
+
+namespace {
+
+const char* conf = R"([amqp]
+url = sqlite:///var/lib/apcloud/queue.db
+
+[swift]
+url = file:///var/lib/apcloud/results
+
+[autopkgtest]
+checkout_dir = /srv/autopkgtest
+per_package_config_dir = /srv/config
+releases = noble jammy
+architectures = amd64 arm64
+setup_command = /srv/setup-testbed $RELEASE $ARCHITECTURE
+setup_command2 = echo ${HOSTNAME}-$UUID
+extra_args = --no-auto-control --debug
+
+[virt]
+args = ssh -s nova -- --flavor $PACKAGESIZE --image adt/$RELEASE-$ARCHITECTURE --name $CLOUD-$TIMESTAMP
+package_size_default = m1.small
+package_size_big = m1.large
+)";
+
+std::string message_of(const std::string& text, const std::map<std::string, std::string>& env = {},
+                       const std::map<std::string, std::string>& vars = {{"CLOUD", "lcy02"}}) {
+    try {
+        parse_worker_config(text, env, vars);
+        return "";
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+}
+
+RunContext run() {
+    RunContext r;
+    r.release = "noble";
+    r.arch = "amd64";
+    r.host_arch = "amd64";
+    r.hostname = "worker1";
+    r.uuid = "0f1e";
+    r.timestamp = 1711026252;
+    r.output_dir = "/tmp/out";
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("worker.conf: all sections") {
+    auto c = parse_worker_config(conf, {}, {{"CLOUD", "lcy02"}});
+    CHECK(c.broker_url == "sqlite:///var/lib/apcloud/queue.db");
+    CHECK(c.store_url == "file:///var/lib/apcloud/results");
+    CHECK(c.releases == std::vector<std::string>{"noble", "jammy"});
+    CHECK(c.architectures == std::vector<std::string>{"amd64", "arm64"});
+    CHECK(c.extra_args == std::vector<std::string>{"--no-auto-control", "--debug"});
+    CHECK(c.autopkgtest_program() == "/srv/autopkgtest/runner/autopkgtest");
+    CHECK(c.virt_args.front() == "ssh");
+    CHECK_FALSE(c.virt_is_null());
+    CHECK(c.testbed_failure_retries == 2);
+}
+
+TEST_CASE("worker.conf: reference-style amqp and swift sections, secrets from the environment") {
+    std::string text = conf;
+    text.replace(text.find("url = sqlite"), std::string("url = sqlite:///var/lib/apcloud/queue.db").size(),
+                 "host = rabbit.internal:5672\nuser = worker");
+    text.replace(text.find("url = file"), std::string("url = file:///var/lib/apcloud/results").size(),
+                 "auth_url = https://keystone.example.org/v3\nusername = swiftuser\nregion_name = x");
+    auto c = parse_worker_config(text, {{"APCLOUD_AMQP_PASSWORD", "s3:cr@t"}, {"APCLOUD_SWIFT_KEY", "k"}},
+                                 {{"CLOUD", "x"}});
+    CHECK(c.broker_url == "amqp://worker:s3%3Acr%40t@rabbit.internal:5672/%2F");
+    CHECK(c.store_url == "swift+https://keystone.example.org/v3");
+    CHECK(c.store_user == "swiftuser");
+    CHECK(c.store_key == "k");
+}
+
+TEST_CASE("worker.conf: errors name section, key and value") {
+    CHECK(message_of(conf, {}, {}).find("[virt] args") != std::string::npos);
+    CHECK(message_of(conf, {}, {}).find("unknown variable $CLOUD") != std::string::npos);
+    std::string typo = std::string(conf) + "\n[autopkgtest]\nreleasse = x\n";
+    CHECK(message_of(typo) == "worker.conf [autopkgtest] releasse = 'x': unknown key");
+    std::string badrel = conf;
+    badrel.replace(badrel.find("noble jammy"), 11, "noble Jammy");
+    CHECK(message_of(badrel).find("[autopkgtest] releases = 'Jammy'") != std::string::npos);
+    std::string retries = std::string(conf) + "\n[autopkgtest]\ntestbed_failure_retries = many\n";
+    CHECK(message_of(retries).find("testbed_failure_retries = 'many': must be a whole number") != std::string::npos);
+    CHECK(message_of("[bogus]\nx = 1\n").find("unknown section [bogus]") != std::string::npos);
+    CHECK(message_of("no section line\n").find("syntax error on line 1") != std::string::npos);
+    std::string nobroker = conf;
+    nobroker.erase(nobroker.find("url = sqlite"), std::string("url = sqlite:///var/lib/apcloud/queue.db").size());
+    CHECK(message_of(nobroker).find("[amqp] url") != std::string::npos);
+    std::string badbroker = conf;
+    badbroker.replace(badbroker.find("sqlite://"), 9, "redis://");
+    CHECK(message_of(badbroker).find("must be amqp://") != std::string::npos);
+}
+
+TEST_CASE("package lists: pkg[/arch[/release]], comments, wildcards") {
+    auto l = PackageList::parse("# big ones\nlibreoffice\nlinux-*/amd64\nchromium/*/noble  # only noble\n\n  gcc-1?/arm64/jammy\n");
+    CHECK(l.patterns().size() == 4);
+    CHECK(l.matches("libreoffice", "s390x", "focal"));
+    CHECK(l.matches("linux-oem", "amd64", "noble"));
+    CHECK_FALSE(l.matches("linux-oem", "arm64", "noble"));
+    CHECK(l.matches("chromium", "arm64", "noble"));
+    CHECK_FALSE(l.matches("chromium", "arm64", "jammy"));
+    CHECK(l.matches("gcc-13", "arm64", "jammy"));
+    CHECK_FALSE(l.matches("gcc-130", "arm64", "jammy"));
+    CHECK_FALSE(l.matches("gedit", "amd64", "noble"));
+    CHECK_FALSE(PackageList::parse("").matches("x", "y", "z"));
+}
+
+TEST_CASE("substitution") {
+    std::map<std::string, std::string> v = {{"A", "1"}, {"BB", "2"}};
+    CHECK(substitute("x$A-${BB}y $$ $ 5$", v, "t") == "x1-2y $$ $ 5$");
+    CHECK_THROWS_AS(substitute("$NOPE", v, "t"), ConfigError);
+}
+
+TEST_CASE("argv in SPEC order for a plain request") {
+    auto c = parse_worker_config(conf, {}, {{"CLOUD", "lcy02"}});
+    TestRequest r = parse_request("gedit\n{\"triggers\": [\"glib2.0/2.20-1\", \"gtk+3.0/3.24-1\"], "
+                                  "\"env\": [\"A=1 2\"], \"testname\": \"smoke\"}");
+    auto argv = autopkgtest_argv(c, r, run(), PackageLists{}, {{"CLOUD", "lcy02"}});
+    std::vector<std::string> expect = {
+        "/srv/autopkgtest/runner/autopkgtest", "--output-dir", "/tmp/out", "--timeout-copy=900",
+        "--no-auto-control", "--debug",
+        "--setup-commands", "/srv/setup-testbed noble amd64",
+        "--setup-commands", "echo worker1-0f1e",
+        "--apt-pocket=proposed=src:glib2.0,src:gtk+3.0", "--apt-upgrade",
+        "gedit",
+        "--timeout-short=300", "--timeout-install=3000", "--timeout-test=10000", "--timeout-build=20000",
+        "--env=A=1 2", "--env=ADT_TEST_TRIGGERS=glib2.0/2.20-1 gtk+3.0/3.24-1", "--testname=smoke",
+        "--", "ssh", "-s", "nova", "--", "--flavor", "m1.small", "--image", "adt/noble-amd64", "--name",
+        "lcy02-1711026252"};
+    CHECK(argv == expect);
+}
+
+TEST_CASE("argv: ppas, all-proposed, reference, git targets, big and long packages, null runner") {
+    auto c = parse_worker_config(conf, {}, {{"CLOUD", "c"}});
+    PackageLists lists;
+    lists.big_packages = PackageList::parse("libreoffice\n");
+    lists.long_tests = PackageList::parse("gcc-13/amd64\n");
+    auto has = [](const std::vector<std::string>& v, const std::string& s) {
+        return std::find(v.begin(), v.end(), s) != v.end();
+    };
+    auto a = autopkgtest_argv(c, parse_request("systemd\n{\"ppas\": [\"pitti/systemd\"], \"all-proposed\": \"1\", "
+                                               "\"triggers\": [\"systemd/1\"]}"),
+                              run(), lists, {{"CLOUD", "c"}});
+    CHECK(has(a, "--add-apt-source=ppa:pitti/systemd"));
+    CHECK(has(a, "--apt-pocket=proposed"));
+    auto ref = autopkgtest_argv(c, parse_request("gedit\n{\"triggers\": [\"migration-reference/0\"]}"), run(), lists,
+                                {{"CLOUD", "c"}});
+    CHECK(std::none_of(ref.begin(), ref.end(), [](const std::string& s) { return s.rfind("--apt-pocket", 0) == 0; }));
+    CHECK(has(ref, "--apt-upgrade"));
+    CHECK(has(ref, "--env=ADT_TEST_TRIGGERS=migration-reference/0"));
+    auto tg = autopkgtest_argv(c, parse_request("foo\n{\"test-git\": \"https://salsa.debian.org/a/b.git debian/latest\"}"),
+                               run(), lists, {{"CLOUD", "c"}});
+    auto nb = std::find(tg.begin(), tg.end(), "--no-built-binaries");
+    REQUIRE(nb != tg.end());
+    CHECK(*(nb + 1) == "https://salsa.debian.org/a/b.git#debian/latest");
+    auto bg = autopkgtest_argv(c, parse_request("foo\n{\"build-git\": \"https://github.com/a/b.git#refs/pull/1/head\"}"),
+                               run(), lists, {{"CLOUD", "c"}});
+    CHECK(has(bg, "https://github.com/a/b.git#refs/pull/1/head"));
+    CHECK_FALSE(has(bg, "foo"));
+    auto big = autopkgtest_argv(c, parse_request("libreoffice"), run(), lists, {{"CLOUD", "c"}});
+    CHECK(has(big, "m1.large"));
+    CHECK(has(big, "--timeout-test=40000"));
+    auto lng = autopkgtest_argv(c, parse_request("gcc-13"), run(), lists, {{"CLOUD", "c"}});
+    CHECK(has(lng, "--timeout-test=40000"));
+    CHECK(has(lng, "m1.small"));
+
+    std::string nullconf = conf;
+    nullconf.replace(nullconf.find("args = ssh"), nullconf.find('\n', nullconf.find("args = ssh")) - nullconf.find("args = ssh"), "args = null");
+    auto n = parse_worker_config(nullconf);
+    CHECK(n.virt_is_null());
+    auto na = autopkgtest_argv(n, parse_request("gedit\n{\"triggers\": [\"glib2.0/1\"]}"), run(), lists);
+    CHECK_FALSE(has(na, "--apt-upgrade"));
+    CHECK(std::none_of(na.begin(), na.end(), [](const std::string& s) { return s.rfind("--apt-pocket", 0) == 0; }));
+    CHECK(na.back() == "null");
+    CHECK(*(na.end() - 2) == "--");
+}
+
+TEST_CASE("argv: request data stays in single argv words (no shell)") {
+    auto c = parse_worker_config(conf, {}, {{"CLOUD", "c"}});
+    auto r = parse_request("gedit\n{\"env\": [\"X=$(rm -rf /); `id` && echo | tee\"]}");
+    auto a = autopkgtest_argv(c, r, run(), PackageLists{}, {{"CLOUD", "c"}});
+    CHECK(std::find(a.begin(), a.end(), "--env=X=$(rm -rf /); `id` && echo | tee") != a.end());
+}
