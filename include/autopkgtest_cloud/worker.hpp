@@ -57,7 +57,11 @@ public:
 
 private:
     WorkerStep handle(const Delivery& delivery);
-    void upload(const std::string& container, const std::string& dir, const std::string& files_dir);
+    void upload(const std::string& container, const std::string& dir, const std::string& files_dir,
+                const std::function<void()>& keepalive);
+    void renew(const Delivery& delivery);
+    void store_retrying(const std::string& what, const std::function<void()>& keepalive,
+                        const std::function<void()>& action);
     void log(const std::string& line) const;
 
     WorkerConfig config_;

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -44,6 +46,9 @@ constexpr milliseconds kMaxBackoff{5000};
 // Headers of a dead-lettered message.
 constexpr const char* kReasonHeader = "x-apcloud-reason";
 constexpr const char* kQueueHeader = "x-apcloud-queue";
+// The delivery attempt a message carries when we put it back (lease copies,
+// requeues), so the count survives classic queues, which keep none.
+constexpr const char* kAttemptHeader = "x-apcloud-attempt";
 
 std::string to_string(amqp_bytes_t b) {
     return b.len ? std::string(static_cast<const char*>(b.bytes), b.len) : std::string();
@@ -378,6 +383,7 @@ struct Content {
     std::string body;
     std::optional<std::int64_t> delivery_count;  // x-delivery-count (quorum queues)
     std::string reason;                          // x-apcloud-reason (dead-lettered by us)
+    std::optional<std::int64_t> attempt;         // x-apcloud-attempt (put back by us)
 };
 
 Content read_content(AmqpConnection& c, amqp_channel_t ch, const std::string& what) {
@@ -399,31 +405,32 @@ Content read_content(AmqpConnection& c, amqp_channel_t ch, const std::string& wh
                 out.reason = to_string(v.value.bytes);
                 continue;
             }
-            if (key != "x-delivery-count") continue;
+            if (key != "x-delivery-count" && key != kAttemptHeader) continue;
+            std::optional<std::int64_t>& slot = key == kAttemptHeader ? out.attempt : out.delivery_count;
             switch (v.kind) {
                 case AMQP_FIELD_KIND_I8:
-                    out.delivery_count = v.value.i8;
+                    slot = v.value.i8;
                     break;
                 case AMQP_FIELD_KIND_U8:
-                    out.delivery_count = v.value.u8;
+                    slot = v.value.u8;
                     break;
                 case AMQP_FIELD_KIND_I16:
-                    out.delivery_count = v.value.i16;
+                    slot = v.value.i16;
                     break;
                 case AMQP_FIELD_KIND_U16:
-                    out.delivery_count = v.value.u16;
+                    slot = v.value.u16;
                     break;
                 case AMQP_FIELD_KIND_I32:
-                    out.delivery_count = v.value.i32;
+                    slot = v.value.i32;
                     break;
                 case AMQP_FIELD_KIND_U32:
-                    out.delivery_count = v.value.u32;
+                    slot = v.value.u32;
                     break;
                 case AMQP_FIELD_KIND_I64:
-                    out.delivery_count = v.value.i64;
+                    slot = v.value.i64;
                     break;
                 case AMQP_FIELD_KIND_U64:
-                    out.delivery_count = static_cast<std::int64_t>(v.value.u64);
+                    slot = static_cast<std::int64_t>(v.value.u64);
                     break;
                 default:
                     break;
@@ -540,6 +547,23 @@ private:
 
 // ---------------------------------------------------------------------------
 
+// Host, process and a random part: unique among the consumers of a broker.
+std::string make_consumer_id() {
+    char host[64] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::string id;
+    for (const char* c = host; *c; ++c)
+        id += (std::isalnum(static_cast<unsigned char>(*c)) || *c == '-') ? *c : '_';
+    unsigned char rnd[4] = {};
+    if (FILE* f = std::fopen("/dev/urandom", "rb")) {
+        if (std::fread(rnd, 1, sizeof rnd, f) != sizeof rnd) rnd[0] = 0;
+        std::fclose(f);
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, ".%d.%02x%02x%02x%02x", static_cast<int>(::getpid()), rnd[0], rnd[1], rnd[2], rnd[3]);
+    return id + buf;
+}
+
 class AmqpBroker final : public Broker {
 public:
     explicit AmqpBroker(AmqpParams p) : p_(std::move(p)) {
@@ -552,6 +576,17 @@ public:
         {
             std::lock_guard<std::mutex> lock(mu_);
             stop_ = true;
+            // A leased delivery given up without a verdict goes back to its queue
+            // now, as an unacked one would when its channel closes.
+            for (auto& [tag, h] : held_) {
+                if (h.lease_queue.empty() || !conn_ || !conn_->alive()) continue;
+                try {
+                    publish_with_attempt(h.queue, h, nullptr, "returning a leased message to " + quoted(h.queue));
+                    end_lease(h);
+                } catch (const std::exception&) {
+                    // The lease expires and returns it anyway.
+                }
+            }
         }
         cv_.notify_all();
         if (keepalive_.joinable()) keepalive_.join();
@@ -595,7 +630,9 @@ public:
             try {
                 ensure_connected();
                 auto touch = finally_touch();
-                return consume_locked(wanted, deadline);
+                auto d = consume_locked(wanted, deadline);
+                if (d && p_.lease.count() > 0) take_lease(*d);
+                return d;
             } catch (const ConnectionLost& e) {
                 drop(e.what());
                 if (++losses > kMaxConnectionLosses) throw BrokerError(e.what());
@@ -605,12 +642,29 @@ public:
 
     void ack(const Delivery& delivery) override {
         std::lock_guard<std::mutex> lock(mu_);
+        if (leased(delivery)) {
+            Held h = held_.at(delivery.tag);
+            retrying("acking delivery " + std::to_string(delivery.tag) + " of queue " + quoted(h.queue),
+                     [&] { end_lease(h); });
+            held_.erase(delivery.tag);
+            return;
+        }
         Held h = take_held(delivery, "ack");
         settle(h, delivery, "acking", [&] { return amqp_basic_ack(conn_->get(), con_ch_, h.amqp_tag, 0); });
     }
 
     void requeue(const Delivery& delivery) override {
         std::lock_guard<std::mutex> lock(mu_);
+        if (leased(delivery)) {
+            Held h = held_.at(delivery.tag);
+            const std::string what = "requeueing delivery " + std::to_string(delivery.tag) + " of queue " + quoted(h.queue);
+            // Back on its queue first (confirmed), then the lease ends: a crash
+            // in between can only duplicate the request, never lose it.
+            retrying(what, [&] { publish_with_attempt(h.queue, h, nullptr, what); });
+            retrying(what, [&] { end_lease(h); });
+            held_.erase(delivery.tag);
+            return;
+        }
         Held h = take_held(delivery, "requeue");
         settle(h, delivery, "requeueing",
                [&] { return amqp_basic_reject(conn_->get(), con_ch_, h.amqp_tag, 1); });
@@ -626,6 +680,31 @@ public:
     // nothing is ever lost.
     void dead_letter(const Delivery& delivery, const std::string& reason) override {
         std::lock_guard<std::mutex> lock(mu_);
+        if (leased(delivery)) {
+            Held h = held_.at(delivery.tag);
+            const std::string dead = h.queue + ".dead";
+            const std::string what = "dead-lettering a message of queue " + quoted(h.queue) + " to " + quoted(dead);
+            retrying(what, [&] {
+                if (!declared_.count(dead)) {
+                    declare_queue_locked(dead);
+                    declared_.insert(dead);
+                }
+                amqp_table_entry_t entries[2];
+                entries[0].key = amqp_cstring_bytes(kReasonHeader);
+                entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
+                entries[0].value.value.bytes = as_bytes(reason);
+                entries[1].key = amqp_cstring_bytes(kQueueHeader);
+                entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
+                entries[1].value.value.bytes = as_bytes(h.queue);
+                amqp_table_t headers;
+                headers.num_entries = 2;
+                headers.entries = entries;
+                publish_locked("", dead, h.body, true, 2, &headers, what);
+            });
+            retrying(what, [&] { end_lease(h); });
+            held_.erase(delivery.tag);
+            return;
+        }
         Held h = peek_held(delivery, "dead-letter");
         std::string dead = h.queue + ".dead";
         check_name(dead, "dead-letter queue");
@@ -655,6 +734,18 @@ public:
         held_.erase(delivery.tag);
         settle(h, delivery, "acking (after copying it to " + quoted(dead) + ")",
                [&] { return amqp_basic_ack(conn_->get(), con_ch_, h.amqp_tag, 0); });
+    }
+
+    void renew(const Delivery& delivery) override {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!leased(delivery)) return;  // without leases RabbitMQ holds it (heartbeats keep the connection)
+        Held h = held_.at(delivery.tag);
+        const std::string what = "renewing the lease of delivery " + std::to_string(delivery.tag) + " of queue " +
+                                 quoted(h.queue);
+        // A fresh copy first (confirmed), then the older ones go: at every
+        // moment at least one unexpired copy exists.
+        retrying(what, [&] { publish_lease_copy(h, what); });
+        retrying(what, [&] { trim_lease(h, 1, what); });
     }
 
     std::uint64_t queue_depth(const std::string& queue) override {
@@ -688,6 +779,9 @@ private:
         std::uint64_t epoch = 0;  // of the consume channel it arrived on
         std::uint64_t amqp_tag = 0;
         std::string queue;
+        std::string lease_queue;  // non-empty once the delivery lives in a lease
+        std::uint32_t attempt = 1;
+        std::string body;         // kept for lease copies and requeues
     };
     // A delivery read from the socket and not yet handed out.
     struct Buffered {
@@ -695,6 +789,101 @@ private:
         std::uint64_t amqp_tag = 0;
         Delivery delivery;
     };
+
+    bool leased(const Delivery& d) const {
+        auto it = held_.find(d.tag);
+        return it != held_.end() && !it->second.lease_queue.empty();
+    }
+
+    // This consumer's lease queue for `queue`: durable, its messages go back
+    // to `queue` when they expire, and it disappears a day after last use.
+    std::string lease_queue_for(const std::string& queue) {
+        std::string name = "apcloud.lease." + queue + "." + consumer_id_;
+        if (!declared_.count(name)) {
+            const amqp_channel_t ch = ensure_channel(Role::admin);
+            amqp_table_entry_t entries[3];
+            entries[0].key = amqp_cstring_bytes("x-dead-letter-exchange");
+            entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
+            entries[0].value.value.bytes = amqp_cstring_bytes("");
+            entries[1].key = amqp_cstring_bytes("x-dead-letter-routing-key");
+            entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
+            entries[1].value.value.bytes = as_bytes(queue);
+            entries[2].key = amqp_cstring_bytes("x-expires");
+            entries[2].value.kind = AMQP_FIELD_KIND_I32;
+            entries[2].value.value.i32 = static_cast<std::int32_t>(
+                std::min<std::int64_t>(std::max<std::int64_t>(p_.lease.count() * 10, 86400000), 2000000000));
+            amqp_table_t args{3, entries};
+            amqp_queue_declare(conn_->get(), ch, as_bytes(name), 0, 1, 0, 0, args);
+            conn_->check(amqp_get_rpc_reply(conn_->get()), ch, "declaring lease queue " + quoted(name));
+            amqp_maybe_release_buffers_on_channel(conn_->get(), ch);
+            declared_.insert(name);
+        }
+        return name;
+    }
+
+    // Publishes the held body to `queue` (persistent, confirmed) carrying its
+    // attempt count; `expiration` makes it a lease copy.
+    void publish_with_attempt(const std::string& queue, const Held& h, const std::string* expiration,
+                              const std::string& what) {
+        amqp_table_entry_t entry;
+        entry.key = amqp_cstring_bytes(kAttemptHeader);
+        entry.value.kind = AMQP_FIELD_KIND_I64;
+        entry.value.value.i64 = h.attempt;
+        amqp_table_t headers{1, &entry};
+        publish_locked("", queue, h.body, true, 2, &headers, what, expiration);
+    }
+
+    void publish_lease_copy(const Held& h, const std::string& what) {
+        const std::string ttl = std::to_string(p_.lease.count());
+        publish_with_attempt(h.lease_queue, h, &ttl, what);
+    }
+
+    // Removes the oldest copies of a lease until `keep` remain. Throws when
+    // none was left: the lease expired and the request went back to its queue.
+    void trim_lease(const Held& h, std::uint64_t keep, const std::string& what) {
+        for (;;) {
+            std::uint64_t n = queue_depth_locked(h.lease_queue);
+            if (n == 0 && keep > 0)
+                throw BrokerError(what + ": the lease expired (no renewal within " + seconds_text(p_.lease) +
+                                  "); the request went back to " + quoted(h.queue) + " and may run again");
+            if (n <= keep) return;
+            const amqp_channel_t ch = ensure_channel(Role::admin);
+            amqp_rpc_reply_t r = amqp_basic_get(conn_->get(), ch, as_bytes(h.lease_queue), 0);
+            conn_->check(r, ch, what);
+            if (r.reply.id != AMQP_BASIC_GET_OK_METHOD) {
+                amqp_maybe_release_buffers_on_channel(conn_->get(), ch);
+                continue;
+            }
+            std::uint64_t tag = static_cast<amqp_basic_get_ok_t*>(r.reply.decoded)->delivery_tag;
+            read_content(*conn_, ch, what);
+            conn_->check_status(amqp_basic_ack(conn_->get(), ch, tag, 0), what);
+            amqp_maybe_release_buffers_on_channel(conn_->get(), ch);
+        }
+    }
+
+    // Ends a lease: every copy goes (the next depth query makes the acks
+    // round-trip), then the empty lease queue.
+    void end_lease(const Held& h) {
+        const std::string what = "ending the lease of a message of queue " + quoted(h.queue);
+        trim_lease(h, 0, what);
+        queue_depth_locked(h.lease_queue);
+    }
+
+    // Moves a fresh delivery into a lease: copy confirmed, then the original
+    // acked (see AmqpParams::lease).
+    void take_lease(Delivery& d) {
+        Held& h = held_.at(d.tag);
+        const std::string what = "taking a lease on a message of queue " + quoted(h.queue);
+        h.lease_queue = lease_queue_for(h.queue);
+        try {
+            publish_lease_copy(h, what);
+        } catch (...) {
+            h.lease_queue.clear();
+            throw;
+        }
+        Held original = h;
+        settle(original, d, "acking (now leased)", [&] { return amqp_basic_ack(conn_->get(), con_ch_, original.amqp_tag, 0); });
+    }
 
     template <class F>
     auto retrying(const std::string& what, F&& f) -> decltype(f()) {
@@ -732,7 +921,9 @@ private:
         if (conn_) conn_->kill();
         conn_.reset();
         last_loss_ = why;
-        held_.clear();
+        // Leased deliveries live in their lease queue, not on this connection.
+        for (auto it = held_.begin(); it != held_.end();)
+            it = it->second.lease_queue.empty() ? held_.erase(it) : std::next(it);
         buffered_.clear();
         consumer_tags_.clear();
         consumer_epoch_ = 0;
@@ -804,7 +995,7 @@ private:
     // the worker path: the caller learns the fate of each message).
     void publish_locked(const std::string& exchange, const std::string& routing_key, const std::string& body,
                         bool mandatory, std::uint8_t delivery_mode, const amqp_table_t* headers,
-                        const std::string& what) {
+                        const std::string& what, const std::string* expiration = nullptr) {
         const amqp_channel_t ch = ensure_channel(Role::publish);
         amqp_basic_properties_t props;
         std::memset(&props, 0, sizeof props);
@@ -813,6 +1004,10 @@ private:
         if (headers) {
             props._flags |= AMQP_BASIC_HEADERS_FLAG;
             props.headers = *headers;
+        }
+        if (expiration) {
+            props._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+            props.expiration = as_bytes(*expiration);
         }
         returned_.reset();
         conn_->check_status(amqp_basic_publish(conn_->get(), ch, as_bytes(exchange), as_bytes(routing_key),
@@ -916,12 +1111,16 @@ private:
         // Classic queues do not count deliveries; quorum queues do.
         d.attempt =
             c.delivery_count ? static_cast<std::uint32_t>(*c.delivery_count + 1) : (redelivered ? 2 : 1);
+        if (c.attempt) {
+            d.attempt = static_cast<std::uint32_t>(std::max<std::int64_t>(*c.attempt, 0) + 1);
+            d.redelivered = true;
+        }
         return d;
     }
 
     Delivery hold(std::uint64_t epoch, std::uint64_t amqp_tag, Delivery d) {
         d.tag = next_tag_++;
-        held_[d.tag] = Held{epoch, amqp_tag, d.queue};
+        held_[d.tag] = Held{epoch, amqp_tag, d.queue, "", d.attempt, d.body};
         return d;
     }
 
@@ -997,7 +1196,7 @@ private:
     void check_not_holding() {
         refresh();
         for (auto it = held_.begin(); it != held_.end();) {
-            if (!held_valid(it->second.epoch)) {
+            if (it->second.lease_queue.empty() && !held_valid(it->second.epoch)) {
                 it = held_.erase(it);
                 continue;
             }
@@ -1193,6 +1392,7 @@ private:
     std::uint64_t next_tag_ = 1;
 
     std::set<std::string> declared_;  // exchanges and dead-letter queues declared on this connection
+    const std::string consumer_id_ = make_consumer_id();  // names this consumer's lease queues
 
     std::thread keepalive_;
     std::condition_variable cv_;
@@ -1258,6 +1458,8 @@ AmqpParams amqp_params(const Url& url) {
             p.reconnect_wait = parse_seconds(url, key, value, 0, 86400);
         } else if (key == "confirm_timeout") {
             p.confirm_timeout = parse_seconds(url, key, value, 0.1, 86400);
+        } else if (key == "lease") {
+            p.lease = parse_seconds(url, key, value, 1, 7 * 86400);
         } else if (key == "cacert") {
             p.cacert = value;
         } else if (key == "cert") {
@@ -1275,8 +1477,8 @@ AmqpParams amqp_params(const Url& url) {
             }
         } else {
             throw ConfigError("unknown AMQP URL parameter " + quote_for_message(key) + " in " + p.redacted +
-                              " (known: heartbeat, connect_timeout, reconnect_wait, confirm_timeout, cacert, "
-                              "cert, key, verify)");
+                              " (known: heartbeat, connect_timeout, reconnect_wait, confirm_timeout, lease, "
+                              "cacert, cert, key, verify)");
         }
     }
     if (p.cert.empty() != p.key.empty())

@@ -39,6 +39,9 @@ struct AmqpParams {
     std::chrono::milliseconds connect_timeout{10000};
     std::chrono::milliseconds reconnect_wait{60000};
     std::chrono::milliseconds confirm_timeout{60000};
+    /// Consumer leases (`?lease=SECONDS`): 0 keeps deliveries unacked in
+    /// RabbitMQ (subject to its consumer ack timeout); see AmqpBroker.
+    std::chrono::milliseconds lease{0};
     std::string cacert;
     std::string cert;
     std::string key;
@@ -69,6 +72,17 @@ AmqpParams amqp_params(const Url& url);
 ///   next call; deliveries held across the loss are stale (settling one is a
 ///   BrokerError; RabbitMQ delivers the message again); an unconfirmed
 ///   publish is sent again (it may be queued twice, never lost);
+/// - with `?lease=SECONDS`, a delivery is moved into a lease at once: a
+///   confirmed copy goes to this consumer's lease queue
+///   `apcloud.lease.<queue>.<consumer id>`, whose messages dead-letter back to
+///   `<queue>` when they expire, and the original is acked. RabbitMQ's
+///   consumer ack timeout (30 min by default, global in 3.10) then never
+///   applies, however long a test runs; renew() replaces the copy with a
+///   fresh one every call, so only a consumer that stopped renewing (it died)
+///   loses the request, which returns to its queue within one lease. A lease
+///   survives lost connections and broker restarts (durable queue, persistent
+///   copy), so ack/requeue/dead_letter of a leased delivery still work after a
+///   reconnect. The attempt count travels in the header x-apcloud-attempt;
 /// - a background thread answers heartbeats while the caller is busy
 ///   elsewhere (a worker running a test while it holds its delivery).
 std::unique_ptr<Broker> make_amqp_broker(const Url& url);

@@ -22,7 +22,7 @@ using Sections = std::map<std::string, std::map<std::string, std::string>>;
 // Keys each section may hold: ours and those of the reference worker.conf
 // (accepted so existing files keep working). Anything else is a typo.
 const std::map<std::string, std::set<std::string>> known_keys = {
-    {"amqp", {"url", "host", "user", "password", "vhost"}},
+    {"amqp", {"url", "host", "user", "password", "vhost", "lease"}},
     {"swift",
      {"url", "auth_url", "username", "password", "region_name", "project_name", "tenant", "user_domain_name",
       "project_domain_name", "auth_version"}},
@@ -144,9 +144,17 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
                        get(ini, "amqp", "host") + "/" + percent_encode(vhost.empty() ? "/" : vhost);
     }
     if (c.broker_url.empty()) bad("amqp", "url", "", "no broker configured (url, host, or APCLOUD_AMQP_URL)");
-    auto scheme = parse_url(c.broker_url).scheme;
-    if (scheme != "amqp" && scheme != "amqps" && scheme != "sqlite")
-        bad("amqp", "url", parse_url(c.broker_url).redacted(), "must be amqp://, amqps:// or sqlite://");
+    const Url broker = parse_url(c.broker_url);
+    if (broker.scheme != "amqp" && broker.scheme != "amqps" && broker.scheme != "sqlite")
+        bad("amqp", "url", broker.redacted(), "must be amqp://, amqps:// or sqlite://");
+    // Workers hold a request for a whole test, which may outlast RabbitMQ's
+    // consumer ack timeout: they take leases ([amqp] lease seconds, default
+    // 600) unless the URL sets its own.
+    if (broker.scheme != "sqlite" && !broker.query.count("lease")) {
+        int lease = positive_int(ini, "amqp", "lease", 600, 30);
+        c.broker_url += (c.broker_url.find('?') == std::string::npos ? "?" : "&") + std::string("lease=") +
+                        std::to_string(lease);
+    }
 
     // [swift]: a store URL, or the reference's auth_url + username/password.
     c.store_url = env_or(env, "APCLOUD_STORE_URL", get(ini, "swift", "url"));
@@ -175,6 +183,15 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     c.allow_local_sources = boolean(ini, "autopkgtest", "allow_local_sources");
     c.testbed_failure_retries = positive_int(ini, "autopkgtest", "testbed_failure_retries", 2, 0);
     c.status_interval = positive_int(ini, "autopkgtest", "status_interval", 10, 1);
+    // AMQP leases are renewed on every status tick: three ticks must fit in
+    // one (the embedded broker renews its own from a thread).
+    const Url with_lease = parse_url(c.broker_url);
+    if (auto lease = with_lease.query.find("lease"); with_lease.scheme != "sqlite" && lease != with_lease.query.end()) {
+        double seconds = std::atof(lease->second.c_str());
+        if (seconds < 3.0 * c.status_interval)
+            bad("autopkgtest", "status_interval", std::to_string(c.status_interval),
+                "must be at most a third of the broker lease (" + lease->second + " s)");
+    }
     c.testbed_failure_backoff = positive_int(ini, "autopkgtest", "testbed_failure_backoff", 30, 0);
     c.upload_retries = positive_int(ini, "autopkgtest", "upload_retries", 5, 1);
     c.upload_backoff = positive_int(ini, "autopkgtest", "upload_backoff", 10, 0);

@@ -176,11 +176,7 @@ WorkerStep Worker::handle(const Delivery& d) {
             spec.tick = std::chrono::seconds(config_.status_interval);
             spec.on_tick = [&](std::chrono::seconds elapsed) {
                 status(true, static_cast<std::uint64_t>(elapsed.count()));
-                try {
-                    broker_.renew(d);
-                } catch (const Error& e) {
-                    log(std::string("could not renew the request's lease: ") + e.what());
-                }
+                renew(d);
             };
             log("running " + req.package + " on " + q.release + "/" + q.arch + " from " + d.queue);
             status(true, 0);
@@ -222,9 +218,11 @@ WorkerStep Worker::handle(const Delivery& d) {
     pack_results_to(out.string(), po, files.string());
 
     try {
-        store_.ensure_container(container, req.is_private() ? ContainerAcl::private_to(req.swiftuser.value_or(""))
-                                                            : ContainerAcl::public_container());
-        upload(container, dir, files.string());
+        const ContainerAcl acl = req.is_private() ? ContainerAcl::private_to(req.swiftuser.value_or(""))
+                                                  : ContainerAcl::public_container();
+        store_retrying("creating container " + container, [&] { renew(d); },
+                       [&] { store_.ensure_container(container, acl); });
+        upload(container, dir, files.string(), [&] { renew(d); });
     } catch (const Error& e) {
         broker_.requeue(d);
         log(req.package + ": could not store results in " + container + "/" + dir + ": " + e.what() +
@@ -261,7 +259,32 @@ WorkerStep Worker::handle(const Delivery& d) {
     return WorkerStep::stored;
 }
 
-void Worker::upload(const std::string& container, const std::string& dir, const std::string& files_dir) {
+void Worker::renew(const Delivery& d) {
+    try {
+        broker_.renew(d);
+    } catch (const Error& e) {
+        log(std::string("could not renew the request's lease: ") + e.what());
+    }
+}
+
+void Worker::store_retrying(const std::string& what, const std::function<void()>& keepalive,
+                            const std::function<void()>& action) {
+    for (int attempt = 1;; ++attempt) {
+        keepalive();  // an outage may outlast a lease
+        try {
+            action();
+            return;
+        } catch (const Error& e) {
+            if (attempt >= config_.upload_retries) throw;
+            auto wait = std::chrono::seconds(static_cast<long>(config_.upload_backoff) << (attempt - 1));
+            log(what + " failed (" + e.what() + "); retry in " + std::to_string(wait.count()) + " s");
+            env_.sleep(wait);
+        }
+    }
+}
+
+void Worker::upload(const std::string& container, const std::string& dir, const std::string& files_dir,
+                    const std::function<void()>& keepalive) {
     // result.tar last: a client that sees it finds the others.
     for (const char* name : run_files) {
         auto data = read_text(fs::path(files_dir) / name);
@@ -275,18 +298,8 @@ void Worker::upload(const std::string& container, const std::string& dir, const 
         } else {
             po.content_type = "application/x-gzip";
         }
-        for (int attempt = 1;; ++attempt) {
-            try {
-                store_.put(container, dir + "/" + name, *data, po);
-                break;
-            } catch (const Error& e) {
-                if (attempt >= config_.upload_retries) throw;
-                auto wait = std::chrono::seconds(static_cast<long>(config_.upload_backoff) << (attempt - 1));
-                log(std::string("upload of ") + name + " failed (" + e.what() + "); retry in " +
-                    std::to_string(wait.count()) + " s");
-                env_.sleep(wait);
-            }
-        }
+        store_retrying(std::string("upload of ") + name, keepalive,
+                       [&] { store_.put(container, dir + "/" + name, *data, po); });
     }
 }
 

@@ -76,7 +76,7 @@ TEST_CASE("worker.conf: reference-style amqp and swift sections, secrets from th
                  "auth_url = https://keystone.example.org/v3\nusername = swiftuser\nregion_name = x");
     auto c = parse_worker_config(text, {{"APCLOUD_AMQP_PASSWORD", "s3:cr@t"}, {"APCLOUD_SWIFT_KEY", "k"}},
                                  {{"CLOUD", "x"}});
-    CHECK(c.broker_url == "amqp://worker:s3%3Acr%40t@rabbit.internal:5672/%2F");
+    CHECK(c.broker_url == "amqp://worker:s3%3Acr%40t@rabbit.internal:5672/%2F?lease=600");
     CHECK(c.store_url == "swift+https://keystone.example.org/v3");
     CHECK(c.store_user == "swiftuser");
     CHECK(c.store_key == "k");

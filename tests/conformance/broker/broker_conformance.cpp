@@ -84,6 +84,9 @@ struct Backend {
                 std::exit(77);
             }
             url = u;
+            // The same cases with consumer leases (what workers use).
+            if (const char* q = std::getenv("APCLOUD_TEST_BROKER_QUERY"))
+                url += (url.find('?') == std::string::npos ? "?" : "&") + std::string(q);
         } else {
             std::fprintf(stderr, "set APCLOUD_TEST_BROKER to embedded or amqp\n");
             std::exit(77);
