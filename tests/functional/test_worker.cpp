@@ -161,6 +161,7 @@ TEST_CASE("end to end with the real autopkgtest: request in, results out, testco
     Rig rig(site, true);
     auto listener = open_broker(site.broker_url);
     auto sub = listener->subscribe(testcomplete_exchange);
+    auto status = listener->subscribe(teststatus_exchange);
     const std::string body = "hello-apc\n{\"build-git\": \"" + env_path("APCLOUD_EXAMPLES") +
                              "/hello-apc/\", \"requester\": \"alice\", \"triggers\": [\"hello-apc/1.0-1\"]}";
     site.publish("debci-upstream-noble-amd64", body);
@@ -189,6 +190,16 @@ TEST_CASE("end to end with the real autopkgtest: request in, results out, testco
     CHECK(done.testpkg_version == "hello-apc 1.0-1");
     CHECK(listener->queue_depth("debci-upstream-noble-amd64") == 0);
     CHECK(rig.worker->process_one(100ms) == WorkerStep::idle);  // acked: not delivered again
+
+    // teststatus: running events while the test ran (every status_interval,
+    // with the log tail), then a final running: false.
+    std::vector<std::string> events;
+    while (auto e = status->next(200ms)) events.push_back(*e);
+    REQUIRE(events.size() >= 3);
+    CHECK(events.front().find("\"package\": \"hello-apc\"") != std::string::npos);
+    CHECK(events.front().find("\"running\": true") != std::string::npos);
+    CHECK(events[events.size() - 2].find("autopkgtest") != std::string::npos);  // log tail of the run
+    CHECK(events.back().find("\"running\": false") != std::string::npos);
 }
 
 TEST_CASE("bad requests are dead-lettered with a named error and never reach a process") {
