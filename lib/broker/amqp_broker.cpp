@@ -684,23 +684,7 @@ public:
             Held h = held_.at(delivery.tag);
             const std::string dead = h.queue + ".dead";
             const std::string what = "dead-lettering a message of queue " + quoted(h.queue) + " to " + quoted(dead);
-            retrying(what, [&] {
-                if (!declared_.count(dead)) {
-                    declare_queue_locked(dead);
-                    declared_.insert(dead);
-                }
-                amqp_table_entry_t entries[2];
-                entries[0].key = amqp_cstring_bytes(kReasonHeader);
-                entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
-                entries[0].value.value.bytes = as_bytes(reason);
-                entries[1].key = amqp_cstring_bytes(kQueueHeader);
-                entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
-                entries[1].value.value.bytes = as_bytes(h.queue);
-                amqp_table_t headers;
-                headers.num_entries = 2;
-                headers.entries = entries;
-                publish_locked("", dead, h.body, true, 2, &headers, what);
-            });
+            retrying(what, [&] { copy_to_dead(h.queue, h.body, reason, what); });
             retrying(what, [&] { end_lease(h); });
             held_.erase(delivery.tag);
             return;
@@ -710,21 +694,7 @@ public:
         check_name(dead, "dead-letter queue");
         std::string what = "dead-lettering a message of queue " + quoted(h.queue) + " to " + quoted(dead);
         try {
-            if (!declared_.count(dead)) {
-                declare_queue_locked(dead);
-                declared_.insert(dead);
-            }
-            amqp_table_entry_t entries[2];
-            entries[0].key = amqp_cstring_bytes(kReasonHeader);
-            entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
-            entries[0].value.value.bytes = as_bytes(reason);
-            entries[1].key = amqp_cstring_bytes(kQueueHeader);
-            entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
-            entries[1].value.value.bytes = as_bytes(h.queue);
-            amqp_table_t headers;
-            headers.num_entries = 2;
-            headers.entries = entries;
-            publish_locked("", dead, delivery.body, true, 2, &headers, what);
+            copy_to_dead(h.queue, delivery.body, reason, what);
         } catch (const ConnectionLost& e) {
             // Not retried: the original became unackable with the connection.
             drop(e.what());
@@ -789,6 +759,26 @@ private:
         std::uint64_t amqp_tag = 0;
         Delivery delivery;
     };
+
+    // Copies a message to `<queue>.dead` (persistent, confirmed) with the
+    // reason and its queue in headers.
+    void copy_to_dead(const std::string& queue, const std::string& body, const std::string& reason,
+                      const std::string& what) {
+        const std::string dead = queue + ".dead";
+        if (!declared_.count(dead)) {
+            declare_queue_locked(dead);
+            declared_.insert(dead);
+        }
+        amqp_table_entry_t entries[2];
+        entries[0].key = amqp_cstring_bytes(kReasonHeader);
+        entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[0].value.value.bytes = as_bytes(reason);
+        entries[1].key = amqp_cstring_bytes(kQueueHeader);
+        entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[1].value.value.bytes = as_bytes(queue);
+        amqp_table_t headers{2, entries};
+        publish_locked("", dead, body, true, 2, &headers, what);
+    }
 
     bool leased(const Delivery& d) const {
         auto it = held_.find(d.tag);
