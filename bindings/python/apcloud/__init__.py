@@ -3,7 +3,9 @@
 Test requests (parse_request, TestRequest), queue routing (queue_name,
 parse_queue_name, queue_for), store layout (srcpkg_prefix, container_name,
 make_run_id, parse_run_id, result_dir), result files (pack_results,
-parse_result_tar, outcome) and the exception hierarchy rooted at Error.
+parse_result_tar, outcome), gating support (version_compare, ResultsCache,
+PendingTests, open_store, iter_results, open_sink) and the exception
+hierarchy rooted at Error.
 """
 from ._apcloud import *  # noqa: F401,F403
 

@@ -7,4 +7,5 @@ PYBIND11_MODULE(_apcloud, m) {
     apcloud::python::register_request(m);
     apcloud::python::register_layout(m);
     apcloud::python::register_results(m);
+    apcloud::python::register_gating(m);
 }

@@ -1,0 +1,204 @@
+// Python bindings of gating.hpp and store.hpp (what britney-style gating code uses).
+#include <pybind11/stl.h>
+#include <autopkgtest_cloud/gating.hpp>
+#include <autopkgtest_cloud/store.hpp>
+
+#include <ctime>
+
+#include "bindings.hpp"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
+namespace apcloud::python {
+
+namespace {
+
+py::list entry_to_list(const CacheEntry& e) {
+    return py::cast(
+        std::vector<py::object>{py::str(e.status), py::str(e.version), py::str(e.run_id), py::int_(e.seen)});
+}
+
+// A GatingResult, or a [STATUS, version, run_id, seen] sequence.
+CacheEntry entry_from(const py::handle& result, std::optional<std::int64_t> seen) {
+    if (py::isinstance<GatingResult>(result))
+        return cache_entry(result.cast<const GatingResult&>(),
+                           seen ? *seen : static_cast<std::int64_t>(std::time(nullptr)));
+    std::tuple<std::string, std::string, std::string, std::int64_t> v;
+    try {
+        v = result.cast<decltype(v)>();
+    } catch (const py::cast_error&) {
+        throw py::type_error("result must be a GatingResult or [STATUS, version, run_id, seen], got " +
+                             std::string(py::str(py::repr(result))));
+    }
+    return CacheEntry{std::get<0>(v), std::get<1>(v), std::get<2>(v), std::get<3>(v)};
+}
+
+std::vector<GatingResult> collect(Store& store, const std::string& container, const std::string& release,
+                                  const std::string& arch, const std::string& package,
+                                  const std::optional<std::string>& after) {
+    py::gil_scoped_release release_gil;
+    return collect_results(store, container, release, arch, package, after).results;
+}
+
+}  // namespace
+
+void register_gating(py::module_& m) {
+    m.def(
+        "version_compare", [](const std::string& a, const std::string& b) { return version_compare(a, b); },
+        "a"_a, "b"_a, "Compares Debian versions like dpkg --compare-versions: -1, 0 or 1.");
+
+    py::class_<Store>(m, "Store", "A result store (Swift semantics): containers of objects.")
+        .def(
+            "ensure_container",
+            [](Store& s, const std::string& container, bool public_read, const std::string& read_user) {
+                py::gil_scoped_release r;
+                s.ensure_container(container, ContainerAcl{public_read, read_user});
+            },
+            "container"_a, "public"_a = true, "read_user"_a = "",
+            "Creates the container if needed and sets its read ACL.")
+        .def(
+            "put",
+            [](Store& s, const std::string& container, const std::string& name, const py::bytes& data,
+               const std::string& content_type, std::optional<std::string> content_encoding) {
+                std::string_view view = data;
+                PutOptions o{content_type, std::move(content_encoding)};
+                py::gil_scoped_release r;
+                s.put(container, name, view, o);
+            },
+            "container"_a, "name"_a, "data"_a, "content_type"_a = "application/octet-stream",
+            "content_encoding"_a = py::none(), "Stores an object atomically, replacing any previous one.")
+        .def(
+            "get",
+            [](Store& s, const std::string& container, const std::string& name) -> py::object {
+                std::optional<Object> o;
+                {
+                    py::gil_scoped_release r;
+                    o = s.get(container, name);
+                }
+                if (!o) return py::none();
+                return py::bytes(o->data);
+            },
+            "container"_a, "name"_a, "The object's content, or None when it does not exist.")
+        .def(
+            "list",
+            [](Store& s, const std::string& container, const std::string& prefix,
+               std::optional<char> delimiter, const std::string& marker, std::size_t limit) {
+                ListOptions o;
+                o.prefix = prefix;
+                o.delimiter = delimiter;
+                o.marker = marker;
+                o.limit = limit;
+                std::vector<ListEntry> entries;
+                {
+                    py::gil_scoped_release r;
+                    entries = s.list(container, o);
+                }
+                std::vector<std::string> names;
+                for (auto& e : entries) names.push_back(std::move(e.name));
+                return names;
+            },
+            "container"_a, "prefix"_a = "", "delimiter"_a = py::none(), "marker"_a = "",
+            "limit"_a = ListOptions::max_list_limit,
+            "One page of the listing: object names, and subdir names ending with the delimiter.");
+
+    m.def(
+        "open_store", [](const std::string& url) { return open_store(url); }, "url"_a,
+        "Opens a store: file:///path, swift+http(s)://.../auth/v1.0 or .../v3, or a public "
+        "http(s)://host/v1/AUTH_x URL. Credentials come from the environment.");
+
+    py::class_<GatingResult>(m, "GatingResult", "One run's result as gating code sees it.")
+        .def_readonly("run_id", &GatingResult::run_id, "The run id (directory name, ending with '@').")
+        .def_readonly("exitcode", &GatingResult::exitcode, "autopkgtest's exit code.")
+        .def_readonly("outcome", &GatingResult::outcome, "'pass', 'fail', 'neutral', 'tmpfail', ...")
+        .def_readonly("version", &GatingResult::version, "Tested version, or None.")
+        .def_readonly("triggers", &GatingResult::triggers,
+                      "Triggers from ADT_TEST_TRIGGERS, or None when absent (ignore such runs).")
+        .def_readonly("duration", &GatingResult::duration, "Seconds, or None.")
+        .def("__repr__", [](const GatingResult& r) {
+            return "<GatingResult " + r.run_id + " exitcode=" + std::to_string(r.exitcode) + ">";
+        });
+
+    m.def(
+        "iter_results",
+        [](Store& store, const std::string& container, const std::string& release, const std::string& arch,
+           const std::string& package, std::optional<std::string> after) {
+            return collect(store, container, release, arch, package, after);
+        },
+        "store"_a, "container"_a, "release"_a, "arch"_a, "package"_a, "after"_a = py::none());
+    m.def(
+        "iter_results",
+        [](const std::string& store_url, const std::string& container, const std::string& release,
+           const std::string& arch, const std::string& package, std::optional<std::string> after) {
+            auto store = open_store(store_url);
+            return collect(*store, container, release, arch, package, after);
+        },
+        "store_url"_a, "container"_a, "release"_a, "arch"_a, "package"_a, "after"_a = py::none(),
+        "The results of package's runs in a store (a Store or its URL), in run-id order, as a list of\n"
+        "GatingResult; only runs after the run id `after` when given. Runs without result.tar (not yet\n"
+        "complete) or with a corrupt one are skipped.");
+
+    py::class_<ResultsCache>(
+        m, "ResultsCache",
+        "britney's results cache: {trigger: {src: {arch: [STATUS, version, run_id, seen]}}}.")
+        .def(py::init<>(), "An empty cache.")
+        .def_static("load", &ResultsCache::load, "path"_a,
+                    "Reads a cache file; a missing file gives an empty cache. ParseError when malformed.")
+        .def("save", &ResultsCache::save, "path"_a, "Writes the cache atomically (path.new, fsync, rename).")
+        .def(
+            "add",
+            [](ResultsCache& c, const std::string& trigger, const std::string& package,
+               const std::string& arch, const py::object& result, std::optional<std::int64_t> seen) {
+                return c.add(trigger, package, arch, entry_from(result, seen));
+            },
+            "trigger"_a, "package"_a, "arch"_a, "result"_a, "seen"_a = py::none(),
+            "Records a GatingResult (seen at `seen`, default now) or a [STATUS, version, run_id, seen]\n"
+            "sequence. A PASS is never replaced by a non-PASS; a newer PASS replaces anything; a non-PASS\n"
+            "replaces a non-PASS only with a newer run id. True when stored.")
+        .def(
+            "get",
+            [](const ResultsCache& c, const std::string& trigger, const std::string& package,
+               const std::string& arch) -> py::object {
+                auto e = c.get(trigger, package, arch);
+                if (!e) return py::none();
+                return entry_to_list(*e);
+            },
+            "trigger"_a, "package"_a, "arch"_a, "[STATUS, version, run_id, seen], or None.")
+        .def("latest_run_id", &ResultsCache::latest_run_id, "package"_a, "arch"_a,
+             "The newest run id cached for package/arch over all triggers, or None.");
+
+    py::class_<PendingTests>(m, "PendingTests", "britney's pending tests: {trigger: {src: [arches]}}.")
+        .def(py::init<>(), "No pending tests.")
+        .def_static("load", &PendingTests::load, "path"_a,
+                    "Reads a pending file; a missing file gives none. ParseError when malformed.")
+        .def("save", &PendingTests::save, "path"_a, "Writes the file atomically (path.new, fsync, rename).")
+        .def("add", &PendingTests::add, "trigger"_a, "src"_a, "arch"_a, "Marks trigger/src/arch as pending.")
+        .def("remove", &PendingTests::remove, "trigger"_a, "src"_a, "arch"_a,
+             "Removes trigger/src/arch, pruning emptied entries; False when it was not pending.")
+        .def("contains", &PendingTests::contains, "trigger"_a, "src"_a, "arch"_a,
+             "True when trigger/src/arch is pending.")
+        .def(
+            "__contains__",
+            [](const PendingTests& p, const std::tuple<std::string, std::string, std::string>& k) {
+                return p.contains(std::get<0>(k), std::get<1>(k), std::get<2>(k));
+            },
+            "(trigger, src, arch) in pending.");
+
+    py::class_<RequestSink>(m, "RequestSink", "Where gating code sends test requests.")
+        .def(
+            "send",
+            [](RequestSink& s, const TestRequest& request, const std::string& release,
+               const std::string& arch, bool huge) {
+                py::gil_scoped_release r;
+                return s.send(request, release, arch, huge);
+            },
+            "request"_a, "release"_a, "arch"_a, "huge"_a = false,
+            "Validates and sends the request to the queue routing chooses; returns the queue name.");
+    m.def("open_sink", &open_sink, "url"_a, "declare_queues"_a = false,
+          "Opens a request sink: amqp(s):// or sqlite:// publish to the broker (NotFound for a missing\n"
+          "queue unless declare_queues); file:///path appends one line per request, '<queue>:<src> <json>'.");
+    m.def("sink_line", &sink_line, "queue"_a, "request"_a,
+          "A file-sink line (no newline): '<queue>:<src> <json>', or '<queue>:<src>' without parameters.");
+}
+
+}  // namespace apcloud::python

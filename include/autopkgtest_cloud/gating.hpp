@@ -1,0 +1,128 @@
+/// @file gating.hpp
+/// What gating code (britney) needs: Debian version comparison, the results
+/// cache and pending-tests files (SPEC.md section 9), collecting a package's
+/// results from a store, and sinks that send test requests.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "autopkgtest_cloud/request.hpp"
+#include "autopkgtest_cloud/store.hpp"
+
+namespace apcloud {
+
+/// Compares two Debian versions exactly like `dpkg --compare-versions`:
+/// -1 when a < b, 0 when equal, 1 when a > b.
+int version_compare(std::string_view a, std::string_view b);
+
+/// One results-cache entry: `[STATUS, version, run_id, seen_epoch]`.
+struct CacheEntry {
+    std::string status;     ///< "PASS", "NEUTRAL" or "FAIL" (britney_status)
+    std::string version;    ///< tested version
+    std::string run_id;     ///< run id of the result
+    std::int64_t seen = 0;  ///< unix time the result was seen
+};
+
+/// britney's results cache: `{trigger: {src: {arch: [STATUS, version,
+/// run_id, seen_epoch]}}}`.
+class ResultsCache {
+public:
+    /// Reads the cache; a missing file gives an empty cache. Throws ParseError
+    /// naming `path` when the file is not a valid cache.
+    static ResultsCache load(const std::string& path);
+    /// Writes the cache atomically (`path.new`, fsync, rename). Throws Error
+    /// naming the path on I/O errors.
+    void save(const std::string& path) const;
+    /// Records a result. A PASS is never replaced by a non-PASS; a newer PASS
+    /// replaces any entry; a non-PASS replaces a non-PASS only when its run id
+    /// is newer. Returns true when the entry was stored.
+    bool add(const std::string& trigger, const std::string& package, const std::string& arch,
+             const CacheEntry& entry);
+    /// The entry for trigger/package/arch, if any.
+    std::optional<CacheEntry> get(const std::string& trigger, const std::string& package,
+                                  const std::string& arch) const;
+    /// The newest run id recorded for package/arch over all triggers.
+    std::optional<std::string> latest_run_id(const std::string& package, const std::string& arch) const;
+
+private:
+    std::map<std::string, std::map<std::string, std::map<std::string, CacheEntry>>> entries_;
+};
+
+/// britney's pending tests: `{trigger: {src: [arches]}}`.
+class PendingTests {
+public:
+    /// Reads the file; a missing file gives no pending tests. Throws
+    /// ParseError naming `path` when the file is malformed.
+    static PendingTests load(const std::string& path);
+    /// Writes the file atomically (`path.new`, fsync, rename).
+    void save(const std::string& path) const;
+    /// Marks trigger/src/arch as pending.
+    void add(const std::string& trigger, const std::string& src, const std::string& arch);
+    /// Removes trigger/src/arch, pruning empty sources and triggers; false
+    /// when it was not pending.
+    bool remove(const std::string& trigger, const std::string& src, const std::string& arch);
+    /// True when trigger/src/arch is pending.
+    bool contains(const std::string& trigger, const std::string& src, const std::string& arch) const;
+
+private:
+    std::map<std::string, std::map<std::string, std::set<std::string>>> pending_;
+};
+
+/// One run's result as gating code sees it.
+struct GatingResult {
+    std::string run_id;                                ///< the run's directory name
+    int exitcode = 0;                                  ///< autopkgtest's exit code
+    std::string outcome;                               ///< outcome_name of the exit code
+    std::optional<std::string> version;                ///< tested version
+    std::optional<std::vector<std::string>> triggers;  ///< ADT_TEST_TRIGGERS; absent: ignore the run
+    std::optional<std::uint64_t> duration;             ///< seconds
+};
+
+/// The cache entry of a result seen at `seen` (unix time): britney_status of
+/// the exit code, the tested version ("unknown" when the result names none)
+/// and the run id.
+CacheEntry cache_entry(const GatingResult& result, std::int64_t seen);
+
+/// What collect_results found.
+struct CollectedResults {
+    std::vector<GatingResult> results;  ///< in run-id order
+    std::size_t missing = 0;            ///< runs without result.tar (not yet consistent)
+    std::size_t corrupt = 0;            ///< runs whose result.tar could not be parsed
+};
+
+/// Lists the runs of `package` in `container` (prefix package_prefix,
+/// delimiter '@', runs strictly after `after_run_id` when given), fetches
+/// their result.tar files and parses them. Runs without a result.tar or with
+/// a corrupt one are skipped and counted.
+CollectedResults collect_results(Store& store, const std::string& container, const std::string& release,
+                                 const std::string& arch, const std::string& package,
+                                 const std::optional<std::string>& after_run_id = std::nullopt);
+
+/// Where gating code sends test requests.
+class RequestSink {
+public:
+    virtual ~RequestSink();
+    /// Validates and sends `request` for release/arch; returns the queue name.
+    virtual std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
+                             bool huge = false) = 0;
+};
+
+/// Formats a file-sink line (no newline): `<queue>:<src> <json>`, or
+/// `<queue>:<src>` when the request has no parameters.
+std::string sink_line(const std::string& queue, const TestRequest& request);
+
+/// Opens a sink: `amqp://...` and `sqlite://...` publish through open_broker;
+/// `file:///path` appends one sink_line per request to the file. Throws
+/// ConfigError naming the URL otherwise. A broker sink publishing to a queue
+/// that does not exist throws NotFound, unless `declare_queues` is set: then
+/// it declares each queue before publishing to it.
+std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queues = false);
+
+}  // namespace apcloud

@@ -1,0 +1,363 @@
+// Gating support (SPEC.md section 9): version comparison, britney's cache and pending files, result
+// collection, request sinks.
+#include "autopkgtest_cloud/gating.hpp"
+
+#include <apt-pkg/debversion.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "autopkgtest_cloud/broker.hpp"
+#include "autopkgtest_cloud/client.hpp"
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/exit_codes.hpp"
+#include "autopkgtest_cloud/layout.hpp"
+#include "autopkgtest_cloud/result.hpp"
+#include "autopkgtest_cloud/routing.hpp"
+#include "autopkgtest_cloud/url.hpp"
+
+namespace apcloud {
+
+namespace {
+
+using nlohmann::json;
+
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
+
+// The file's content, or nullopt when it does not exist.
+std::optional<std::string> read_file_if_exists(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        if (errno == ENOENT) return std::nullopt;
+        throw Error("cannot read " + quote_for_message(path) + ": " + errno_text(errno));
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) throw Error("cannot read " + quote_for_message(path));
+    return ss.str();
+}
+
+// Writes `data` to path.new, fsyncs it and renames it over `path`, so readers
+// (and a crash) see the old file or the new one, never a part.
+void write_atomically(const std::string& path, const std::string& data) {
+    const std::string temp = path + ".new";
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw Error("cannot write " + quote_for_message(temp) + ": " + errno_text(errno));
+    std::size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            ::close(fd);
+            ::unlink(temp.c_str());
+            throw Error("cannot write " + quote_for_message(temp) + ": " + errno_text(err));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        int err = errno;
+        ::unlink(temp.c_str());
+        throw Error("cannot write " + quote_for_message(temp) + ": " + errno_text(err));
+    }
+    if (::rename(temp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(temp.c_str());
+        throw Error("cannot rename " + quote_for_message(temp) + " to " + quote_for_message(path) + ": " +
+                    errno_text(err));
+    }
+}
+
+json parse_json_file(const std::string& path, const std::string& text) {
+    try {
+        return json::parse(text);
+    } catch (const json::exception& e) {
+        throw ParseError(quote_for_message(path) + " is not valid JSON: " + e.what());
+    }
+}
+
+[[noreturn]] void bad_file(const std::string& path, const std::string& what) {
+    throw ParseError(quote_for_message(path) + " is malformed: " + what);
+}
+
+bool is_pass(const CacheEntry& e) {
+    return e.status == "PASS";
+}
+
+}  // namespace
+
+int version_compare(std::string_view a, std::string_view b) {
+    // debVS.CmpVersion needs no configuration (pkgInitConfig); it is pure.
+    int r = debVS.CmpVersion(std::string(a), std::string(b));
+    return r < 0 ? -1 : (r > 0 ? 1 : 0);
+}
+
+// ---- ResultsCache ----
+
+ResultsCache ResultsCache::load(const std::string& path) {
+    ResultsCache cache;
+    auto text = read_file_if_exists(path);
+    if (!text) return cache;
+    json doc = parse_json_file(path, *text);
+    if (!doc.is_object()) bad_file(path, "top level is not an object");
+    for (auto& [trigger, pkgs] : doc.items()) {
+        if (!pkgs.is_object()) bad_file(path, "trigger " + quote_for_message(trigger) + " is not an object");
+        for (auto& [pkg, arches] : pkgs.items()) {
+            if (!arches.is_object())
+                bad_file(path, "package " + quote_for_message(pkg) + " of " + quote_for_message(trigger) +
+                                   " is not an object");
+            for (auto& [arch, v] : arches.items()) {
+                const std::string where =
+                    quote_for_message(trigger) + "/" + quote_for_message(pkg) + "/" + quote_for_message(arch);
+                if (!v.is_array() || v.size() != 4 || !v[0].is_string() || !v[1].is_string() ||
+                    !v[2].is_string() || !v[3].is_number_integer())
+                    bad_file(path, "entry " + where + " is not [STATUS, version, run_id, seen_epoch]");
+                CacheEntry e{v[0].get<std::string>(), v[1].get<std::string>(), v[2].get<std::string>(),
+                             v[3].get<std::int64_t>()};
+                cache.entries_[trigger][pkg][arch] = std::move(e);
+            }
+        }
+    }
+    return cache;
+}
+
+void ResultsCache::save(const std::string& path) const {
+    json doc = json::object();
+    for (const auto& [trigger, pkgs] : entries_)
+        for (const auto& [pkg, arches] : pkgs)
+            for (const auto& [arch, e] : arches)
+                doc[trigger][pkg][arch] = json::array({e.status, e.version, e.run_id, e.seen});
+    write_atomically(path, doc.dump(1) + "\n");
+}
+
+bool ResultsCache::add(const std::string& trigger, const std::string& package, const std::string& arch,
+                       const CacheEntry& entry) {
+    auto& slot = entries_[trigger][package];
+    auto it = slot.find(arch);
+    if (it != slot.end()) {
+        const CacheEntry& old = it->second;
+        const bool newer = entry.run_id > old.run_id;
+        if (is_pass(entry)) {
+            if (is_pass(old) && !newer) return false;
+        } else {
+            if (is_pass(old) || !newer) return false;
+        }
+    }
+    slot[arch] = entry;
+    return true;
+}
+
+std::optional<CacheEntry> ResultsCache::get(const std::string& trigger, const std::string& package,
+                                            const std::string& arch) const {
+    auto t = entries_.find(trigger);
+    if (t == entries_.end()) return std::nullopt;
+    auto p = t->second.find(package);
+    if (p == t->second.end()) return std::nullopt;
+    auto a = p->second.find(arch);
+    if (a == p->second.end()) return std::nullopt;
+    return a->second;
+}
+
+std::optional<std::string> ResultsCache::latest_run_id(const std::string& package,
+                                                       const std::string& arch) const {
+    std::optional<std::string> best;
+    for (const auto& [trigger, pkgs] : entries_) {
+        auto p = pkgs.find(package);
+        if (p == pkgs.end()) continue;
+        auto a = p->second.find(arch);
+        if (a == p->second.end()) continue;
+        if (!best || a->second.run_id > *best) best = a->second.run_id;
+    }
+    return best;
+}
+
+// ---- PendingTests ----
+
+PendingTests PendingTests::load(const std::string& path) {
+    PendingTests p;
+    auto text = read_file_if_exists(path);
+    if (!text) return p;
+    json doc = parse_json_file(path, *text);
+    if (!doc.is_object()) bad_file(path, "top level is not an object");
+    for (auto& [trigger, srcs] : doc.items()) {
+        if (!srcs.is_object()) bad_file(path, "trigger " + quote_for_message(trigger) + " is not an object");
+        for (auto& [src, arches] : srcs.items()) {
+            if (!arches.is_array())
+                bad_file(path, "source " + quote_for_message(src) + " of " + quote_for_message(trigger) +
+                                   " is not a list");
+            for (auto& a : arches) {
+                if (!a.is_string())
+                    bad_file(path, "architecture of " + quote_for_message(trigger) + "/" +
+                                       quote_for_message(src) + " is not a string");
+                p.pending_[trigger][src].insert(a.get<std::string>());
+            }
+        }
+    }
+    return p;
+}
+
+void PendingTests::save(const std::string& path) const {
+    json doc = json::object();
+    for (const auto& [trigger, srcs] : pending_)
+        for (const auto& [src, arches] : srcs)
+            doc[trigger][src] = json(std::vector<std::string>(arches.begin(), arches.end()));
+    write_atomically(path, doc.dump(1) + "\n");
+}
+
+void PendingTests::add(const std::string& trigger, const std::string& src, const std::string& arch) {
+    pending_[trigger][src].insert(arch);
+}
+
+bool PendingTests::remove(const std::string& trigger, const std::string& src, const std::string& arch) {
+    auto t = pending_.find(trigger);
+    if (t == pending_.end()) return false;
+    auto s = t->second.find(src);
+    if (s == t->second.end()) return false;
+    if (s->second.erase(arch) == 0) return false;
+    if (s->second.empty()) t->second.erase(s);
+    if (t->second.empty()) pending_.erase(t);
+    return true;
+}
+
+bool PendingTests::contains(const std::string& trigger, const std::string& src,
+                            const std::string& arch) const {
+    auto t = pending_.find(trigger);
+    if (t == pending_.end()) return false;
+    auto s = t->second.find(src);
+    return s != t->second.end() && s->second.count(arch) > 0;
+}
+
+// ---- collect_results ----
+
+CollectedResults collect_results(Store& store, const std::string& container, const std::string& release,
+                                 const std::string& arch, const std::string& package,
+                                 const std::optional<std::string>& after_run_id) {
+    const std::string prefix = package_prefix(release, arch, package);
+    ListOptions opts;
+    opts.prefix = prefix;
+    opts.delimiter = '@';
+    if (after_run_id) opts.marker = prefix + *after_run_id;
+    std::vector<std::string> run_ids;
+    for (const auto& e : store.list_all(container, opts)) {
+        // Runs roll up to subdirs `PREFIX RUN_ID` (ending with '@'); anything
+        // else under the prefix is not a run.
+        if (!e.subdir || e.name.size() <= prefix.size()) continue;
+        std::string run_id = e.name.substr(prefix.size());
+        if (run_id.find('/') != std::string::npos) continue;
+        run_ids.push_back(std::move(run_id));
+    }
+    std::vector<std::string> names;
+    names.reserve(run_ids.size());
+    for (const auto& r : run_ids) names.push_back(prefix + r + "/result.tar");
+    auto objects = store.get_many(container, names);
+
+    CollectedResults out;
+    for (std::size_t i = 0; i < run_ids.size(); ++i) {
+        if (!objects[i]) {
+            ++out.missing;
+            continue;
+        }
+        Result r;
+        try {
+            r = parse_result_tar(objects[i]->data);
+        } catch (const ParseError&) {
+            ++out.corrupt;
+            continue;
+        }
+        GatingResult g;
+        g.run_id = run_ids[i];
+        g.exitcode = r.exitcode;
+        g.outcome = std::string(outcome_name(outcome(r.exitcode)));
+        g.version = std::move(r.version);
+        g.triggers = std::move(r.triggers);
+        g.duration = r.duration;
+        out.results.push_back(std::move(g));
+    }
+    return out;
+}
+
+CacheEntry cache_entry(const GatingResult& result, std::int64_t seen) {
+    return CacheEntry{std::string(britney_status(result.exitcode)), result.version.value_or("unknown"),
+                      result.run_id, seen};
+}
+
+// ---- request sinks ----
+
+RequestSink::~RequestSink() = default;
+
+std::string sink_line(const std::string& queue, const TestRequest& request) {
+    std::string msg = request.to_message();
+    auto nl = msg.find('\n');
+    if (nl == std::string::npos) return queue + ":" + msg;
+    return queue + ":" + msg.substr(0, nl) + " " + msg.substr(nl + 1);
+}
+
+namespace {
+
+class BrokerSink : public RequestSink {
+public:
+    BrokerSink(std::unique_ptr<Broker> broker, bool declare)
+        : broker_(std::move(broker)), declare_(declare) {}
+    std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
+                     bool huge) override {
+        if (declare_) {
+            validate(request);
+            broker_->declare_queue(queue_for(request, release, arch, huge));
+        }
+        return submit_request(*broker_, request, release, arch, huge);
+    }
+
+private:
+    std::unique_ptr<Broker> broker_;
+    bool declare_;
+};
+
+// Appends one line per request with a single write() on an O_APPEND file, so
+// lines from concurrent senders do not interleave.
+class FileSink : public RequestSink {
+public:
+    explicit FileSink(std::string path) : path_(std::move(path)) {}
+    std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
+                     bool huge) override {
+        validate(request);
+        std::string queue = queue_for(request, release, arch, huge);
+        std::string line = sink_line(queue, request) + "\n";
+        int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0)
+            throw Error("cannot open sink file " + quote_for_message(path_) + ": " + errno_text(errno));
+        ssize_t n = ::write(fd, line.data(), line.size());
+        int err = errno;
+        ::close(fd);
+        if (n != static_cast<ssize_t>(line.size()))
+            throw Error("cannot append to sink file " + quote_for_message(path_) + ": " +
+                        (n < 0 ? errno_text(err) : std::string("short write")));
+        return queue;
+    }
+
+private:
+    std::string path_;
+};
+
+}  // namespace
+
+std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queues) {
+    Url u = parse_url(url);
+    if (u.scheme == "file") {
+        if (!u.host.empty() || u.path.empty() || u.path[0] != '/')
+            throw ConfigError("file sink URL must be file:///absolute/path, got " + quote_for_message(url));
+        return std::make_unique<FileSink>(u.path);
+    }
+    if (u.scheme == "sqlite" || u.scheme == "amqp" || u.scheme == "amqps")
+        return std::make_unique<BrokerSink>(open_broker(url), declare_queues);
+    throw ConfigError("unsupported sink URL " + quote_for_message(u.redacted()) +
+                      " (expected file://, sqlite:// or amqp(s)://)");
+}
+
+}  // namespace apcloud

@@ -1,0 +1,296 @@
+// Unit tests of gating support: version comparison, results cache, pending tests, result collection, file
+// sink.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <autopkgtest_cloud/broker.hpp>
+#include <autopkgtest_cloud/error.hpp>
+#include <autopkgtest_cloud/gating.hpp>
+#include <autopkgtest_cloud/layout.hpp>
+#include <autopkgtest_cloud/result.hpp>
+#include <autopkgtest_cloud/store.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace apcloud;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "apcloud-gating-XXXXXX").string();
+        REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() { fs::remove_all(path); }
+    void write(const std::string& name, const std::string& content) const {
+        fs::create_directories((path / name).parent_path());
+        std::ofstream(path / name, std::ios::binary) << content;
+    }
+};
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Exit status of `dpkg --compare-versions a op b` (0: true), run with argv.
+int dpkg_compare(const std::string& a, const char* op, const std::string& b) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        execlp("dpkg", "dpkg", "--compare-versions", a.c_str(), op, b.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) != 127);
+    return WEXITSTATUS(status);
+}
+
+}  // namespace
+
+TEST_CASE("version_compare agrees with dpkg --compare-versions") {
+    const std::vector<std::string> versions = {
+        "1.0",    "1.0-1",           "1.0-1ubuntu1", "1.0~rc1", "1.0~rc1-1",  "1.0~~",
+        "1.0~",   "1.0+b1",          "1.0-1+b1",     "1:0.9",   "0:1.0",      "2:0",
+        "1.0a",   "1.0.1",           "1.00",         "1.0-0",   "1.0-1~bpo1", "10.0",
+        "9.9",    "1.0+dfsg-1",      "1.0+dfsg1-1",  "1.0-1.1", "1.0-10",     "1.0-9",
+        "2.20-1", "2.20-1ubuntu0.1", "1.0-1build1"};
+    for (const auto& a : versions) {
+        for (const auto& b : versions) {
+            const int ours = version_compare(a, b);
+            const int dpkg = dpkg_compare(a, "lt", b) == 0 ? -1 : (dpkg_compare(a, "eq", b) == 0 ? 0 : 1);
+            INFO(a, " vs ", b);
+            CHECK(ours == dpkg);
+        }
+    }
+    CHECK(version_compare("1.0~rc1", "1.0") < 0);
+    CHECK(version_compare("1:0.9", "2.0") > 0);
+    CHECK(version_compare("1.0", "1.00") == 0);
+}
+
+TEST_CASE("results cache: a PASS is never replaced by a later non-PASS") {
+    ResultsCache c;
+    CHECK(c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-1", "20240101_000000_aaaaa@", 100}));
+    CHECK_FALSE(c.add("glib2.0/2.20-1", "gedit", "amd64", {"FAIL", "44.2-2", "20240102_000000_bbbbb@", 200}));
+    auto e = c.get("glib2.0/2.20-1", "gedit", "amd64");
+    REQUIRE(e);
+    CHECK(e->status == "PASS");
+    CHECK(e->run_id == "20240101_000000_aaaaa@");
+    // A newer PASS replaces the older one; an older PASS does not.
+    CHECK(c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-3", "20240103_000000_ccccc@", 300}));
+    CHECK_FALSE(c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-0", "20231231_000000_ddddd@", 50}));
+    CHECK(c.get("glib2.0/2.20-1", "gedit", "amd64")->version == "44.2-3");
+}
+
+TEST_CASE("results cache: non-PASS entries follow the newest run, PASS replaces them") {
+    ResultsCache c;
+    CHECK(c.add("t/1", "p", "arm64", {"FAIL", "1", "20240102_000000_aaaaa@", 1}));
+    CHECK_FALSE(c.add("t/1", "p", "arm64", {"NEUTRAL", "1", "20240101_000000_aaaaa@", 2}));
+    CHECK(c.add("t/1", "p", "arm64", {"NEUTRAL", "2", "20240103_000000_aaaaa@", 3}));
+    CHECK(c.get("t/1", "p", "arm64")->status == "NEUTRAL");
+    CHECK(c.add("t/1", "p", "arm64", {"PASS", "0", "20230101_000000_aaaaa@", 4}));
+    CHECK(c.get("t/1", "p", "arm64")->status == "PASS");
+    CHECK_FALSE(c.get("t/1", "p", "amd64"));
+    CHECK_FALSE(c.get("t/2", "p", "arm64"));
+}
+
+TEST_CASE("results cache: latest_run_id over all triggers") {
+    ResultsCache c;
+    CHECK_FALSE(c.latest_run_id("p", "amd64"));
+    c.add("a/1", "p", "amd64", {"PASS", "1", "20240105_000000_aaaaa@", 1});
+    c.add("b/1", "p", "amd64", {"FAIL", "1", "20240107_000000_aaaaa@", 1});
+    c.add("c/1", "p", "arm64", {"FAIL", "1", "20240109_000000_aaaaa@", 1});
+    c.add("c/1", "q", "amd64", {"FAIL", "1", "20240110_000000_aaaaa@", 1});
+    CHECK(c.latest_run_id("p", "amd64") == "20240107_000000_aaaaa@");
+}
+
+TEST_CASE("results cache: save is atomic and load reads it back in britney's format") {
+    TempDir d;
+    const auto path = (d.path / "results.cache").string();
+    CHECK_FALSE(ResultsCache::load(path).get("t/1", "p", "amd64"));  // missing file: empty
+    ResultsCache c;
+    c.add("t/1", "p", "amd64", {"PASS", "1.0-1", "20240105_000000_aaaaa@", 1700000000});
+    c.save(path);
+    CHECK_FALSE(fs::exists(path + ".new"));
+    const auto text = slurp(path);
+    CHECK(text.find(R"("PASS")") != std::string::npos);
+    CHECK(text.find("1700000000") != std::string::npos);
+    auto back = ResultsCache::load(path);
+    auto e = back.get("t/1", "p", "amd64");
+    REQUIRE(e);
+    CHECK(e->status == "PASS");
+    CHECK(e->version == "1.0-1");
+    CHECK(e->run_id == "20240105_000000_aaaaa@");
+    CHECK(e->seen == 1700000000);
+    // britney's own file loads.
+    d.write(
+        "britney.cache",
+        R"({"glib2.0/2.20-1": {"gedit": {"amd64": ["FAIL", "44.2-1", "20240321_130412_abcde@", 1711026252]}}})");
+    CHECK(ResultsCache::load((d.path / "britney.cache").string())
+              .get("glib2.0/2.20-1", "gedit", "amd64")
+              ->status == "FAIL");
+}
+
+TEST_CASE("results cache: malformed files are ParseErrors naming the path") {
+    TempDir d;
+    for (const char* bad : {"{", "[]", R"({"t": []})", R"({"t": {"p": {"a": ["PASS", "1", "r"]}}})",
+                            R"({"t": {"p": {"a": ["PASS", 1, "r", 2]}}})", R"({"t": {"p": []}})"}) {
+        d.write("c.json", bad);
+        INFO(bad);
+        try {
+            ResultsCache::load((d.path / "c.json").string());
+            FAIL("no error for a malformed cache");
+        } catch (const ParseError& e) {
+            CHECK(std::string(e.what()).find("c.json") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("pending tests: add, contains, remove with pruning, save and load") {
+    TempDir d;
+    const auto path = (d.path / "pending.json").string();
+    PendingTests p = PendingTests::load(path);
+    CHECK_FALSE(p.contains("t/1", "p", "amd64"));
+    p.add("t/1", "p", "amd64");
+    p.add("t/1", "p", "arm64");
+    p.add("t/1", "p", "amd64");
+    CHECK(p.contains("t/1", "p", "amd64"));
+    CHECK_FALSE(p.contains("t/1", "q", "amd64"));
+    p.save(path);
+    CHECK_FALSE(fs::exists(path + ".new"));
+    CHECK(slurp(path).find(R"("amd64")") != std::string::npos);
+    auto q = PendingTests::load(path);
+    CHECK(q.contains("t/1", "p", "arm64"));
+    CHECK(q.remove("t/1", "p", "amd64"));
+    CHECK_FALSE(q.remove("t/1", "p", "amd64"));
+    CHECK(q.remove("t/1", "p", "arm64"));
+    q.save(path);
+    CHECK(slurp(path) == "{}\n");  // the emptied source and trigger were pruned
+    d.write("bad.json", R"({"t": {"p": "amd64"}})");
+    CHECK_THROWS_AS(PendingTests::load((d.path / "bad.json").string()), ParseError);
+}
+
+TEST_CASE("file sink: one line per request, queue, source and JSON parameters") {
+    TempDir d;
+    const auto path = (d.path / "requests.txt").string();
+    auto sink = open_sink("file://" + path);
+    TestRequest r;
+    r.package = "gedit";
+    r.triggers = {"glib2.0/2.20-1"};
+    CHECK(sink->send(r, "noble", "amd64") == "debci-noble-amd64");
+    TestRequest bare;
+    bare.package = "hello";
+    CHECK(sink->send(bare, "noble", "arm64", true) == "debci-huge-noble-arm64");
+    CHECK(slurp(path) ==
+          "debci-noble-amd64:gedit {\"triggers\": [\"glib2.0/2.20-1\"]}\n"
+          "debci-huge-noble-arm64:hello\n");
+    TestRequest bad;
+    bad.package = "Not A Package";
+    CHECK_THROWS_AS(sink->send(bad, "noble", "amd64"), ValidationError);
+    CHECK_THROWS_AS(open_sink("ftp://x/y"), ConfigError);
+}
+
+TEST_CASE("broker sink: publishes the request message to the routed queue") {
+    TempDir d;
+    const std::string url = "sqlite://" + (d.path / "broker.db").string();
+    TestRequest r;
+    r.package = "gedit";
+    r.triggers = {"glib2.0/2.20-1"};
+    CHECK_THROWS_AS(open_sink(url)->send(r, "noble", "amd64"), NotFound);  // never a silent loss
+    CHECK(open_sink(url, true)->send(r, "noble", "amd64") == "debci-noble-amd64");
+    auto broker = open_broker(url);
+    auto got = broker->consume({"debci-noble-amd64"}, std::chrono::milliseconds(1000));
+    REQUIRE(got);
+    CHECK(got->body == r.to_message());
+    broker->ack(*got);
+}
+
+namespace {
+
+// Stores a run as the worker does: log.gz, artifacts.tar.gz, then result.tar.
+void store_run(Store& store, const std::string& container, const std::string& run_id, int exitcode,
+               const std::optional<std::string>& triggers, const std::string& version) {
+    TempDir out;
+    out.write("log", "log of " + run_id + "\n");
+    out.write("testpkg-version", "gedit " + version + "\n");
+    if (triggers)
+        out.write("testinfo.json", R"({"custom_environment": ["ADT_TEST_TRIGGERS=)" + *triggers + R"("]})");
+    else
+        out.write("testinfo.json", R"({"custom_environment": ["FOO=1"]})");
+    PackOptions o;
+    o.exitcode = exitcode;
+    o.duration = 42;
+    auto files = pack_results(out.path.string(), o);
+    const auto dir = result_dir("noble", "amd64", "gedit", run_id);
+    store.put(container, dir + "/log.gz", files.log_gz, {"text/plain", std::string("gzip")});
+    store.put(container, dir + "/artifacts.tar.gz", files.artifacts_tar_gz,
+              {"application/x-tar", std::nullopt});
+    store.put(container, dir + "/result.tar", files.result_tar, {"application/x-tar", std::nullopt});
+}
+
+}  // namespace
+
+TEST_CASE("collect_results reads the runs of a package from a store, in run-id order") {
+    TempDir d;
+    auto store = open_store("file://" + d.path.string());
+    const std::string c = "autopkgtest-noble";
+    store->ensure_container(c, ContainerAcl::public_container());
+    std::vector<std::string> ids;
+    for (int i = 0; i < 12; ++i) ids.push_back(make_run_id(1700000000 + i * 60, "body" + std::to_string(i)));
+    // Stored out of order to show the order comes from the listing.
+    for (int i = 11; i >= 0; --i) {
+        if (i == 3) continue;  // no result.tar below
+        if (i == 5) continue;  // corrupt below
+        store_run(*store, c, ids[i], i % 3 == 0 ? 4 : 0,
+                  i == 7 ? std::nullopt : std::optional<std::string>("glib2.0/2.20-1"),
+                  "44.2-" + std::to_string(i));
+    }
+    const auto dir3 = result_dir("noble", "amd64", "gedit", ids[3]);
+    store->put(c, dir3 + "/log.gz", gzip_compress("partial\n"), {});
+    store->put(c, result_dir("noble", "amd64", "gedit", ids[5]) + "/result.tar", "not a tar", {});
+    // Objects under the prefix that are not run directories are not runs.
+    const auto prefix = package_prefix("noble", "amd64", "gedit");
+    store->put(c, prefix + "notes.txt", "x", {});
+    store->put(c, prefix + "sub/dir@x/result.tar", "x", {});
+    // Another package sharing the prefix letter must not be listed.
+    store->put(c, result_dir("noble", "amd64", "gedit-plugins", ids[0]) + "/result.tar", "x", {});
+
+    auto all = collect_results(*store, c, "noble", "amd64", "gedit");
+    CHECK(all.missing == 1);
+    CHECK(all.corrupt == 1);
+    REQUIRE(all.results.size() == 10);
+    std::vector<std::string> expect;
+    for (int i = 0; i < 12; ++i)
+        if (i != 3 && i != 5) expect.push_back(ids[i]);
+    for (std::size_t i = 0; i < expect.size(); ++i) CHECK(all.results[i].run_id == expect[i]);
+    const auto& first = all.results[0];
+    CHECK(first.exitcode == 4);
+    CHECK(first.outcome == "fail");
+    CHECK(first.version == "44.2-0");
+    CHECK(first.duration == 42u);
+    REQUIRE(first.triggers);
+    CHECK(*first.triggers == std::vector<std::string>{"glib2.0/2.20-1"});
+    CHECK(all.results[1].outcome == "pass");
+    // Run 7 carries no ADT_TEST_TRIGGERS: listed, but with no triggers.
+    CHECK(all.results[5].run_id == ids[7]);
+    CHECK_FALSE(all.results[5].triggers);
+
+    // after: only runs strictly after the given run id.
+    auto later = collect_results(*store, c, "noble", "amd64", "gedit", ids[8]);
+    REQUIRE(later.results.size() == 3);
+    CHECK(later.results[0].run_id == ids[9]);
+    CHECK(later.results[2].run_id == ids[11]);
+    CHECK(collect_results(*store, c, "noble", "amd64", "gedit", ids[11]).results.empty());
+    CHECK(collect_results(*store, c, "noble", "amd64", "nothere").results.empty());
+    CHECK_THROWS_AS(collect_results(*store, "autopkgtest-nothere", "noble", "amd64", "gedit"), NotFound);
+}
