@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "autopkgtest_cloud/request.hpp"
@@ -50,6 +51,9 @@ public:
                                   const std::string& arch) const;
     /// The newest run id recorded for package/arch over all triggers.
     std::optional<std::string> latest_run_id(const std::string& package, const std::string& arch) const;
+    /// Every entry for package/arch, as (trigger, entry) pairs in trigger order.
+    std::vector<std::pair<std::string, CacheEntry>> entries_for(const std::string& package,
+                                                                const std::string& arch) const;
 
 private:
     std::map<std::string, std::map<std::string, std::map<std::string, CacheEntry>>> entries_;
@@ -124,5 +128,22 @@ std::string sink_line(const std::string& queue, const TestRequest& request);
 /// that does not exist throws NotFound, unless `declare_queues` is set: then
 /// it declares each queue before publishing to it.
 std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queues = false);
+
+/// britney's verdict on one trigger/package/arch.
+enum class Verdict { pass, neutral, fail, regression, always_fail, running, running_always_fail };
+
+/// britney's name of a verdict: "PASS", "NEUTRAL", "FAIL", "REGRESSION", "ALWAYSFAIL", "RUNNING",
+/// "RUNNING-ALWAYSFAIL".
+std::string_view verdict_name(Verdict v) noexcept;
+
+/// britney's verdict for `package` on `arch` triggered by `trigger`, from the cached result and a
+/// baseline. The baseline is, in reference mode, the entry of trigger "migration-reference/0";
+/// otherwise the best result for package/arch over all triggers (PASS, else NEUTRAL, else FAIL).
+/// A PASS or NEUTRAL result is PASS or NEUTRAL; a failed result is REGRESSION when the baseline
+/// passed (PASS or NEUTRAL), else ALWAYSFAIL. Without a result: RUNNING when `pending` and the
+/// baseline passed, RUNNING-ALWAYSFAIL when `pending` and the baseline failed or is absent, and
+/// RUNNING when not pending (not yet run). Never returns Verdict::fail.
+Verdict decide(const ResultsCache& cache, const std::string& trigger, const std::string& package,
+               const std::string& arch, bool pending, bool reference_mode = false);
 
 }  // namespace apcloud

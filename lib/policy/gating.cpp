@@ -1,11 +1,12 @@
 // Gating support (SPEC.md section 9): version comparison, britney's cache and pending files, result
-// collection, request sinks.
+// collection, request sinks, britney's verdicts.
 #include "autopkgtest_cloud/gating.hpp"
 
 #include <apt-pkg/debversion.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -176,6 +177,19 @@ std::optional<std::string> ResultsCache::latest_run_id(const std::string& packag
         if (!best || a->second.run_id > *best) best = a->second.run_id;
     }
     return best;
+}
+
+std::vector<std::pair<std::string, CacheEntry>> ResultsCache::entries_for(const std::string& package,
+                                                                          const std::string& arch) const {
+    std::vector<std::pair<std::string, CacheEntry>> out;
+    for (const auto& [trigger, pkgs] : entries_) {
+        auto p = pkgs.find(package);
+        if (p == pkgs.end()) continue;
+        auto a = p->second.find(arch);
+        if (a == p->second.end()) continue;
+        out.emplace_back(trigger, a->second);
+    }
+    return out;
 }
 
 // ---- PendingTests ----
@@ -358,6 +372,70 @@ std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queu
         return std::make_unique<BrokerSink>(open_broker(url), declare_queues);
     throw ConfigError("unsupported sink URL " + quote_for_message(u.redacted()) +
                       " (expected file://, sqlite:// or amqp(s)://)");
+}
+
+// ---- verdicts ----
+
+std::string_view verdict_name(Verdict v) noexcept {
+    switch (v) {
+        case Verdict::pass:
+            return "PASS";
+        case Verdict::neutral:
+            return "NEUTRAL";
+        case Verdict::fail:
+            return "FAIL";
+        case Verdict::regression:
+            return "REGRESSION";
+        case Verdict::always_fail:
+            return "ALWAYSFAIL";
+        case Verdict::running:
+            return "RUNNING";
+        case Verdict::running_always_fail:
+            return "RUNNING-ALWAYSFAIL";
+    }
+    return "FAIL";
+}
+
+namespace {
+
+// A cached status as a rank: PASS 2, NEUTRAL 1, anything else (FAIL, or an unknown string from a
+// hand-edited cache) 0, so an unknown status never counts as passing.
+int status_rank(const std::string& status) {
+    if (status == "PASS") return 2;
+    if (status == "NEUTRAL") return 1;
+    return 0;
+}
+
+}  // namespace
+
+Verdict decide(const ResultsCache& cache, const std::string& trigger, const std::string& package,
+               const std::string& arch, bool pending, bool reference_mode) {
+    // The baseline's rank, or nullopt when there is none.
+    std::optional<int> baseline;
+    if (reference_mode) {
+        if (auto ref = cache.get("migration-reference/0", package, arch)) baseline = status_rank(ref->status);
+    } else {
+        for (const auto& [t, e] : cache.entries_for(package, arch))
+            baseline = std::max(baseline.value_or(0), status_rank(e.status));
+    }
+    const bool passed_before = baseline && *baseline > 0;
+
+    auto result = cache.get(trigger, package, arch);
+    if (!result) {
+        // britney requests a test that is neither cached nor pending, so it is shown as running
+        // (not yet run) whatever the baseline; only a pending test on a package that never passed
+        // is RUNNING-ALWAYSFAIL.
+        if (!pending) return Verdict::running;
+        return passed_before ? Verdict::running : Verdict::running_always_fail;
+    }
+    switch (status_rank(result->status)) {
+        case 2:
+            return Verdict::pass;
+        case 1:
+            return Verdict::neutral;
+        default:
+            return passed_before ? Verdict::regression : Verdict::always_fail;
+    }
 }
 
 }  // namespace apcloud

@@ -151,3 +151,35 @@ def test_sqlite_sink_publishes_to_the_broker(tmp_path):
         apcloud.open_sink(url).send(req, RELEASE, ARCH)
     sink = apcloud.open_sink(url, declare_queues=True)
     assert sink.send(apcloud.TestRequest(PKG, triggers=["glib2.0/2.20-1"]), RELEASE, ARCH) == "debci-noble-amd64"
+
+
+def test_decide_verdicts():
+    cache = apcloud.ResultsCache()
+    assert apcloud.decide(cache, "t/1", PKG, ARCH) == "RUNNING"
+    assert apcloud.decide(cache, "t/1", PKG, ARCH, pending=True) == "RUNNING-ALWAYSFAIL"
+    cache.add("glib2.0/2.20-1", PKG, ARCH, ["PASS", "44.2-1", "20240101_000000_aaaaa@", 100])
+    cache.add("gtk+3.0/3.24-1", PKG, ARCH, ["FAIL", "44.2-1", "20240102_000000_aaaaa@", 200])
+    cache.add("hello/1", PKG, ARCH, ["NEUTRAL", "44.2-1", "20240103_000000_aaaaa@", 300])
+    assert apcloud.decide(cache, "glib2.0/2.20-1", PKG, ARCH) == "PASS"
+    assert apcloud.decide(cache, "hello/1", PKG, ARCH) == "NEUTRAL"
+    assert apcloud.decide(cache, "gtk+3.0/3.24-1", PKG, ARCH) == "REGRESSION"
+    assert apcloud.decide(cache, "t/1", PKG, ARCH, pending=True) == "RUNNING"
+    # A PASS is not clobbered by a later FAIL for the same trigger.
+    assert not cache.add("glib2.0/2.20-1", PKG, ARCH, ["FAIL", "44.2-2", "20240104_000000_aaaaa@", 400])
+    assert apcloud.decide(cache, "glib2.0/2.20-1", PKG, ARCH) == "PASS"
+    # Other architectures have only failures.
+    cache.add("gtk+3.0/3.24-1", PKG, "s390x", ["FAIL", "44.2-1", "20240102_000000_aaaaa@", 200])
+    assert apcloud.decide(cache, "gtk+3.0/3.24-1", PKG, "s390x") == "ALWAYSFAIL"
+    assert apcloud.decide(cache, "t/1", PKG, "s390x", pending=True) == "RUNNING-ALWAYSFAIL"
+
+
+def test_decide_reference_mode():
+    cache = apcloud.ResultsCache()
+    cache.add("glib2.0/2.20-1", PKG, ARCH, ["PASS", "44.2-1", "20240101_000000_aaaaa@", 100])
+    cache.add("gtk+3.0/3.24-1", PKG, ARCH, ["FAIL", "44.2-1", "20240102_000000_aaaaa@", 200])
+    assert apcloud.decide(cache, "gtk+3.0/3.24-1", PKG, ARCH, reference=True) == "ALWAYSFAIL"
+    cache.add("migration-reference/0", PKG, ARCH, ["PASS", "44.2-1", "20240103_000000_aaaaa@", 300])
+    assert apcloud.decide(cache, "gtk+3.0/3.24-1", PKG, ARCH, reference=True) == "REGRESSION"
+    assert apcloud.decide(cache, "t/1", PKG, ARCH, True, True) == "RUNNING"
+    with pytest.raises(TypeError):
+        apcloud.decide(None, "t/1", PKG, ARCH)

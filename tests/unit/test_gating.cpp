@@ -1,5 +1,5 @@
 // Unit tests of gating support: version comparison, results cache, pending tests, result collection, file
-// sink.
+// sink, verdicts.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -293,4 +293,127 @@ TEST_CASE("collect_results reads the runs of a package from a store, in run-id o
     CHECK(collect_results(*store, c, "noble", "amd64", "gedit", ids[11]).results.empty());
     CHECK(collect_results(*store, c, "noble", "amd64", "nothere").results.empty());
     CHECK_THROWS_AS(collect_results(*store, "autopkgtest-nothere", "noble", "amd64", "gedit"), NotFound);
+}
+
+namespace {
+
+// The verdict name of decide() for gedit/amd64.
+std::string verdict(const ResultsCache& c, const std::string& trigger, bool pending = false,
+                    bool reference = false) {
+    return std::string(verdict_name(decide(c, trigger, "gedit", "amd64", pending, reference)));
+}
+
+}  // namespace
+
+TEST_CASE("verdict names") {
+    CHECK(verdict_name(Verdict::pass) == "PASS");
+    CHECK(verdict_name(Verdict::neutral) == "NEUTRAL");
+    CHECK(verdict_name(Verdict::fail) == "FAIL");
+    CHECK(verdict_name(Verdict::regression) == "REGRESSION");
+    CHECK(verdict_name(Verdict::always_fail) == "ALWAYSFAIL");
+    CHECK(verdict_name(Verdict::running) == "RUNNING");
+    CHECK(verdict_name(Verdict::running_always_fail) == "RUNNING-ALWAYSFAIL");
+}
+
+TEST_CASE("decide: PASS and NEUTRAL results") {
+    ResultsCache c;
+    c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-1", "20240101_000000_aaaaa@", 1});
+    c.add("gtk+3.0/3.24-1", "gedit", "amd64", {"NEUTRAL", "44.2-1", "20240102_000000_aaaaa@", 2});
+    CHECK(verdict(c, "glib2.0/2.20-1") == "PASS");
+    CHECK(verdict(c, "glib2.0/2.20-1", true) == "PASS");
+    CHECK(verdict(c, "gtk+3.0/3.24-1") == "NEUTRAL");
+    // Another package or architecture has no result.
+    CHECK(decide(c, "glib2.0/2.20-1", "gedit", "arm64", true) == Verdict::running_always_fail);
+    CHECK(decide(c, "glib2.0/2.20-1", "hello", "amd64", false) == Verdict::running);
+}
+
+TEST_CASE("decide: a failure after a pass elsewhere is a REGRESSION") {
+    ResultsCache c;
+    c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-1", "20240101_000000_aaaaa@", 1});
+    c.add("gtk+3.0/3.24-1", "gedit", "amd64", {"FAIL", "44.2-1", "20240102_000000_aaaaa@", 2});
+    CHECK(verdict(c, "gtk+3.0/3.24-1") == "REGRESSION");
+    // A NEUTRAL baseline counts as having passed too.
+    ResultsCache n;
+    n.add("a/1", "gedit", "amd64", {"NEUTRAL", "1", "20240101_000000_aaaaa@", 1});
+    n.add("b/1", "gedit", "amd64", {"FAIL", "1", "20240102_000000_aaaaa@", 2});
+    CHECK(verdict(n, "b/1") == "REGRESSION");
+}
+
+TEST_CASE("decide: a package that always failed is ALWAYSFAIL") {
+    ResultsCache c;
+    c.add("a/1", "gedit", "amd64", {"FAIL", "1", "20240101_000000_aaaaa@", 1});
+    c.add("b/1", "gedit", "amd64", {"FAIL", "1", "20240102_000000_aaaaa@", 2});
+    CHECK(verdict(c, "b/1") == "ALWAYSFAIL");
+    // No baseline at all: the failing result itself is the only one.
+    ResultsCache single;
+    single.add("b/1", "gedit", "amd64", {"FAIL", "1", "20240102_000000_aaaaa@", 2});
+    CHECK(verdict(single, "b/1") == "ALWAYSFAIL");
+    // A pass of another package or architecture is no baseline.
+    single.add("a/1", "gedit", "arm64", {"PASS", "1", "20240101_000000_aaaaa@", 1});
+    single.add("a/1", "hello", "amd64", {"PASS", "1", "20240101_000000_aaaaa@", 1});
+    CHECK(verdict(single, "b/1") == "ALWAYSFAIL");
+    // An unknown status never counts as a pass.
+    single.add("c/1", "gedit", "amd64", {"BOGUS", "1", "20240103_000000_aaaaa@", 3});
+    CHECK(verdict(single, "c/1") == "ALWAYSFAIL");
+}
+
+TEST_CASE("decide: RUNNING or RUNNING-ALWAYSFAIL without a result") {
+    ResultsCache c;
+    CHECK(verdict(c, "t/1", true) == "RUNNING-ALWAYSFAIL");
+    CHECK(verdict(c, "t/1", false) == "RUNNING");
+    c.add("a/1", "gedit", "amd64", {"FAIL", "1", "20240101_000000_aaaaa@", 1});
+    CHECK(verdict(c, "t/1", true) == "RUNNING-ALWAYSFAIL");
+    CHECK(verdict(c, "t/1", false) == "RUNNING");
+    c.add("b/1", "gedit", "amd64", {"PASS", "1", "20240102_000000_aaaaa@", 2});
+    CHECK(verdict(c, "t/1", true) == "RUNNING");
+    CHECK(verdict(c, "t/1", false) == "RUNNING");
+}
+
+TEST_CASE("decide: reference mode uses only migration-reference/0") {
+    ResultsCache c;
+    c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-1", "20240101_000000_aaaaa@", 1});
+    c.add("gtk+3.0/3.24-1", "gedit", "amd64", {"FAIL", "44.2-1", "20240102_000000_aaaaa@", 2});
+    CHECK(verdict(c, "gtk+3.0/3.24-1", false, false) == "REGRESSION");
+    // Without a reference run, the pass for another trigger does not count.
+    CHECK(verdict(c, "gtk+3.0/3.24-1", false, true) == "ALWAYSFAIL");
+    CHECK(verdict(c, "t/1", true, true) == "RUNNING-ALWAYSFAIL");
+    c.add("migration-reference/0", "gedit", "arm64", {"PASS", "44.2-1", "20240103_000000_aaaaa@", 3});
+    CHECK(verdict(c, "gtk+3.0/3.24-1", false, true) == "ALWAYSFAIL");
+    c.add("migration-reference/0", "gedit", "amd64", {"FAIL", "44.2-1", "20240103_000000_aaaaa@", 3});
+    CHECK(verdict(c, "gtk+3.0/3.24-1", false, true) == "ALWAYSFAIL");
+    CHECK(verdict(c, "t/1", true, true) == "RUNNING-ALWAYSFAIL");
+    c.add("migration-reference/0", "gedit", "amd64", {"PASS", "44.2-1", "20240104_000000_aaaaa@", 4});
+    CHECK(verdict(c, "gtk+3.0/3.24-1", false, true) == "REGRESSION");
+    CHECK(verdict(c, "t/1", true, true) == "RUNNING");
+    CHECK(verdict(c, "glib2.0/2.20-1", false, true) == "PASS");
+    // In reference mode, a failing reference makes a pass elsewhere irrelevant the other way too.
+    ResultsCache r;
+    r.add("migration-reference/0", "gedit", "amd64", {"FAIL", "1", "20240101_000000_aaaaa@", 1});
+    r.add("a/1", "gedit", "amd64", {"PASS", "1", "20240102_000000_aaaaa@", 2});
+    r.add("b/1", "gedit", "amd64", {"FAIL", "1", "20240103_000000_aaaaa@", 3});
+    CHECK(verdict(r, "b/1", false, true) == "ALWAYSFAIL");
+    CHECK(verdict(r, "b/1", false, false) == "REGRESSION");
+}
+
+TEST_CASE("decide: a PASS not replaced by a later FAIL stays PASS") {
+    ResultsCache c;
+    CHECK(c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-1", "20240101_000000_aaaaa@", 1}));
+    CHECK_FALSE(c.add("glib2.0/2.20-1", "gedit", "amd64", {"FAIL", "44.2-2", "20240102_000000_aaaaa@", 2}));
+    CHECK(verdict(c, "glib2.0/2.20-1") == "PASS");
+    CHECK(verdict(c, "glib2.0/2.20-1", true, true) == "PASS");
+}
+
+TEST_CASE("results cache: entries_for lists package/arch over all triggers") {
+    ResultsCache c;
+    CHECK(c.entries_for("gedit", "amd64").empty());
+    c.add("b/1", "gedit", "amd64", {"FAIL", "1", "20240102_000000_aaaaa@", 2});
+    c.add("a/1", "gedit", "amd64", {"PASS", "1", "20240101_000000_aaaaa@", 1});
+    c.add("a/1", "gedit", "arm64", {"PASS", "1", "20240101_000000_aaaaa@", 1});
+    c.add("a/1", "hello", "amd64", {"PASS", "1", "20240101_000000_aaaaa@", 1});
+    auto e = c.entries_for("gedit", "amd64");
+    REQUIRE(e.size() == 2);
+    CHECK(e[0].first == "a/1");
+    CHECK(e[0].second.status == "PASS");
+    CHECK(e[1].first == "b/1");
+    CHECK(e[1].second.status == "FAIL");
 }

@@ -167,6 +167,19 @@ void register_gating(py::module_& m) {
         .def("latest_run_id", &ResultsCache::latest_run_id, "package"_a, "arch"_a,
              "The newest run id cached for package/arch over all triggers, or None.");
 
+    m.def(
+        "decide",
+        [](const ResultsCache& cache, const std::string& trigger, const std::string& package,
+           const std::string& arch, bool pending, bool reference) {
+            return std::string(verdict_name(decide(cache, trigger, package, arch, pending, reference)));
+        },
+        "cache"_a, "trigger"_a, "package"_a, "arch"_a, "pending"_a = false, "reference"_a = false,
+        "britney's verdict for package/arch triggered by trigger: 'PASS', 'NEUTRAL', 'REGRESSION',\n"
+        "'ALWAYSFAIL', 'RUNNING' or 'RUNNING-ALWAYSFAIL'. The baseline is the best result for package/arch\n"
+        "over all triggers, or with reference=True only the 'migration-reference/0' entry. A failure is a\n"
+        "REGRESSION when the baseline passed (PASS or NEUTRAL), else ALWAYSFAIL. Without a result: RUNNING,\n"
+        "or RUNNING-ALWAYSFAIL when pending and the baseline failed or is absent.");
+
     py::class_<PendingTests>(m, "PendingTests", "britney's pending tests: {trigger: {src: [arches]}}.")
         .def(py::init<>(), "No pending tests.")
         .def_static("load", &PendingTests::load, "path"_a,
