@@ -36,35 +36,6 @@ std::string to_utf8(std::string_view s) {
     return out;
 }
 
-// A small JSON object writer with Python's json.dumps separators.
-struct JsonObject {
-    std::string out = "{";
-    bool first = true;
-    void key(std::string_view k) {
-        if (!first) out += ", ";
-        first = false;
-        detail::append_json_string(out, k);
-        out += ": ";
-    }
-    void str(std::string_view k, std::string_view v) {
-        key(k);
-        detail::append_json_string(out, v);
-    }
-    void raw(std::string_view k, std::string_view json) {
-        key(k);
-        out += json;
-    }
-    void list(std::string_view k, const std::vector<std::string>& v) {
-        key(k);
-        out += '[';
-        for (std::size_t i = 0; i < v.size(); ++i) {
-            if (i) out += ", ";
-            detail::append_json_string(out, v[i]);
-        }
-        out += ']';
-    }
-    std::string done() { return out + "}"; }
-};
 
 }  // namespace
 
@@ -88,7 +59,7 @@ std::string make_logtail(std::string_view log) {
 std::string teststatus_json(const TestRequest& r, std::string_view release, std::string_view arch, bool running,
                             std::uint64_t duration, std::string_view logtail) {
     const bool priv = r.is_private();
-    JsonObject o;
+    detail::JsonObjectWriter o;
     o.str("architecture", arch);
     o.raw("duration", std::to_string(duration));
     o.str("logtail", priv ? std::string_view() : logtail);
@@ -102,11 +73,11 @@ std::string teststatus_json(const TestRequest& r, std::string_view release, std:
     o.raw("params", params);
     o.str("release", release);
     o.raw("running", running ? "true" : "false");
-    return o.done();
+    return o.object();
 }
 
 std::string testcomplete_json(const TestComplete& e) {
-    JsonObject o;
+    detail::JsonObjectWriter o;
     o.str("architecture", e.architecture);
     o.str("container", e.container);
     o.raw("duration", std::to_string(e.duration));
@@ -118,7 +89,7 @@ std::string testcomplete_json(const TestComplete& e) {
     o.str("swift_dir", e.swift_dir);
     if (e.testpkg_version) o.str("testpkg_version", *e.testpkg_version); else o.raw("testpkg_version", "null");
     o.list("triggers", e.triggers);
-    return o.done();
+    return o.object();
 }
 
 TestComplete parse_testcomplete(std::string_view text) {

@@ -65,4 +65,30 @@ void append_json_string(std::string& out, std::string_view s) {
     out += '"';
 }
 
+void JsonObjectWriter::key(std::string_view k) {
+    if (!members_.empty()) members_ += ", ";
+    append_json_string(members_, k);
+    members_ += ": ";
+}
+
+void JsonObjectWriter::str(std::string_view k, std::string_view value) {
+    key(k);
+    append_json_string(members_, value);
+}
+
+void JsonObjectWriter::raw(std::string_view k, std::string_view json) {
+    key(k);
+    members_ += json;
+}
+
+void JsonObjectWriter::list(std::string_view k, const std::vector<std::string>& values) {
+    key(k);
+    members_ += '[';
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i) members_ += ", ";
+        append_json_string(members_, values[i]);
+    }
+    members_ += ']';
+}
+
 }  // namespace apcloud::detail

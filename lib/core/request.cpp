@@ -384,59 +384,31 @@ TestRequest parse_request(std::string_view body, const ValidationOptions& opts) 
     return r;
 }
 
-namespace {
-
-struct ObjectWriter {
-    std::string& out;
-    bool first = true;
-    void key(std::string_view k) {
-        out += first ? "" : ", ";
-        first = false;
-        detail::append_json_string(out, k);
-        out += ": ";
-    }
-    void str(std::string_view k, const std::optional<std::string>& v) {
-        if (!v) return;
-        key(k);
-        detail::append_json_string(out, *v);
-    }
-    void list(std::string_view k, const std::vector<std::string>& v) {
-        if (v.empty()) return;
-        key(k);
-        out += '[';
-        for (std::size_t i = 0; i < v.size(); ++i) {
-            if (i) out += ", ";
-            detail::append_json_string(out, v[i]);
-        }
-        out += ']';
-    }
-};
-
-}  // namespace
-
 std::string TestRequest::to_message() const {
-    std::string out = package;
-    std::string params;
-    ObjectWriter w{params};
+    detail::JsonObjectWriter w;
+    // Absent and empty parameters are left out.
+    auto str = [&](std::string_view k, const std::optional<std::string>& v) {
+        if (v) w.str(k, *v);
+    };
+    auto list = [&](std::string_view k, const std::vector<std::string>& v) {
+        if (!v.empty()) w.list(k, v);
+    };
     // Keys in sorted (byte) order, as json.dumps(sort_keys=True) writes them.
-    if (all_proposed) w.str("all-proposed", std::string("1"));
-    w.str("build-git", build_git);
-    w.list("env", env);
-    w.list("ppas", ppas);
-    w.list("readable-by", readable_by);
-    w.str("requester", requester);
-    w.str("submit-time", submit_time);
-    w.str("swiftuser", swiftuser);
-    w.str("test-bzr", test_bzr);
-    w.str("test-git", test_git);
-    w.str("testname", testname);
-    w.list("triggers", triggers);
-    w.str("uuid", uuid);
-    if (!params.empty()) {
-        out += "\n{";
-        out += params;
-        out += '}';
-    }
+    if (all_proposed) w.str("all-proposed", "1");
+    str("build-git", build_git);
+    list("env", env);
+    list("ppas", ppas);
+    list("readable-by", readable_by);
+    str("requester", requester);
+    str("submit-time", submit_time);
+    str("swiftuser", swiftuser);
+    str("test-bzr", test_bzr);
+    str("test-git", test_git);
+    str("testname", testname);
+    list("triggers", triggers);
+    str("uuid", uuid);
+    std::string out = package;
+    if (!w.empty()) out += "\n" + w.object();
     return out;
 }
 
