@@ -4,8 +4,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "autopkgtest_cloud/broker.hpp"
 #include "autopkgtest_cloud/events.hpp"
@@ -24,5 +27,10 @@ std::string submit_request(Broker& broker, const TestRequest& request, const std
 std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& request, const std::string& release,
                                             const std::string& arch, bool huge, std::chrono::seconds timeout,
                                             const ValidationOptions& options = {});
+
+/// The number of ready requests in each of `queues` (nullopt for a queue
+/// that does not exist), in the given order.
+std::vector<std::pair<std::string, std::optional<std::uint64_t>>> queue_depths(Broker& broker,
+                                                                             const std::vector<std::string>& queues);
 
 }  // namespace apcloud

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "autopkgtest_cloud/request.hpp"
 
@@ -44,6 +45,12 @@ QueueContext choose_context(const TestRequest& request, bool huge = false) noexc
 /// The queue a request for `release`/`arch` must be published to.
 std::string queue_for(const TestRequest& request, std::string_view release,
                       std::string_view arch, bool huge = false);
+
+/// Every queue of the given releases and architectures, all contexts, in
+/// the order a worker should prefer them: plain, ppa, upstream, huge (bulk
+/// requests last, so they never starve ordinary ones).
+std::vector<std::string> queue_names(const std::vector<std::string>& releases,
+                                     const std::vector<std::string>& arches);
 
 /// True when `release` is a valid release name (`^[a-z][a-z0-9.]*$`).
 bool is_valid_release(std::string_view release) noexcept;

@@ -85,6 +85,15 @@ QueueName parse_queue_name(std::string_view name) {
     return out;
 }
 
+std::vector<std::string> queue_names(const std::vector<std::string>& releases,
+                                     const std::vector<std::string>& arches) {
+    std::vector<std::string> out;
+    for (auto ctx : {QueueContext::plain, QueueContext::ppa, QueueContext::upstream, QueueContext::huge})
+        for (const auto& release : releases)
+            for (const auto& arch : arches) out.push_back(queue_name(release, arch, ctx));
+    return out;
+}
+
 QueueContext choose_context(const TestRequest& r, bool huge) noexcept {
     if (r.test_git || r.build_git) return QueueContext::upstream;
     if (!r.ppas.empty()) return QueueContext::ppa;

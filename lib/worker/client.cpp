@@ -37,4 +37,17 @@ std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& r
     }
 }
 
+std::vector<std::pair<std::string, std::optional<std::uint64_t>>> queue_depths(Broker& broker,
+                                                                             const std::vector<std::string>& queues) {
+    std::vector<std::pair<std::string, std::optional<std::uint64_t>>> out;
+    for (const auto& q : queues) {
+        try {
+            out.emplace_back(q, broker.queue_depth(q));
+        } catch (const NotFound&) {
+            out.emplace_back(q, std::nullopt);
+        }
+    }
+    return out;
+}
+
 }  // namespace apcloud

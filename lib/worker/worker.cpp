@@ -74,10 +74,7 @@ Worker::Worker(WorkerConfig config, WorkerEnvironment env, Store& store, Broker&
         env_.hostname = host;
     }
     if (env_.host_arch.empty()) env_.host_arch = config_.architectures.front();
-    // Plain first, so ordinary requests are not starved by bulk ones.
-    for (auto ctx : {QueueContext::plain, QueueContext::ppa, QueueContext::upstream, QueueContext::huge})
-        for (const auto& release : config_.releases)
-            for (const auto& arch : config_.architectures) queues_.push_back(queue_name(release, arch, ctx));
+    queues_ = queue_names(config_.releases, config_.architectures);
     for (const auto& q : queues_) broker_.declare_queue(q);
 }
 

@@ -4,6 +4,7 @@
 // kill -9 and signals, with a stand-in autopkgtest where a real run cannot
 // produce the situation (tests/data/fake-autopkgtest).
 #include <autopkgtest_cloud/broker.hpp>
+#include <autopkgtest_cloud/client.hpp>
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/events.hpp>
 #include <autopkgtest_cloud/layout.hpp>
@@ -232,6 +233,11 @@ TEST_CASE("bad requests are dead-lettered with a named error and never reach a p
     auto b = open_broker(site.broker_url);
     CHECK(b->queue_depth(queue) == 0);
     CHECK(b->queue_depth(queue + ".dead") == table.size());
+    auto depths = queue_depths(*b, {queue, queue + ".dead", "debci-nosuch-amd64"});
+    REQUIRE(depths.size() == 3);
+    CHECK(depths[0].second == 0u);
+    CHECK(depths[1].second == table.size());
+    CHECK_FALSE(depths[2].second);
     CHECK(site.fake_runs() == 0);  // nothing was run
     CHECK(site.runs("autopkgtest-noble", "gedit").empty());
 }

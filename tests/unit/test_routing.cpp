@@ -48,3 +48,13 @@ TEST_CASE("context names") {
     CHECK_THROWS_AS(parse_context("HUGE"), ValidationError);
     CHECK(context_name(QueueContext::upstream) == "upstream");
 }
+
+TEST_CASE("all queues of releases and architectures, bulk last") {
+    auto q = queue_names({"noble", "jammy"}, {"amd64"});
+    CHECK(q == std::vector<std::string>{"debci-noble-amd64", "debci-jammy-amd64", "debci-ppa-noble-amd64",
+                                        "debci-ppa-jammy-amd64", "debci-upstream-noble-amd64",
+                                        "debci-upstream-jammy-amd64", "debci-huge-noble-amd64",
+                                        "debci-huge-jammy-amd64"});
+    CHECK(queue_names({}, {"amd64"}).empty());
+    CHECK_THROWS_AS(queue_names({"Bad"}, {"amd64"}), ValidationError);
+}

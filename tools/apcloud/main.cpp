@@ -207,17 +207,9 @@ int main(int argc, char** argv) {
             }
         } else if (*queues) {
             auto broker = apcloud::open_broker(broker_url);
-            for (auto ctx : {apcloud::QueueContext::plain, apcloud::QueueContext::huge, apcloud::QueueContext::ppa,
-                             apcloud::QueueContext::upstream})
-                for (const auto& r : q_releases)
-                    for (const auto& a : q_arches) {
-                        auto q = apcloud::queue_name(r, a, ctx);
-                        try {
-                            std::cout << q << " " << broker->queue_depth(q) << "\n";
-                        } catch (const apcloud::NotFound&) {
-                            std::cout << q << " -\n";
-                        }
-                    }
+            for (const auto& [queue, depth] :
+                 apcloud::queue_depths(*broker, apcloud::queue_names(q_releases, q_arches)))
+                std::cout << queue << " " << (depth ? std::to_string(*depth) : std::string("-")) << "\n";
         } else if (*where) {
             auto run_id = apcloud::make_run_id(wtime, wbody);
             std::cout << apcloud::container_name(release, wppas) << "\n"
