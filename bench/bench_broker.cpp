@@ -14,6 +14,8 @@
 // time.process_time() in pika).
 #include <sys/resource.h>
 #include <sys/wait.h>
+
+#include "bench_util.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,30 +95,7 @@ Rates measure(apcloud::Broker& b, const std::string& q, int n) {
     return r;
 }
 
-std::string run_python(const std::vector<std::string>& args) {
-    int fds[2];
-    if (pipe(fds) != 0) return "";
-    std::fflush(nullptr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        std::vector<char*> argv;
-        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        execv(argv[0], argv.data());
-        _exit(127);
-    }
-    close(fds[1]);
-    std::string out;
-    char buf[4096];
-    ssize_t got;
-    while ((got = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(got));
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? out : "";
-}
+std::string run_python(const std::vector<std::string>& args) { return bench::capture_output(args).value_or(""); }
 
 double json_number(const std::string& text, const std::string& key) {
     auto pos = text.find("\"" + key + "\": ");

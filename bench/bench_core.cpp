@@ -1,6 +1,7 @@
 // bench-core: parse+validate rates of request messages and result.tar archives,
 // next to the Python equivalent (bench_core.py) on the same inputs.
 // Usage: bench-core [SECONDS]   (default 2 per measurement)
+#include "bench_util.hpp"
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/request.hpp>
 #include <autopkgtest_cloud/result.hpp>
@@ -80,29 +81,7 @@ double rate(const std::vector<std::string>& items, double seconds, F&& f) {
     }
 }
 
-std::string run_python(const std::vector<std::string>& args) {
-    int fds[2];
-    if (pipe(fds) != 0) return "";
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        std::vector<char*> argv;
-        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        execv(argv[0], argv.data());
-        _exit(127);
-    }
-    close(fds[1]);
-    std::string out;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return out;
-}
+std::string run_python(const std::vector<std::string>& args) { return bench::capture_output(args).value_or(""); }
 
 double json_number(const std::string& text, const std::string& key) {
     auto pos = text.find("\"" + key + "\": ");

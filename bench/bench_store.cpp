@@ -12,6 +12,8 @@
 // the server's raw concurrent rate.
 #include <sys/resource.h>
 #include <sys/wait.h>
+
+#include "bench_util.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,33 +53,12 @@ double seconds_since(Clock::time_point t) {
 
 // Runs argv (no shell) and returns its stdout; exits the bench on failure.
 std::string run_capture(const std::vector<std::string>& argv) {
-    int fds[2];
-    if (pipe(fds) != 0) std::exit(1);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        std::perror(args[0]);
-        _exit(127);
-    }
-    close(fds[1]);
-    std::string out;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        std::fprintf(stderr, "bench-store: %s failed:\n%s\n", argv[0].c_str(), out.c_str());
+    auto out = bench::capture_output(argv);
+    if (!out) {
+        std::fprintf(stderr, "bench-store: %s failed\n", argv[0].c_str());
         std::exit(1);
     }
-    return out;
+    return *out;
 }
 
 // 500 source package names shaped like the archive's: a third lib*, the rest

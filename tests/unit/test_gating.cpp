@@ -1,6 +1,8 @@
 // Unit tests of gating support: version comparison, results cache, pending tests, result collection, file
 // sink, verdicts.
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 #include <autopkgtest_cloud/broker.hpp>
@@ -20,19 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "apcloud-gating-XXXXXX").string();
-        REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { fs::remove_all(path); }
-    void write(const std::string& name, const std::string& content) const {
-        fs::create_directories((path / name).parent_path());
-        std::ofstream(path / name, std::ios::binary) << content;
-    }
-};
+using test::TempDir;
 
 std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
