@@ -150,10 +150,16 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     // Workers hold a request for a whole test, which may outlast RabbitMQ's
     // consumer ack timeout: they take leases ([amqp] lease seconds, default
     // 600) unless the URL sets its own.
-    if (broker.scheme != "sqlite" && !broker.query.count("lease")) {
-        int lease = positive_int(ini, "amqp", "lease", 600, 30);
-        c.broker_url += (c.broker_url.find('?') == std::string::npos ? "?" : "&") + std::string("lease=") +
-                        std::to_string(lease);
+    std::optional<double> amqp_lease;  // seconds
+    if (broker.scheme != "sqlite") {
+        if (auto given = broker.query.find("lease"); given != broker.query.end()) {
+            amqp_lease = std::atof(given->second.c_str());
+        } else {
+            int lease = positive_int(ini, "amqp", "lease", 600, 30);
+            c.broker_url += (c.broker_url.find('?') == std::string::npos ? "?" : "&") + std::string("lease=") +
+                            std::to_string(lease);
+            amqp_lease = lease;
+        }
     }
 
     // [swift]: a store URL, or the reference's auth_url + username/password.
@@ -185,13 +191,9 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     c.status_interval = positive_int(ini, "autopkgtest", "status_interval", 10, 1);
     // AMQP leases are renewed on every status tick: three ticks must fit in
     // one (the embedded broker renews its own from a thread).
-    const Url with_lease = parse_url(c.broker_url);
-    if (auto lease = with_lease.query.find("lease"); with_lease.scheme != "sqlite" && lease != with_lease.query.end()) {
-        double seconds = std::atof(lease->second.c_str());
-        if (seconds < 3.0 * c.status_interval)
-            bad("autopkgtest", "status_interval", std::to_string(c.status_interval),
-                "must be at most a third of the broker lease (" + lease->second + " s)");
-    }
+    if (amqp_lease && *amqp_lease < 3.0 * c.status_interval)
+        bad("autopkgtest", "status_interval", std::to_string(c.status_interval),
+            "must be at most a third of the broker lease (" + std::to_string(static_cast<long>(*amqp_lease)) + " s)");
     c.testbed_failure_backoff = positive_int(ini, "autopkgtest", "testbed_failure_backoff", 30, 0);
     c.upload_retries = positive_int(ini, "autopkgtest", "upload_retries", 5, 1);
     c.upload_backoff = positive_int(ini, "autopkgtest", "upload_backoff", 10, 0);

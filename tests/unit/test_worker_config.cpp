@@ -192,3 +192,17 @@ TEST_CASE("argv: request data stays in single argv words (no shell)") {
     auto a = autopkgtest_argv(c, r, run(), PackageLists{}, {{"CLOUD", "c"}});
     CHECK(std::find(a.begin(), a.end(), "--env=X=$(rm -rf /); `id` && echo | tee") != a.end());
 }
+
+TEST_CASE("AMQP leases: appended by default, and renewal ticks must fit three times in one") {
+    std::string amqp = conf;
+    amqp.replace(amqp.find("sqlite:///var/lib/apcloud/queue.db"), std::string("sqlite:///var/lib/apcloud/queue.db").size(),
+                 "amqp://w:p@rabbit/%2F");
+    CHECK(parse_worker_config(amqp, {}, {{"CLOUD", "c"}}).broker_url == "amqp://w:p@rabbit/%2F?lease=600");
+    CHECK(parse_worker_config(amqp + "\n[amqp]\nlease = 120\n", {}, {{"CLOUD", "c"}}).broker_url ==
+          "amqp://w:p@rabbit/%2F?lease=120");
+    std::string short_lease = amqp;
+    short_lease.replace(short_lease.find("%2F"), 3, "%2F?lease=20");
+    CHECK(message_of(short_lease).find("[autopkgtest] status_interval = '10': must be at most a third of the broker "
+                                       "lease (20 s)") != std::string::npos);
+    CHECK(message_of(short_lease + "\n[autopkgtest]\nstatus_interval = 5\n").empty());
+}
