@@ -74,6 +74,12 @@ public:
     using Error::Error;
 };
 
+/// Downloaded data does not match its published checksum.
+class IntegrityError : public Error {
+public:
+    using Error::Error;
+};
+
 /// Renders a value for an error message: quoted, with control characters and
 /// invalid UTF-8 escaped, and cut after `max_len` bytes so a huge input cannot
 /// flood a log.

@@ -89,10 +89,23 @@ struct GatingResult {
     std::optional<std::uint64_t> duration;             ///< seconds
 };
 
-/// The cache entry of a result seen at `seen` (unix time): britney_status of
-/// the exit code, the tested version ("unknown" when the result names none)
-/// and the run id.
-CacheEntry cache_entry(const GatingResult& result, std::int64_t seen);
+/// The cache entry of a result seen at `seen` (unix time; now when absent):
+/// britney_status of the exit code, the tested version ("unknown" when the
+/// result names none) and the run id.
+CacheEntry cache_entry(const GatingResult& result, std::optional<std::int64_t> seen = std::nullopt);
+
+/// Feeds collected results of `package` on `arch` into britney's state, by
+/// britney's rules: each result counts for each of its triggers (a result
+/// without triggers, or a trigger without '/', counts for none); a result of
+/// `package` for a trigger naming `package` itself at a newer version than the
+/// one tested is ignored for that trigger (the run tested an older upload);
+/// ResultsCache::add keeps a PASS from being overwritten. Every trigger of a
+/// result is removed from `pending` (when given), so a test whose result was
+/// ignored is neither pending nor cached and gets requested again. Returns the
+/// number of cache entries stored.
+std::size_t record_results(ResultsCache& cache, PendingTests* pending, const std::string& package,
+                           const std::string& arch, const std::vector<GatingResult>& results,
+                           std::optional<std::int64_t> seen = std::nullopt);
 
 /// What collect_results found.
 struct CollectedResults {
@@ -108,6 +121,54 @@ struct CollectedResults {
 CollectedResults collect_results(Store& store, const std::string& container, const std::string& release,
                                  const std::string& arch, const std::string& package,
                                  const std::optional<std::string>& after_run_id = std::nullopt);
+
+/// Verifies a downloaded results database (SPEC.md section 6) against its
+/// checksum file: `sha256_path` holds the SHA-256 of the database as 64 hex
+/// digits, optionally followed by whitespace and a file name (`sha256sum`
+/// output). Throws ParseError naming the file when the checksum file is
+/// malformed, and IntegrityError naming both digests when they differ.
+void verify_results_db(const std::string& db_path, const std::string& sha256_path);
+
+/// The results of `package` on release/arch in a results database
+/// (autopkgtest-web's `autopkgtest.db`, SPEC.md section 6), in run-id order,
+/// only those with `run_id > after_run_id` when given: the query britney
+/// runs. The triggers column is split on spaces; a NULL or blank one gives a
+/// result without triggers (nullopt). Opens the file read-only and never modifies it. When
+/// `sha256_path` is given the file is verified first (verify_results_db).
+/// Throws NotFound when the file does not exist, ParseError naming the file
+/// when it is not such a database.
+CollectedResults collect_db_results(const std::string& db_path, const std::string& release,
+                                    const std::string& arch, const std::string& package,
+                                    const std::optional<std::string>& after_run_id = std::nullopt,
+                                    const std::optional<std::string>& sha256_path = std::nullopt);
+
+/// Downloads a results database and its checksum (`url` and `url + ".sha256"`,
+/// http(s):// or file://) to `path`: both are fetched into `path.new`,
+/// verified, fsynced and renamed over `path`, so `path` is always a whole,
+/// verified database. HTTP timeouts, connection errors and 5xx answers are
+/// retried `retries` times with exponential backoff from `backoff` seconds.
+/// Throws IntegrityError when the checksum does not match (the old `path`
+/// stays), NotFound for a 404, HttpError for other failures.
+void download_results_db(const std::string& url, const std::string& path, int retries = 4,
+                         double backoff = 1.0);
+
+/// Where people look at and act on one result.
+struct ResultLinks {
+    std::string log;        ///< the run's log.gz in the store (empty without a run id)
+    std::string artifacts;  ///< the run's artifacts.tar.gz (empty without a run id)
+    std::string history;    ///< the package's results page: `<web>/packages/<pkg>/<release>/<arch>`
+    std::string retry;      ///< the request URL that runs the test again (same triggers and ppas)
+};
+
+/// The links britney shows for a result. `store_url` is the public storage URL
+/// (`https://host/v1/AUTH_x`) or a `file://` store; `web_url` is the web
+/// service's base URL (e.g. `https://autopkgtest.example.org`). Path segments
+/// and query values are percent-encoded; trailing slashes of the bases are
+/// ignored.
+ResultLinks result_links(const std::string& store_url, const std::string& web_url,
+                         const std::string& container, const std::string& release, const std::string& arch,
+                         const std::string& package, const std::string& run_id,
+                         const std::vector<std::string>& triggers, const std::vector<std::string>& ppas = {});
 
 /// Where gating code sends test requests.
 class RequestSink {

@@ -72,6 +72,10 @@ struct Result {
     std::optional<std::string> testbed_packages;  ///< the testbed's package list
 };
 
+/// Splits a trigger list (`ADT_TEST_TRIGGERS`' value, or the results
+/// database's triggers column) on spaces and tabs: `"a/1 b/2"` -> {"a/1", "b/2"}.
+std::vector<std::string> split_triggers(std::string_view text);
+
 /// Parses a result.tar. Throws ArchiveError for a corrupt, truncated or
 /// oversized archive, ParseError for a missing or malformed `exitcode`,
 /// `duration`, `testpkg-version` or `testinfo.json`.

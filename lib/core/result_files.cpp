@@ -361,17 +361,7 @@ void read_custom_environment(std::string_view testinfo, Result& r) {
                 in.read_string(s);
                 static constexpr std::string_view trigger_key = "ADT_TEST_TRIGGERS=";
                 if (s.compare(0, trigger_key.size(), trigger_key) != 0) continue;
-                std::vector<std::string> triggers;
-                std::string_view rest = std::string_view(s).substr(trigger_key.size());
-                while (!rest.empty()) {
-                    auto start = rest.find_first_not_of(" \t");
-                    if (start == std::string_view::npos) break;
-                    rest.remove_prefix(start);
-                    auto end = rest.find_first_of(" \t");
-                    triggers.emplace_back(rest.substr(0, end));
-                    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
-                }
-                r.triggers = std::move(triggers);
+                r.triggers = split_triggers(std::string_view(s).substr(trigger_key.size()));
             }
         }
         in.finish();
@@ -381,6 +371,19 @@ void read_custom_environment(std::string_view testinfo, Result& r) {
 }
 
 }  // namespace
+
+std::vector<std::string> split_triggers(std::string_view text) {
+    std::vector<std::string> triggers;
+    while (!text.empty()) {
+        auto start = text.find_first_not_of(" \t");
+        if (start == std::string_view::npos) break;
+        text.remove_prefix(start);
+        auto end = text.find_first_of(" \t");
+        triggers.emplace_back(text.substr(0, end));
+        text.remove_prefix(end == std::string_view::npos ? text.size() : end);
+    }
+    return triggers;
+}
 
 Result parse_result_tar(std::string_view data, const ArchiveLimits& limits) {
     Result r;

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include <cpprest/http_client.h>
+#include <cpprest/filestream.h>
 #include <cpprest/rawptrstream.h>
 
 #include "autopkgtest_cloud/error.hpp"
@@ -93,9 +94,8 @@ struct HttpClient::Impl {
         return c;
     }
 
-    // Starts one request; the task yields the whole response. May throw
-    // synchronously (bad URL) or through the task (transport errors).
-    pplx::task<Response> send(const Request& r) {
+    // Starts one request; the task yields the response once its headers are in.
+    pplx::task<web::http::http_response> start(const Request& r) {
         auto [origin, rest] = split_origin(r.url);
         auto client = client_for(origin);
         web::http::http_request req(r.method);
@@ -109,29 +109,43 @@ struct HttpClient::Impl {
             auto ct = r.headers.find("Content-Type");
             req.set_body(in, r.body.size(), ct == r.headers.end() ? "application/octet-stream" : ct->second);
         }
-        return client->request(req)
+        return client->request(req);
+    }
+
+    // Starts one request; the task yields the whole response. May throw
+    // synchronously (bad URL) or through the task (transport errors).
+    pplx::task<Response> send(const Request& r) {
+        return start(r)
             .then([](web::http::http_response resp) { return resp.content_ready(); })
-            .then([](web::http::http_response resp) {
-                Response out;
-                out.status = resp.status_code();
-                for (const auto& [name, value] : resp.headers()) out.headers[name] = value;
-                // Read the raw bytes: no charset conversion (extract_string
-                // would convert latin1) and no decompression of objects
-                // stored with Content-Encoding: gzip.
-                auto buf = resp.body().streambuf();
-                std::size_t have = 0;
-                for (;;) {
-                    const std::size_t avail = buf.in_avail();
-                    if (avail == 0) break;
-                    out.body.resize(have + avail);
-                    const std::size_t got =
-                        buf.getn(reinterpret_cast<uint8_t*>(&out.body[have]), avail).get();
-                    have += got;
-                    if (got == 0) break;
-                }
-                out.body.resize(have);
-                return out;
-            });
+            .then([](web::http::http_response resp) { return whole_response(resp); });
+    }
+
+    // A response whose body has arrived, as a Response.
+    static Response whole_response(web::http::http_response& resp) {
+        Response out = head_of(resp);
+        // Read the raw bytes: no charset conversion (extract_string would
+        // convert latin1) and no decompression of objects stored with
+        // Content-Encoding: gzip.
+        auto buf = resp.body().streambuf();
+        std::size_t have = 0;
+        for (;;) {
+            const std::size_t avail = buf.in_avail();
+            if (avail == 0) break;
+            out.body.resize(have + avail);
+            const std::size_t got = buf.getn(reinterpret_cast<uint8_t*>(&out.body[have]), avail).get();
+            have += got;
+            if (got == 0) break;
+        }
+        out.body.resize(have);
+        return out;
+    }
+
+    // The status and headers of a response.
+    static Response head_of(const web::http::http_response& resp) {
+        Response out;
+        out.status = resp.status_code();
+        for (const auto& [name, value] : resp.headers()) out.headers[name] = value;
+        return out;
     }
 };
 
@@ -152,6 +166,31 @@ Response HttpClient::request(const Request& request) {
         throw;
     } catch (...) {
         throw HttpError(describe(request) + ": " + current_error_text());
+    }
+}
+
+Response HttpClient::download(const Request& request, const std::string& path) {
+    try {
+        auto resp = impl_->start(request).get();
+        if (resp.status_code() < 200 || resp.status_code() > 299) {
+            resp.content_ready().get();
+            return Impl::whole_response(resp);
+        }
+        auto file = concurrency::streams::fstream::open_ostream(
+                        utility::conversions::to_string_t(path), std::ios::out | std::ios::binary | std::ios::trunc)
+                        .get();
+        try {
+            resp.body().read_to_end(file.streambuf()).get();
+        } catch (...) {
+            file.close().get();
+            throw;
+        }
+        file.close().get();
+        return Impl::head_of(resp);
+    } catch (const HttpError&) {
+        throw;
+    } catch (...) {
+        throw HttpError(describe(request) + " to " + quote_for_message(path) + ": " + current_error_text());
     }
 }
 

@@ -74,6 +74,11 @@ public:
     /// Sends one request and waits for the whole response.
     Response request(const Request& request);
 
+    /// Sends one request; the body of a 2xx answer is streamed into the file
+    /// `path` (created or truncated, not fsynced) instead of memory, so large
+    /// downloads need no buffer of their size; any other answer is returned
+    /// with its body and leaves `path` alone.
+    Response download(const Request& request, const std::string& path);
     /// Sends all requests with at most `concurrency` in flight at a time
     /// (asynchronously, without a thread per request) and returns their
     /// outcomes in the order of `requests`. Never throws for one request's

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -297,9 +298,76 @@ CollectedResults collect_results(Store& store, const std::string& container, con
     return out;
 }
 
-CacheEntry cache_entry(const GatingResult& result, std::int64_t seen) {
+CacheEntry cache_entry(const GatingResult& result, std::optional<std::int64_t> seen) {
     return CacheEntry{std::string(britney_status(result.exitcode)), result.version.value_or("unknown"),
-                      result.run_id, seen};
+                      result.run_id, seen ? *seen : static_cast<std::int64_t>(std::time(nullptr))};
+}
+
+std::size_t record_results(ResultsCache& cache, PendingTests* pending, const std::string& package,
+                           const std::string& arch, const std::vector<GatingResult>& results,
+                           std::optional<std::int64_t> seen) {
+    std::size_t stored = 0;
+    for (const auto& r : results) {
+        if (!r.triggers) continue;
+        const CacheEntry entry = cache_entry(r, seen);
+        for (const auto& trigger : *r.triggers) {
+            if (pending) pending->remove(trigger, package, arch);
+            const auto slash = trigger.find('/');
+            if (slash == std::string::npos) continue;
+            if (trigger.compare(0, slash, package) == 0 && slash == package.size() && r.version &&
+                version_compare(*r.version, std::string_view(trigger).substr(slash + 1)) < 0)
+                continue;
+            if (cache.add(trigger, package, arch, entry)) ++stored;
+        }
+    }
+    return stored;
+}
+
+// ---- links ----
+
+namespace {
+
+std::string without_trailing_slashes(std::string s) {
+    while (!s.empty() && s.back() == '/') s.pop_back();
+    return s;
+}
+
+// Percent-encodes an object path for a URL, keeping '/' and the '@' that ends
+// run ids (a valid path character, shown literally in links people read).
+std::string encode_object_path(const std::string& path) {
+    std::string encoded = percent_encode(path, true), out;
+    for (std::size_t i = 0; i < encoded.size(); ++i) {
+        if (encoded.compare(i, 3, "%40") == 0) {
+            out += '@';
+            i += 2;
+        } else {
+            out += encoded[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+ResultLinks result_links(const std::string& store_url, const std::string& web_url, const std::string& container,
+                         const std::string& release, const std::string& arch, const std::string& package,
+                         const std::string& run_id, const std::vector<std::string>& triggers,
+                         const std::vector<std::string>& ppas) {
+    ResultLinks links;
+    const std::string web = without_trailing_slashes(web_url);
+    if (!run_id.empty()) {
+        const std::string dir = without_trailing_slashes(store_url) + "/" + percent_encode(container) + "/" +
+                                encode_object_path(result_dir(release, arch, package, run_id)) + "/";
+        links.log = dir + "log.gz";
+        links.artifacts = dir + "artifacts.tar.gz";
+    }
+    links.history = web + "/packages/" + percent_encode(package) + "/" + percent_encode(release) + "/" +
+                    percent_encode(arch);
+    links.retry = web + "/request.cgi?release=" + percent_encode(release) + "&arch=" + percent_encode(arch) +
+                  "&package=" + percent_encode(package);
+    for (const auto& t : triggers) links.retry += "&trigger=" + percent_encode(t);
+    for (const auto& p : ppas) links.retry += "&ppa=" + percent_encode(p);
+    return links;
 }
 
 // ---- request sinks ----

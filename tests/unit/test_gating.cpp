@@ -407,3 +407,68 @@ TEST_CASE("results cache: entries_for lists package/arch over all triggers") {
     CHECK(e[1].first == "b/1");
     CHECK(e[1].second.status == "FAIL");
 }
+
+namespace {
+
+GatingResult run_result(const std::string& run_id, int exitcode, std::optional<std::string> version,
+                        std::optional<std::vector<std::string>> triggers) {
+    GatingResult r;
+    r.run_id = run_id;
+    r.exitcode = exitcode;
+    r.version = std::move(version);
+    r.triggers = std::move(triggers);
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("record_results: britney's rules for triggers, older versions and pending") {
+    ResultsCache cache;
+    PendingTests pending;
+    for (const char* t : {"glib2.0/2.80-1", "gedit/2.0-1", "notrigger", "gtk/1"}) pending.add(t, "gedit", "amd64");
+    std::vector<GatingResult> results = {
+        run_result("20240101_000000_aaaaa@", 0, "1.0-1", std::vector<std::string>{"glib2.0/2.80-1", "gedit/2.0-1"}),
+        run_result("20240101_000001_bbbbb@", 4, "2.0-1", std::vector<std::string>{"glib2.0/2.80-1", "notrigger"}),
+        run_result("20240101_000002_ccccc@", 0, "2.0-1", std::nullopt),
+    };
+    CHECK(record_results(cache, &pending, "gedit", "amd64", results, 7) == 1);
+    // The PASS for glib stays; the run of gedit 1.0-1 does not count for gedit/2.0-1.
+    CHECK(cache.get("glib2.0/2.80-1", "gedit", "amd64")->run_id == "20240101_000000_aaaaa@");
+    CHECK(cache.get("glib2.0/2.80-1", "gedit", "amd64")->seen == 7);
+    CHECK_FALSE(cache.get("gedit/2.0-1", "gedit", "amd64"));
+    CHECK_FALSE(cache.get("notrigger", "gedit", "amd64"));
+    // Every trigger of a result leaves pending, counted or not; the result without triggers clears nothing.
+    CHECK_FALSE(pending.contains("glib2.0/2.80-1", "gedit", "amd64"));
+    CHECK_FALSE(pending.contains("gedit/2.0-1", "gedit", "amd64"));
+    CHECK_FALSE(pending.contains("notrigger", "gedit", "amd64"));
+    CHECK(pending.contains("gtk/1", "gedit", "amd64"));
+    // A trigger naming another package at any version counts; an equal or newer tested version counts.
+    CHECK(record_results(cache, nullptr, "gedit", "amd64",
+                         {run_result("20240102_000000_ddddd@", 0, "2.0-1", std::vector<std::string>{"gedit/2.0-1"})}) ==
+          1);
+    CHECK(cache.get("gedit/2.0-1", "gedit", "amd64")->status == "PASS");
+    CHECK(cache.get("gedit/2.0-1", "gedit", "amd64")->seen > 1700000000);  // now
+}
+
+TEST_CASE("result_links: log, artifacts, history and retry URLs, encoded") {
+    auto l = result_links("https://swift.example/v1/AUTH_x/", "https://autopkgtest.example/", "autopkgtest-noble",
+                          "noble", "amd64", "libpng1.6", "20240321_130412_3fa9c@", {"glib2.0/2.80-1", "a+b/1:2"},
+                          {"lpuser/ppa"});
+    CHECK(l.log ==
+          "https://swift.example/v1/AUTH_x/autopkgtest-noble/noble/amd64/libp/libpng1.6/20240321_130412_3fa9c@/log.gz");
+    CHECK(l.artifacts == "https://swift.example/v1/AUTH_x/autopkgtest-noble/noble/amd64/libp/libpng1.6/"
+                         "20240321_130412_3fa9c@/artifacts.tar.gz");
+    CHECK(l.history == "https://autopkgtest.example/packages/libpng1.6/noble/amd64");
+    CHECK(l.retry == "https://autopkgtest.example/request.cgi?release=noble&arch=amd64&package=libpng1.6"
+                     "&trigger=glib2.0%2F2.80-1&trigger=a%2Bb%2F1%3A2&ppa=lpuser%2Fppa");
+    auto none = result_links("file:///srv/results", "http://w", "c", "noble", "amd64", "gedit", "", {});
+    CHECK(none.log.empty());
+    CHECK(none.artifacts.empty());
+    CHECK(none.retry == "http://w/request.cgi?release=noble&arch=amd64&package=gedit");
+}
+
+TEST_CASE("split_triggers: spaces and tabs separate, blanks give none") {
+    CHECK(split_triggers("a/1  b/2\tc/3 ") == std::vector<std::string>{"a/1", "b/2", "c/3"});
+    CHECK(split_triggers("   ").empty());
+    CHECK(split_triggers("").empty());
+}

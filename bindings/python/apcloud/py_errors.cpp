@@ -28,6 +28,8 @@ void register_errors(py::module_& m) {
     static PyObject* store = new_class(m, "StoreError", error, "A result store operation failed.");
     static PyObject* broker = new_class(m, "BrokerError", error, "A broker operation failed.");
     static PyObject* http = new_class(m, "HttpError", error, "An HTTP exchange failed.");
+    static PyObject* integrity =
+        new_class(m, "IntegrityError", error, "Downloaded data does not match its published checksum.");
 
     py::register_exception_translator([](std::exception_ptr p) {
         auto raise = [](PyObject* cls, const std::exception& e) { PyErr_SetString(cls, e.what()); };
@@ -52,6 +54,8 @@ void register_errors(py::module_& m) {
             raise(broker, e);
         } catch (const HttpError& e) {
             raise(http, e);
+        } catch (const IntegrityError& e) {
+            raise(integrity, e);
         } catch (const Error& e) {
             raise(error, e);
         }

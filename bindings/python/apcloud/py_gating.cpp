@@ -3,8 +3,6 @@
 #include <autopkgtest_cloud/gating.hpp>
 #include <autopkgtest_cloud/store.hpp>
 
-#include <ctime>
-
 #include "bindings.hpp"
 
 namespace py = pybind11;
@@ -21,9 +19,7 @@ py::list entry_to_list(const CacheEntry& e) {
 
 // A GatingResult, or a [STATUS, version, run_id, seen] sequence.
 CacheEntry entry_from(const py::handle& result, std::optional<std::int64_t> seen) {
-    if (py::isinstance<GatingResult>(result))
-        return cache_entry(result.cast<const GatingResult&>(),
-                           seen ? *seen : static_cast<std::int64_t>(std::time(nullptr)));
+    if (py::isinstance<GatingResult>(result)) return cache_entry(result.cast<const GatingResult&>(), seen);
     std::tuple<std::string, std::string, std::string, std::int64_t> v;
     try {
         v = result.cast<decltype(v)>();
@@ -138,6 +134,54 @@ void register_gating(py::module_& m) {
         "GatingResult; only runs after the run id `after` when given. Runs without result.tar (not yet\n"
         "complete) or with a corrupt one are skipped.");
 
+    m.def(
+        "iter_db_results",
+        [](const std::string& db_path, const std::string& release, const std::string& arch,
+           const std::string& package, std::optional<std::string> after, std::optional<std::string> sha256) {
+            py::gil_scoped_release release_gil;
+            return collect_db_results(db_path, release, arch, package, after, sha256).results;
+        },
+        "db_path"_a, "release"_a, "arch"_a, "package"_a, "after"_a = py::none(), "sha256"_a = py::none(),
+        "The results of package's runs in a downloaded results database (autopkgtest.db), in run-id order,\n"
+        "as a list of GatingResult; only runs with run_id > after when given (britney's query). With\n"
+        "sha256 (the path of the .sha256 file) the database is verified first: IntegrityError when it does\n"
+        "not match. NotFound when the file is missing, ParseError when it is not such a database.");
+    m.def(
+        "verify_results_db",
+        [](const std::string& db_path, const std::string& sha256) {
+            py::gil_scoped_release release_gil;
+            verify_results_db(db_path, sha256);
+        },
+        "db_path"_a, "sha256"_a,
+        "Checks a results database against its .sha256 file (64 hex digits, optionally '  name');\n"
+        "IntegrityError when they differ, ParseError when the checksum file is malformed.");
+    m.def(
+        "download_results_db",
+        [](const std::string& url, const std::string& path, int retries, double backoff) {
+            py::gil_scoped_release release_gil;
+            download_results_db(url, path, retries, backoff);
+        },
+        "url"_a, "path"_a, "retries"_a = 4, "backoff"_a = 1.0,
+        "Downloads url and url + '.sha256' (http(s):// or file://) to path and path + '.sha256',\n"
+        "verified and renamed into place atomically: path is always a whole, verified database.\n"
+        "Timeouts, connection errors and 5xx answers are retried with exponential backoff.\n"
+        "IntegrityError on a checksum mismatch (path is left as it was), NotFound for a 404.");
+
+    py::class_<ResultLinks>(m, "ResultLinks", "Where people look at and act on one result.")
+        .def_readonly("log", &ResultLinks::log, "The run's log.gz in the store ('' without a run id).")
+        .def_readonly("artifacts", &ResultLinks::artifacts, "The run's artifacts.tar.gz ('' without a run id).")
+        .def_readonly("history", &ResultLinks::history, "The package's results page on the web service.")
+        .def_readonly("retry", &ResultLinks::retry, "The request URL that runs the test again.")
+        .def("__repr__", [](const ResultLinks& l) {
+            return "<ResultLinks log=" + l.log + " history=" + l.history + " retry=" + l.retry + ">";
+        });
+    m.def("result_links", &result_links, "store_url"_a, "web_url"_a, "container"_a, "release"_a, "arch"_a,
+          "package"_a, "run_id"_a, "triggers"_a, "ppas"_a = std::vector<std::string>{},
+          "The links britney shows for a result: log and artifacts in the store (store_url is the public\n"
+          "storage URL, e.g. https://host/v1/AUTH_x), the package's history page\n"
+          "(<web_url>/packages/<pkg>/<release>/<arch>) and the retry request URL\n"
+          "(<web_url>/request.cgi?release=..&arch=..&package=..&trigger=..&ppa=..), percent-encoded.");
+
     py::class_<ResultsCache>(
         m, "ResultsCache",
         "britney's results cache: {trigger: {src: {arch: [STATUS, version, run_id, seen]}}}.")
@@ -167,6 +211,18 @@ void register_gating(py::module_& m) {
         .def("latest_run_id", &ResultsCache::latest_run_id, "package"_a, "arch"_a,
              "The newest run id cached for package/arch over all triggers, or None.");
 
+    m.def(
+        "record_results",
+        [](ResultsCache& cache, const std::string& package, const std::string& arch,
+           const std::vector<GatingResult>& results, PendingTests* pending, std::optional<std::int64_t> seen) {
+            return record_results(cache, pending, package, arch, results, seen);
+        },
+        "cache"_a, "package"_a, "arch"_a, "results"_a, "pending"_a = py::none(), "seen"_a = py::none(),
+        "Feeds results of package/arch (from iter_results or iter_db_results) into the cache by\n"
+        "britney's rules: each result counts for each of its triggers (none without triggers); a result\n"
+        "for a trigger naming the package itself at a newer version than tested is ignored for it; a PASS\n"
+        "is never overwritten. Every trigger of a result is removed from pending (when given). seen\n"
+        "defaults to now. Returns the number of cache entries stored.");
     m.def(
         "decide",
         [](const ResultsCache& cache, const std::string& trigger, const std::string& package,

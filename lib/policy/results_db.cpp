@@ -1,0 +1,252 @@
+// Gating from a downloaded results database (SPEC.md section 6): checksum
+// verification, britney's `run_id > ?` query, and the download itself.
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "apcloud_config.h"
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/exit_codes.hpp"
+#include "autopkgtest_cloud/gating.hpp"
+#include "autopkgtest_cloud/result.hpp"
+#include "autopkgtest_cloud/url.hpp"
+#if APCLOUD_HAVE_SWIFT
+#include "http/http_client.hpp"
+#endif
+
+namespace apcloud {
+
+namespace {
+
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
+
+// The SHA-256 of a file's content as lowercase hex, read in blocks.
+std::string file_sha256(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        if (errno == ENOENT) throw NotFound("results database " + quote_for_message(path) + " does not exist");
+        throw Error("cannot read " + quote_for_message(path) + ": " + errno_text(errno));
+    }
+    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw Error("sha256 digest failed");
+    std::string block(1 << 16, '\0');
+    while (in) {
+        in.read(block.data(), static_cast<std::streamsize>(block.size()));
+        if (in.gcount() > 0 && EVP_DigestUpdate(ctx.get(), block.data(), static_cast<std::size_t>(in.gcount())) != 1)
+            throw Error("sha256 digest failed");
+    }
+    if (in.bad()) throw Error("cannot read " + quote_for_message(path));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) throw Error("sha256 digest failed");
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+        out += hex[md[i] >> 4];
+        out += hex[md[i] & 15];
+    }
+    return out;
+}
+
+// The digest a checksum file announces: its first word, 64 hex digits
+// (lowercased). The rest (`sha256sum`'s "  name") is ignored.
+std::string announced_sha256(const std::string& sha256_path) {
+    std::ifstream in(sha256_path, std::ios::binary);
+    if (!in) {
+        if (errno == ENOENT)
+            throw NotFound("checksum file " + quote_for_message(sha256_path) + " does not exist");
+        throw Error("cannot read " + quote_for_message(sha256_path) + ": " + errno_text(errno));
+    }
+    std::string word;
+    in >> word;
+    bool ok = word.size() == 64;
+    for (char& c : word) {
+        ok = ok && std::isxdigit(static_cast<unsigned char>(c));
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (!ok)
+        throw ParseError("checksum file " + quote_for_message(sha256_path) +
+                         " does not start with a SHA-256 (64 hex digits): got " + quote_for_message(word));
+    return word;
+}
+
+// An SQLite URI for opening `path` read-only without creating -wal/-shm
+// files beside it (a downloaded database does not change while we read it).
+std::string readonly_uri(const std::string& path) {
+    std::string uri = "file:";
+    for (unsigned char c : path) {
+        if (c == '%' || c == '?' || c == '#' || c < 0x20) {
+            char buf[4];
+            std::snprintf(buf, sizeof buf, "%%%02X", c);
+            uri += buf;
+        } else {
+            uri += static_cast<char>(c);
+        }
+    }
+    return uri + "?mode=ro&immutable=1";
+}
+
+std::optional<std::string> optional_text(const SQLite::Column& c) {
+    if (c.isNull()) return std::nullopt;
+    return c.getString();
+}
+
+}  // namespace
+
+void verify_results_db(const std::string& db_path, const std::string& sha256_path) {
+    const std::string want = announced_sha256(sha256_path);
+    const std::string have = file_sha256(db_path);
+    if (want != have)
+        throw IntegrityError("results database " + quote_for_message(db_path) + " has SHA-256 " + have + " but " +
+                             quote_for_message(sha256_path) + " says " + want);
+}
+
+CollectedResults collect_db_results(const std::string& db_path, const std::string& release,
+                                    const std::string& arch, const std::string& package,
+                                    const std::optional<std::string>& after_run_id,
+                                    const std::optional<std::string>& sha256_path) {
+    if (::access(db_path.c_str(), F_OK) != 0)
+        throw NotFound("results database " + quote_for_message(db_path) + " does not exist");
+    if (sha256_path) verify_results_db(db_path, *sha256_path);
+    CollectedResults out;
+    try {
+        SQLite::Database db(readonly_uri(db_path), SQLite::OPEN_READONLY | SQLite::OPEN_URI);
+        SQLite::Statement q(db,
+                            "SELECT r.run_id, r.exitcode, r.version, r.triggers, r.duration "
+                            "FROM test AS t JOIN result AS r ON t.id = r.test_id "
+                            "WHERE t.release = ? AND t.arch = ? AND t.package = ? AND r.run_id > ? "
+                            "ORDER BY r.run_id");
+        q.bind(1, release);
+        q.bind(2, arch);
+        q.bind(3, package);
+        q.bind(4, after_run_id.value_or(""));
+        while (q.executeStep()) {
+            GatingResult g;
+            g.run_id = q.getColumn(0).getString();
+            const auto& code = q.getColumn(1);
+            if (g.run_id.empty() || code.isNull()) {
+                ++out.corrupt;
+                continue;
+            }
+            g.exitcode = code.getInt();
+            g.outcome = std::string(outcome_name(outcome(g.exitcode)));
+            g.version = optional_text(q.getColumn(2));
+            // A NULL or blank column is a run without triggers, like a
+            // result.tar without ADT_TEST_TRIGGERS.
+            if (auto t = optional_text(q.getColumn(3)); t && !split_triggers(*t).empty())
+                g.triggers = split_triggers(*t);
+            const auto& duration = q.getColumn(4);
+            if (!duration.isNull() && duration.getInt64() >= 0)
+                g.duration = static_cast<std::uint64_t>(duration.getInt64());
+            out.results.push_back(std::move(g));
+        }
+    } catch (const SQLite::Exception& e) {
+        throw ParseError("results database " + quote_for_message(db_path) +
+                         " cannot be queried (not an autopkgtest.db?): " + e.what());
+    }
+    return out;
+}
+
+namespace {
+
+// Copies a file:// source into `dest` (not fsynced).
+void copy_local(const std::string& source, const std::string& dest) {
+    std::ifstream in(source, std::ios::binary);
+    if (!in) {
+        if (errno == ENOENT) throw NotFound(quote_for_message(source) + " does not exist");
+        throw Error("cannot read " + quote_for_message(source) + ": " + errno_text(errno));
+    }
+    std::ofstream out(dest, std::ios::binary | std::ios::trunc);
+    out << in.rdbuf();
+    out.flush();
+    if (!out || in.bad()) throw Error("cannot copy " + quote_for_message(source) + " to " + quote_for_message(dest));
+}
+
+void fsync_path(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error("cannot open " + quote_for_message(path) + ": " + errno_text(errno));
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) throw Error("cannot fsync " + quote_for_message(path) + ": " + errno_text(err));
+}
+
+#if APCLOUD_HAVE_SWIFT
+// GETs `url` into `dest`, retrying transport errors and 5xx/408/429 answers.
+void fetch_http(http::HttpClient& client, const std::string& url, const std::string& dest, int retries,
+                double backoff) {
+    std::string last;
+    for (int attempt = 0;; ++attempt) {
+        bool retryable = true;
+        try {
+            http::Request req;
+            req.url = url;
+            auto resp = client.download(req, dest);
+            if (resp.status >= 200 && resp.status <= 299) return;
+            if (resp.status == 404) throw NotFound(quote_for_message(url) + " does not exist (HTTP 404)");
+            retryable = resp.status >= 500 || resp.status == 408 || resp.status == 429;
+            last = "HTTP " + std::to_string(resp.status);
+        } catch (const HttpError& e) {
+            last = e.what();
+        }
+        if (!retryable || attempt >= retries)
+            throw HttpError("cannot download " + quote_for_message(url) + " after " + std::to_string(attempt + 1) +
+                            " attempt(s): " + last);
+        std::this_thread::sleep_for(std::chrono::duration<double>(backoff * (1 << std::min(attempt, 10))));
+    }
+}
+#endif
+
+}  // namespace
+
+void download_results_db(const std::string& url, const std::string& path, int retries, double backoff) {
+    const std::string temp_db = path + ".new";
+    const std::string temp_sum = path + ".sha256.new";
+    Url u = parse_url(url);
+    struct Cleanup {
+        std::string a, b;
+        ~Cleanup() {
+            ::unlink(a.c_str());
+            ::unlink(b.c_str());
+        }
+    } cleanup{temp_db, temp_sum};
+    if (u.scheme == "file") {
+        copy_local(u.path, temp_db);
+        copy_local(u.path + ".sha256", temp_sum);
+    } else if (u.scheme == "http" || u.scheme == "https") {
+#if APCLOUD_HAVE_SWIFT
+        http::HttpClient client;
+        fetch_http(client, url, temp_db, retries, backoff);
+        fetch_http(client, url + ".sha256", temp_sum, retries, backoff);
+#else
+        (void)retries;
+        (void)backoff;
+        throw ConfigError("this build has no HTTP client (built without Swift support): cannot download " +
+                          quote_for_message(u.redacted()));
+#endif
+    } else {
+        throw ConfigError("results database URL must be http(s):// or file://, got " + quote_for_message(u.redacted()));
+    }
+    verify_results_db(temp_db, temp_sum);
+    fsync_path(temp_db);
+    fsync_path(temp_sum);
+    if (std::rename(temp_db.c_str(), path.c_str()) != 0 ||
+        std::rename(temp_sum.c_str(), (path + ".sha256").c_str()) != 0)
+        throw Error("cannot rename the download to " + quote_for_message(path) + ": " + errno_text(errno));
+}
+
+}  // namespace apcloud
