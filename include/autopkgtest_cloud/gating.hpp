@@ -187,8 +187,11 @@ std::string sink_line(const std::string& queue, const TestRequest& request);
 /// `file:///path` appends one sink_line per request to the file. Throws
 /// ConfigError naming the URL otherwise. A broker sink publishing to a queue
 /// that does not exist throws NotFound, unless `declare_queues` is set: then
-/// it declares each queue before publishing to it.
-std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queues = false);
+/// it declares each queue before publishing to it. Requests are validated
+/// with `options` (e.g. allow_local_sources for a one-machine site whose
+/// workers accept local source trees).
+std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queues = false,
+                                       const ValidationOptions& options = {});
 
 /// britney's verdict on one trigger/package/arch.
 enum class Verdict { pass, neutral, fail, regression, always_fail, running, running_always_fail };

@@ -385,30 +385,31 @@ namespace {
 
 class BrokerSink : public RequestSink {
 public:
-    BrokerSink(std::unique_ptr<Broker> broker, bool declare)
-        : broker_(std::move(broker)), declare_(declare) {}
+    BrokerSink(std::unique_ptr<Broker> broker, bool declare, ValidationOptions options)
+        : broker_(std::move(broker)), declare_(declare), options_(options) {}
     std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
                      bool huge) override {
         if (declare_) {
-            validate(request);
+            validate(request, options_);
             broker_->declare_queue(queue_for(request, release, arch, huge));
         }
-        return submit_request(*broker_, request, release, arch, huge);
+        return submit_request(*broker_, request, release, arch, huge, options_);
     }
 
 private:
     std::unique_ptr<Broker> broker_;
     bool declare_;
+    ValidationOptions options_;
 };
 
 // Appends one line per request with a single write() on an O_APPEND file, so
 // lines from concurrent senders do not interleave.
 class FileSink : public RequestSink {
 public:
-    explicit FileSink(std::string path) : path_(std::move(path)) {}
+    FileSink(std::string path, ValidationOptions options) : path_(std::move(path)), options_(options) {}
     std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
                      bool huge) override {
-        validate(request);
+        validate(request, options_);
         std::string queue = queue_for(request, release, arch, huge);
         std::string line = sink_line(queue, request) + "\n";
         int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -425,19 +426,21 @@ public:
 
 private:
     std::string path_;
+    ValidationOptions options_;
 };
 
 }  // namespace
 
-std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queues) {
+std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queues,
+                                       const ValidationOptions& options) {
     Url u = parse_url(url);
     if (u.scheme == "file") {
         if (!u.host.empty() || u.path.empty() || u.path[0] != '/')
             throw ConfigError("file sink URL must be file:///absolute/path, got " + quote_for_message(url));
-        return std::make_unique<FileSink>(u.path);
+        return std::make_unique<FileSink>(u.path, options);
     }
     if (u.scheme == "sqlite" || u.scheme == "amqp" || u.scheme == "amqps")
-        return std::make_unique<BrokerSink>(open_broker(url), declare_queues);
+        return std::make_unique<BrokerSink>(open_broker(url), declare_queues, options);
     throw ConfigError("unsupported sink URL " + quote_for_message(u.redacted()) +
                       " (expected file://, sqlite:// or amqp(s)://)");
 }

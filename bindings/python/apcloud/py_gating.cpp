@@ -263,9 +263,17 @@ void register_gating(py::module_& m) {
             },
             "request"_a, "release"_a, "arch"_a, "huge"_a = false,
             "Validates and sends the request to the queue routing chooses; returns the queue name.");
-    m.def("open_sink", &open_sink, "url"_a, "declare_queues"_a = false,
-          "Opens a request sink: amqp(s):// or sqlite:// publish to the broker (NotFound for a missing\n"
-          "queue unless declare_queues); file:///path appends one line per request, '<queue>:<src> <json>'.");
+    m.def(
+        "open_sink",
+        [](const std::string& url, bool declare_queues, bool allow_local_sources) {
+            ValidationOptions options;
+            options.allow_local_sources = allow_local_sources;
+            return open_sink(url, declare_queues, options);
+        },
+        "url"_a, "declare_queues"_a = false, "allow_local_sources"_a = false,
+        "Opens a request sink: amqp(s):// or sqlite:// publish to the broker (NotFound for a missing\n"
+        "queue unless declare_queues); file:///path appends one line per request, '<queue>:<src> <json>'.\n"
+        "allow_local_sources accepts local paths in build-git/test-git (one-machine sites only).");
     m.def("sink_line", &sink_line, "queue"_a, "request"_a,
           "A file-sink line (no newline): '<queue>:<src> <json>', or '<queue>:<src>' without parameters.");
 }
