@@ -97,8 +97,7 @@ class Gate:
             return
         request = apcloud.TestRequest(package, triggers=[trigger], ppas=self.args.ppa, env=self.args.env,
                                       build_git=self.args.build_git and self._source(self.args.build_git),
-                                      requester=os.environ.get("USER", "gate"),
-                                      submit_time=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
+                                      requester=os.environ.get("USER", "gate"))
         queue = self.sink.send(request, self.args.release, self.arch)
         self.pending.add(trigger, package, self.arch)
         self.save()  # never lose track of a request that was sent

@@ -174,7 +174,8 @@ ResultLinks result_links(const std::string& store_url, const std::string& web_ur
 class RequestSink {
 public:
     virtual ~RequestSink();
-    /// Validates and sends `request` for release/arch; returns the queue name.
+    /// Validates and sends `request` for release/arch, with `submit-time` set
+    /// to now (UTC) unless the request has one; returns the queue name.
     virtual std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
                              bool huge = false) = 0;
 };

@@ -383,6 +383,21 @@ std::string sink_line(const std::string& queue, const TestRequest& request) {
 
 namespace {
 
+// The request as sent: stamped with the current UTC time as `submit-time`
+// unless the caller set one (SPEC.md section 1; britney records it).
+TestRequest stamped(const TestRequest& request) {
+    TestRequest r = request;
+    if (!r.submit_time) {
+        std::time_t now = std::time(nullptr);
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        char buf[32];
+        std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+        r.submit_time = buf;
+    }
+    return r;
+}
+
 class BrokerSink : public RequestSink {
 public:
     BrokerSink(std::unique_ptr<Broker> broker, bool declare, ValidationOptions options)
@@ -393,7 +408,7 @@ public:
             validate(request, options_);
             broker_->declare_queue(queue_for(request, release, arch, huge));
         }
-        return submit_request(*broker_, request, release, arch, huge, options_);
+        return submit_request(*broker_, stamped(request), release, arch, huge, options_);
     }
 
 private:
@@ -411,7 +426,7 @@ public:
                      bool huge) override {
         validate(request, options_);
         std::string queue = queue_for(request, release, arch, huge);
-        std::string line = sink_line(queue, request) + "\n";
+        std::string line = sink_line(queue, stamped(request)) + "\n";
         int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd < 0)
             throw Error("cannot open sink file " + quote_for_message(path_) + ": " + errno_text(errno));

@@ -1,5 +1,6 @@
 """The apcloud module as gating code (britney) uses it: versions, cache, pending, results, sinks."""
 import json
+import re
 import subprocess
 
 import pytest
@@ -135,8 +136,13 @@ def test_file_sink(tmp_path):
     assert sink.send(req, RELEASE, ARCH) == "debci-noble-amd64"
     assert sink.send(apcloud.TestRequest("hello"), RELEASE, "arm64", huge=True) == "debci-huge-noble-arm64"
     lines = path.read_text().splitlines()
-    assert lines == ["debci-noble-amd64:gedit " + json.dumps({"triggers": ["glib2.0/2.20-1"]}, sort_keys=True),
-                     "debci-huge-noble-arm64:hello"]
+    # The sink stamps submit-time (UTC, now) on requests that have none.
+    stamp = json.loads(lines[0].split(" ", 1)[1])["submit-time"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", stamp)
+    stamp2 = json.loads(lines[1].split(" ", 1)[1])["submit-time"]
+    assert lines == ["debci-noble-amd64:gedit " + json.dumps({"submit-time": stamp, "triggers": ["glib2.0/2.20-1"]},
+                                                             sort_keys=True),
+                     "debci-huge-noble-arm64:hello " + json.dumps({"submit-time": stamp2})]
     assert apcloud.sink_line("q", req) == "q:gedit " + req.to_message().split("\n", 1)[1]
     with pytest.raises(apcloud.ValidationError):
         sink.send(apcloud.TestRequest("Bad Name"), RELEASE, ARCH)

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 using namespace apcloud;
@@ -178,12 +179,25 @@ TEST_CASE("file sink: one line per request, queue, source and JSON parameters") 
     r.package = "gedit";
     r.triggers = {"glib2.0/2.20-1"};
     CHECK(sink->send(r, "noble", "amd64") == "debci-noble-amd64");
+    r.submit_time = "2024-03-21 13:04:12";
+    CHECK(sink->send(r, "noble", "amd64") == "debci-noble-amd64");
     TestRequest bare;
     bare.package = "hello";
     CHECK(sink->send(bare, "noble", "arm64", true) == "debci-huge-noble-arm64");
-    CHECK(slurp(path) ==
-          "debci-noble-amd64:gedit {\"triggers\": [\"glib2.0/2.20-1\"]}\n"
-          "debci-huge-noble-arm64:hello\n");
+    std::istringstream lines(slurp(path));
+    std::string first, second, third;
+    std::getline(lines, first);
+    std::getline(lines, second);
+    std::getline(lines, third);
+    // A request without a submit-time is stamped with the current UTC time.
+    auto stamped = parse_request(first.substr(first.find(':') + 1));
+    REQUIRE(stamped.submit_time);
+    CHECK(std::regex_match(*stamped.submit_time, std::regex(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")));
+    CHECK(first == "debci-noble-amd64:gedit {\"submit-time\": \"" + *stamped.submit_time +
+                       "\", \"triggers\": [\"glib2.0/2.20-1\"]}");
+    CHECK(second ==
+          "debci-noble-amd64:gedit {\"submit-time\": \"2024-03-21 13:04:12\", \"triggers\": [\"glib2.0/2.20-1\"]}");
+    CHECK(third.rfind("debci-huge-noble-arm64:hello {\"submit-time\": ", 0) == 0);
     TestRequest bad;
     bad.package = "Not A Package";
     CHECK_THROWS_AS(sink->send(bad, "noble", "amd64"), ValidationError);
@@ -201,6 +215,8 @@ TEST_CASE("broker sink: publishes the request message to the routed queue") {
     auto broker = open_broker(url);
     auto got = broker->consume({"debci-noble-amd64"}, std::chrono::milliseconds(1000));
     REQUIRE(got);
+    r.submit_time = parse_request(got->body).submit_time;
+    CHECK(r.submit_time);
     CHECK(got->body == r.to_message());
     broker->ack(*got);
 }
