@@ -56,7 +56,15 @@ public:
     void run(const std::atomic<bool>& stop);
 
 private:
+    struct Job;  // one delivery on its way through the steps below (worker.cpp)
+
+    // consume -> accept -> run -> pack + store -> announce -> ack
     WorkerStep handle(const Delivery& delivery);
+    bool accept(Job& job);                // false: dead-lettered
+    bool run_autopkgtest(Job& job);       // false: given back (runner crash)
+    bool store_results(Job& job);         // false: given back (store unreachable)
+    void announce(const Job& job);
+    void publish_status(const Job& job, bool running, std::uint64_t elapsed);
     void upload(const std::string& container, const std::string& dir, const std::string& files_dir,
                 const std::function<void()>& keepalive);
     void renew(const Delivery& delivery);

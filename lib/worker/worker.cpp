@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "autopkgtest_cloud/error.hpp"
@@ -95,165 +96,207 @@ void Worker::run(const std::atomic<bool>& stop) {
     while (!stop.load()) process_one(std::chrono::milliseconds(1000));
 }
 
+// One delivery on its way through the worker's steps.
+struct Worker::Job {
+    const Delivery& delivery;
+    QueueName queue;
+    TestRequest request;
+    PackageLists lists;
+    std::int64_t start = 0;
+    std::string run_id, container, dir;  // where the results go
+    std::optional<ScratchDir> work;
+    fs::path out, runlog;  // autopkgtest's output directory and log
+    int exitcode = 0;
+    std::uint64_t duration = 0;
+
+    explicit Job(const Delivery& d) : delivery(d), queue(parse_queue_name(d.queue)) {}
+};
+
 WorkerStep Worker::handle(const Delivery& d) {
-    const QueueName q = parse_queue_name(d.queue);
+    Job job(d);
+    if (!accept(job)) return WorkerStep::dead_lettered;
+
+    job.start = env_.now();
+    job.run_id = make_run_id(job.start, d.body);
+    job.container = container_name(job.queue.release, job.request.ppas, job.request.is_private());
+    job.dir = result_dir(job.queue.release, job.queue.arch, job.request.package, job.run_id);
+    job.work.emplace(config_.work_dir);
+    job.out = job.work->path / "out";
+    job.runlog = job.work->path / "runner.log";
+
+    if (!run_autopkgtest(job)) return WorkerStep::requeued;
+    job.duration = static_cast<std::uint64_t>(std::max<std::int64_t>(0, env_.now() - job.start));
+    publish_status(job, false, job.duration);
+    if (!store_results(job)) return WorkerStep::requeued;
+    announce(job);
+    broker_.ack(d);
+    log(job.request.package + " on " + job.queue.release + "/" + job.queue.arch + ": exit " +
+        std::to_string(job.exitcode) + ", stored in " + job.container + "/" + job.dir);
+    return WorkerStep::stored;
+}
+
+// Parses and validates the request and reads the per-package lists; an
+// invalid request, or one delivered too often, goes to the dead-letter queue.
+bool Worker::accept(Job& job) {
+    const Delivery& d = job.delivery;
     if (d.attempt > static_cast<std::uint32_t>(config_.max_attempts)) {
         broker_.dead_letter(d, "delivered " + std::to_string(d.attempt) + " times without completing");
         log("dead-lettered a request from " + d.queue + " after " + std::to_string(d.attempt) + " deliveries");
-        return WorkerStep::dead_lettered;
+        return false;
     }
-    TestRequest req;
     try {
         ValidationOptions opts;
         opts.allow_local_sources = config_.allow_local_sources;
-        req = parse_request(d.body, opts);
+        job.request = parse_request(d.body, opts);
     } catch (const Error& e) {
         // Invalid requests never become valid: dead-letter, never requeue.
         broker_.dead_letter(d, e.what());
         log("rejected a request from " + d.queue + ": " + e.what());
-        return WorkerStep::dead_lettered;
+        return false;
     }
-
     // Per-package lists are read for every request, so edits apply at once.
-    PackageLists lists;
     if (!config_.per_package_config_dir.empty()) {
         const fs::path dir = config_.per_package_config_dir;
-        lists.big_packages = PackageList::parse(read_text(dir / "big_packages").value_or(""));
-        lists.long_tests = PackageList::parse(read_text(dir / "long_tests").value_or(""));
-        lists.never_run = PackageList::parse(read_text(dir / "never_run").value_or(""));
+        job.lists.big_packages = PackageList::parse(read_text(dir / "big_packages").value_or(""));
+        job.lists.long_tests = PackageList::parse(read_text(dir / "long_tests").value_or(""));
+        job.lists.never_run = PackageList::parse(read_text(dir / "never_run").value_or(""));
     }
+    return true;
+}
 
-    const std::int64_t start = env_.now();
-    const std::string run_id = make_run_id(start, d.body);
-    const std::string container = container_name(q.release, req.ppas, req.is_private());
-    const std::string dir = result_dir(q.release, q.arch, req.package, run_id);
-    ScratchDir work(config_.work_dir);
-    const fs::path out = work.path / "out";
-    const fs::path runlog = work.path / "runner.log";
-    int exitcode = 0;
-
-    auto status = [&](bool running, std::uint64_t elapsed) {
-        std::string head;
-        std::string tail = read_tail(runlog, 2000, head);
-        std::string text = head.size() < 4096 ? head : head + tail;
-        try {
-            broker_.publish_event(teststatus_exchange,
-                                  teststatus_json(req, q.release, q.arch, running, elapsed, make_logtail(text)));
-        } catch (const Error& e) {
-            log(std::string("could not publish status: ") + e.what());
-        }
-    };
-
-    if (lists.never_run.matches(req.package, q.arch, q.release)) {
-        fs::create_directories(out);
-        std::ofstream(out / "testpkg-version") << req.package << " blacklisted";
-        exitcode = exit_denylisted;
-        log(req.package + " is on the never_run list: exit 99 without running");
-    } else {
-        RunContext rc;
-        rc.release = q.release;
-        rc.arch = q.arch;
-        rc.host_arch = env_.host_arch;
-        rc.hostname = env_.hostname;
-        rc.uuid = req.uuid.value_or(run_id.substr(0, run_id.size() - 1));
-        rc.timestamp = start;
-        rc.output_dir = out.string();
-        const bool long_run = lists.long_tests.matches(req.package, q.arch, q.release) ||
-                              lists.big_packages.matches(req.package, q.arch, q.release);
-        const Timeouts& t = long_run ? config_.long_timeouts : config_.timeouts;
-        // autopkgtest enforces its own timeouts; this one only catches a hung runner.
-        const auto overall = std::chrono::seconds(t.short_ + t.install + t.test + t.copy + t.build + 600);
-        for (int attempt = 0;; ++attempt) {
-            std::error_code ec;
-            fs::remove_all(out, ec);
-            RunSpec spec;
-            spec.argv = autopkgtest_argv(config_, req, rc, lists, env_.extra_vars);
-            spec.log_path = runlog.string();
-            spec.timeout = overall;
-            spec.tick = std::chrono::seconds(config_.status_interval);
-            spec.on_tick = [&](std::chrono::seconds elapsed) {
-                status(true, static_cast<std::uint64_t>(elapsed.count()));
-                renew(d);
-            };
-            log("running " + req.package + " on " + q.release + "/" + q.arch + " from " + d.queue);
-            status(true, 0);
-            RunResult r = runner_.run(spec);
-            if (r.timed_out) {
-                exitcode = 20;
-                log(req.package + ": autopkgtest did not finish within " + std::to_string(overall.count()) +
-                    " s; storing an error");
-                break;
-            }
-            if (!r.exited()) {
-                // autopkgtest itself crashed or could not start: not a result. Give the
-                // request back; max_attempts bounds the loop.
-                status(false, static_cast<std::uint64_t>(r.duration.count() / 1000));
-                broker_.requeue(d);
-                log(req.package + ": autopkgtest " + (r.exec_failed ? "could not be started" : "crashed (signal " +
-                    std::to_string(r.signal) + ")") + "; request given back");
-                return WorkerStep::requeued;
-            }
-            exitcode = r.exit_code;
-            if (exitcode != exit_testbed_failure || attempt >= config_.testbed_failure_retries) break;
-            auto wait = std::chrono::seconds(static_cast<long>(config_.testbed_failure_backoff) << attempt);
-            log(req.package + ": testbed failure (exit 16), retry " + std::to_string(attempt + 1) + " of " +
-                std::to_string(config_.testbed_failure_retries) + " in " + std::to_string(wait.count()) + " s");
-            env_.sleep(wait);
-        }
-    }
-    const auto duration = static_cast<std::uint64_t>(std::max<std::int64_t>(0, env_.now() - start));
-    status(false, duration);
-
-    const fs::path files = work.path / "files";
-    fs::create_directories(files);
-    fs::create_directories(out);
-    PackOptions po;
-    po.exitcode = exitcode;
-    po.duration = duration;
-    po.requester = req.requester;
-    po.package = req.package;
-    pack_results_to(out.string(), po, files.string());
-
+void Worker::publish_status(const Job& job, bool running, std::uint64_t elapsed) {
+    std::string head;
+    std::string tail = read_tail(job.runlog, 2000, head);
+    std::string text = head.size() < 4096 ? head : head + tail;
     try {
-        const ContainerAcl acl = req.is_private() ? ContainerAcl::private_to(req.swiftuser.value_or(""))
-                                                  : ContainerAcl::public_container();
-        store_retrying("creating container " + container, [&] { renew(d); },
-                       [&] { store_.ensure_container(container, acl); });
-        upload(container, dir, files.string(), [&] { renew(d); });
+        broker_.publish_event(teststatus_exchange, teststatus_json(job.request, job.queue.release, job.queue.arch,
+                                                                   running, elapsed, make_logtail(text)));
     } catch (const Error& e) {
-        broker_.requeue(d);
-        log(req.package + ": could not store results in " + container + "/" + dir + ": " + e.what() +
-            "; request given back");
-        return WorkerStep::requeued;
+        log(std::string("could not publish status: ") + e.what());
     }
+}
 
+// Runs autopkgtest (retrying testbed failures) and sets job.exitcode; a
+// package on the never_run list gets exit 99 without a run. False when the
+// runner itself failed and the request was given back.
+bool Worker::run_autopkgtest(Job& job) {
+    const TestRequest& req = job.request;
+    const QueueName& q = job.queue;
+    if (job.lists.never_run.matches(req.package, q.arch, q.release)) {
+        fs::create_directories(job.out);
+        std::ofstream(job.out / "testpkg-version") << req.package << " blacklisted";
+        job.exitcode = exit_denylisted;
+        log(req.package + " is on the never_run list: exit 99 without running");
+        return true;
+    }
+    RunContext rc;
+    rc.release = q.release;
+    rc.arch = q.arch;
+    rc.host_arch = env_.host_arch;
+    rc.hostname = env_.hostname;
+    rc.uuid = req.uuid.value_or(job.run_id.substr(0, job.run_id.size() - 1));
+    rc.timestamp = job.start;
+    rc.output_dir = job.out.string();
+    const bool long_run =
+        job.lists.long_tests.matches(req.package, q.arch, q.release) ||
+        job.lists.big_packages.matches(req.package, q.arch, q.release);
+    const Timeouts& t = long_run ? config_.long_timeouts : config_.timeouts;
+    // autopkgtest enforces its own timeouts; this one only catches a hung runner.
+    const auto overall = std::chrono::seconds(t.short_ + t.install + t.test + t.copy + t.build + 600);
+    for (int attempt = 0;; ++attempt) {
+        std::error_code ec;
+        fs::remove_all(job.out, ec);
+        RunSpec spec;
+        spec.argv = autopkgtest_argv(config_, req, rc, job.lists, env_.extra_vars);
+        spec.log_path = job.runlog.string();
+        spec.timeout = overall;
+        spec.tick = std::chrono::seconds(config_.status_interval);
+        spec.on_tick = [&](std::chrono::seconds elapsed) {
+            publish_status(job, true, static_cast<std::uint64_t>(elapsed.count()));
+            renew(job.delivery);
+        };
+        log("running " + req.package + " on " + q.release + "/" + q.arch + " from " + job.delivery.queue);
+        publish_status(job, true, 0);
+        RunResult r = runner_.run(spec);
+        if (r.timed_out) {
+            job.exitcode = 20;
+            log(req.package + ": autopkgtest did not finish within " + std::to_string(overall.count()) +
+                " s; storing an error");
+            return true;
+        }
+        if (!r.exited()) {
+            // autopkgtest itself crashed or could not start: not a result. Give the
+            // request back; max_attempts bounds the loop.
+            publish_status(job, false, static_cast<std::uint64_t>(r.duration.count() / 1000));
+            broker_.requeue(job.delivery);
+            log(req.package + ": autopkgtest " +
+                (r.exec_failed ? "could not be started" : "crashed (signal " + std::to_string(r.signal) + ")") +
+                "; request given back");
+            return false;
+        }
+        job.exitcode = r.exit_code;
+        if (job.exitcode != exit_testbed_failure || attempt >= config_.testbed_failure_retries) return true;
+        auto wait = std::chrono::seconds(static_cast<long>(config_.testbed_failure_backoff) << attempt);
+        log(req.package + ": testbed failure (exit 16), retry " + std::to_string(attempt + 1) + " of " +
+            std::to_string(config_.testbed_failure_retries) + " in " + std::to_string(wait.count()) + " s");
+        env_.sleep(wait);
+    }
+}
+
+// Packs the run's files and uploads them (retrying); false when the store
+// stayed unreachable and the request was given back.
+bool Worker::store_results(Job& job) {
+    const fs::path files = job.work->path / "files";
+    fs::create_directories(files);
+    fs::create_directories(job.out);
+    PackOptions po;
+    po.exitcode = job.exitcode;
+    po.duration = job.duration;
+    po.requester = job.request.requester;
+    po.package = job.request.package;
+    pack_results_to(job.out.string(), po, files.string());
+    try {
+        const ContainerAcl acl = job.request.is_private()
+                                     ? ContainerAcl::private_to(job.request.swiftuser.value_or(""))
+                                     : ContainerAcl::public_container();
+        auto keepalive = [&] { renew(job.delivery); };
+        store_retrying("creating container " + job.container, keepalive,
+                       [&] { store_.ensure_container(job.container, acl); });
+        upload(job.container, job.dir, files.string(), keepalive);
+    } catch (const Error& e) {
+        broker_.requeue(job.delivery);
+        log(job.request.package + ": could not store results in " + job.container + "/" + job.dir + ": " +
+            e.what() + "; request given back");
+        return false;
+    }
+    return true;
+}
+
+// Publishes the testcomplete event; its loss is logged, not fatal (the web
+// indexer backfills from the store).
+void Worker::announce(const Job& job) {
     TestComplete done;
-    done.architecture = q.arch;
-    done.container = container;
-    done.duration = duration;
-    done.exitcode = exitcode;
-    done.package = req.package;
-    if (auto v = read_text(out / "testpkg-version")) {
+    done.architecture = job.queue.arch;
+    done.container = job.container;
+    done.duration = job.duration;
+    done.exitcode = job.exitcode;
+    done.package = job.request.package;
+    if (auto v = read_text(job.out / "testpkg-version")) {
         while (!v->empty() && v->back() == '\n') v->pop_back();
         done.testpkg_version = *v;
-    } else if (exitcode != 0 && exitcode != 2 && exitcode != 8) {
-        done.testpkg_version = req.package + " unknown";
+    } else if (job.exitcode != 0 && job.exitcode != 2 && job.exitcode != 8) {
+        done.testpkg_version = job.request.package + " unknown";
     }
-    done.release = q.release;
-    done.requester = req.requester;
-    done.swift_dir = dir;
-    done.triggers = req.triggers;
-    done.env = req.env;
+    done.release = job.queue.release;
+    done.requester = job.request.requester;
+    done.swift_dir = job.dir;
+    done.triggers = job.request.triggers;
+    done.env = job.request.env;
     try {
         broker_.publish_event(testcomplete_exchange, testcomplete_json(done));
     } catch (const Error& e) {
-        // The results are stored and the web indexer backfills from the store.
         log(std::string("could not publish testcomplete: ") + e.what());
     }
-    broker_.ack(d);
-    log(req.package + " on " + q.release + "/" + q.arch + ": exit " + std::to_string(exitcode) + ", stored in " +
-        container + "/" + dir);
-    return WorkerStep::stored;
 }
 
 void Worker::renew(const Delivery& d) {
