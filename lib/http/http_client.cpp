@@ -1,10 +1,14 @@
 // The HTTP client on cpprestsdk: one pooled cpprest client per origin, cpprest errors rethrown as HttpError.
 #include "http/http_client.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <condition_variable>
+#include <fstream>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include <cpprest/http_client.h>
@@ -95,7 +99,10 @@ struct HttpClient::Impl {
     }
 
     // Starts one request; the task yields the response once its headers are in.
-    pplx::task<web::http::http_response> start(const Request& r) {
+    // With `sink`, cpprest writes the body there as it arrives instead of
+    // buffering it.
+    pplx::task<web::http::http_response> start(const Request& r,
+                                               const concurrency::streams::ostream* sink = nullptr) {
         auto [origin, rest] = split_origin(r.url);
         auto client = client_for(origin);
         web::http::http_request req(r.method);
@@ -109,6 +116,7 @@ struct HttpClient::Impl {
             auto ct = r.headers.find("Content-Type");
             req.set_body(in, r.body.size(), ct == r.headers.end() ? "application/octet-stream" : ct->second);
         }
+        if (sink) req.set_response_stream(*sink);
         return client->request(req);
     }
 
@@ -170,28 +178,38 @@ Response HttpClient::request(const Request& request) {
 }
 
 Response HttpClient::download(const Request& request, const std::string& path) {
+    // The body goes straight into the file as it arrives (no buffer of its size).
+    std::optional<concurrency::streams::ostream> file;
     try {
-        auto resp = impl_->start(request).get();
-        if (resp.status_code() < 200 || resp.status_code() > 299) {
-            resp.content_ready().get();
-            return Impl::whole_response(resp);
-        }
-        auto file = concurrency::streams::fstream::open_ostream(
-                        utility::conversions::to_string_t(path), std::ios::out | std::ios::binary | std::ios::trunc)
-                        .get();
-        try {
-            resp.body().read_to_end(file.streambuf()).get();
-        } catch (...) {
-            file.close().get();
-            throw;
-        }
-        file.close().get();
-        return Impl::head_of(resp);
-    } catch (const HttpError&) {
-        throw;
+        file = concurrency::streams::fstream::open_ostream(utility::conversions::to_string_t(path),
+                                                           std::ios::out | std::ios::binary | std::ios::trunc)
+                   .get();
     } catch (...) {
+        throw HttpError("cannot write " + quote_for_message(path) + ": " + current_error_text());
+    }
+    Response out;
+    try {
+        auto resp = impl_->start(request, &*file).get();
+        resp.content_ready().get();
+        file->close().get();
+        out = Impl::head_of(resp);
+    } catch (...) {
+        try {
+            file->close().get();
+        } catch (...) {
+        }
+        ::unlink(path.c_str());
         throw HttpError(describe(request) + " to " + quote_for_message(path) + ": " + current_error_text());
     }
+    if (out.status < 200 || out.status > 299) {
+        // An error page: return (the start of) it and leave no file behind.
+        std::ifstream in(path, std::ios::binary);
+        out.body.assign(64 * 1024, '\0');
+        in.read(out.body.data(), static_cast<std::streamsize>(out.body.size()));
+        out.body.resize(static_cast<std::size_t>(in.gcount()));
+        ::unlink(path.c_str());
+    }
+    return out;
 }
 
 std::vector<Outcome> HttpClient::request_many(const std::vector<Request>& requests, std::size_t concurrency) {

@@ -74,10 +74,11 @@ public:
     /// Sends one request and waits for the whole response.
     Response request(const Request& request);
 
-    /// Sends one request; the body of a 2xx answer is streamed into the file
-    /// `path` (created or truncated, not fsynced) instead of memory, so large
-    /// downloads need no buffer of their size; any other answer is returned
-    /// with its body and leaves `path` alone.
+    /// Sends one request and streams the body of the answer into the file
+    /// `path` (created or truncated, not fsynced) as it arrives, so large
+    /// downloads need no buffer of their size. A non-2xx answer is returned
+    /// with (the first 64 kB of) its body and the file removed; so is the file
+    /// on a transport error (HttpError).
     Response download(const Request& request, const std::string& path);
     /// Sends all requests with at most `concurrency` in flight at a time
     /// (asynchronously, without a thread per request) and returns their

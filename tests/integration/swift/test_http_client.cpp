@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "autopkgtest_cloud/error.hpp"
@@ -277,4 +279,45 @@ TEST_CASE("transport errors are HttpError naming method and URL") {
         CHECK(std::string(e.what()).find("timed out") != std::string::npos);
     }
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}
+
+TEST_CASE("download streams a body into a file; an error answer leaves no file") {
+    http::HttpClient client;
+    auto s = login(client);
+    const std::string container = swift_test::unique_name("h3-dl");
+    http::Request put;
+    put.method = "PUT";
+    put.url = s.storage_url + "/" + container;
+    put.headers["X-Auth-Token"] = s.token;
+    put.has_body = true;
+    REQUIRE(client.request(put).status == 201);
+    std::string big(3 * 1024 * 1024 + 17, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) >> 3);
+    put.url += "/big";
+    put.body = big;
+    REQUIRE(client.request(put).status == 201);
+
+    char tmpl[] = "/tmp/apcloud-dl-XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    const std::string path = std::string(tmpl) + "/out";
+    http::Request get;
+    get.url = put.url;
+    get.headers["X-Auth-Token"] = s.token;
+    auto resp = client.download(get, path);
+    CHECK(resp.status == 200);
+    CHECK(resp.body.empty());
+    std::ifstream in(path, std::ios::binary);
+    CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == big);
+
+    get.url = s.storage_url + "/" + container + "/missing";
+    auto missing = client.download(get, path);
+    CHECK(missing.status == 404);
+    CHECK_FALSE(missing.body.empty());
+    CHECK(access(path.c_str(), F_OK) != 0);
+
+    get.url = "http://127.0.0.1:1/nothing";
+    CHECK_THROWS_AS(client.download(get, path), HttpError);
+    CHECK(access(path.c_str(), F_OK) != 0);
+    CHECK_THROWS_AS(client.download(get, std::string(tmpl) + "/no/such/dir/out"), HttpError);
+    rmdir(tmpl);
 }
