@@ -1,12 +1,12 @@
 // Store layout: containers, run ids and object names (SPEC.md section 3).
 #include "autopkgtest_cloud/layout.hpp"
 
-#include <openssl/evp.h>
 
 #include <cstdio>
 #include <ctime>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "core/digest.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "autopkgtest_cloud/routing.hpp"
 
@@ -36,20 +36,6 @@ void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) 
     d = doy - (153 * mp + 2) / 5 + 1;
     m = mp < 10 ? mp + 3 : mp - 9;
     y += m <= 2;
-}
-
-std::string sha1_hex(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr) != 1)
-        throw Error("sha1 digest failed");
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 0xf];
-    }
-    return out;
 }
 
 void check_component(const char* field, std::string_view v, bool ok, const char* rule) {
@@ -98,7 +84,7 @@ std::string format_timestamp(std::int64_t t) {
 std::string make_run_id(std::int64_t unix_time, std::string_view body) {
     if (unix_time < 0 || unix_time > 253402300799)  // 9999-12-31 23:59:59
         throw ValidationError("unix_time", std::to_string(unix_time), "out of range for a run id");
-    return format_timestamp(unix_time) + '_' + sha1_hex(body).substr(0, 5) + '@';
+    return format_timestamp(unix_time) + '_' + detail::hex_digest("sha1", body).substr(0, 5) + '@';
 }
 
 RunId parse_run_id(std::string_view id) {

@@ -1,7 +1,6 @@
 // Gating from a downloaded results database (SPEC.md section 6): checksum
 // verification, britney's `run_id > ?` query, and the download itself.
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -22,6 +21,7 @@
 #include "autopkgtest_cloud/gating.hpp"
 #include "autopkgtest_cloud/result.hpp"
 #include "autopkgtest_cloud/url.hpp"
+#include "core/digest.hpp"
 #if APCLOUD_HAVE_SWIFT
 #include "http/http_client.hpp"
 #endif
@@ -41,25 +41,14 @@ std::string file_sha256(const std::string& path) {
         if (errno == ENOENT) throw NotFound("results database " + quote_for_message(path) + " does not exist");
         throw Error("cannot read " + quote_for_message(path) + ": " + errno_text(errno));
     }
-    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw Error("sha256 digest failed");
+    detail::Digest digest("sha256");
     std::string block(1 << 16, '\0');
     while (in) {
         in.read(block.data(), static_cast<std::streamsize>(block.size()));
-        if (in.gcount() > 0 && EVP_DigestUpdate(ctx.get(), block.data(), static_cast<std::size_t>(in.gcount())) != 1)
-            throw Error("sha256 digest failed");
+        if (in.gcount() > 0) digest.update(block.data(), static_cast<std::size_t>(in.gcount()));
     }
     if (in.bad()) throw Error("cannot read " + quote_for_message(path));
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) throw Error("sha256 digest failed");
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 15];
-    }
-    return out;
+    return digest.hex();
 }
 
 // The digest a checksum file announces: its first word, 64 hex digits

@@ -17,7 +17,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -34,6 +33,7 @@
 #include <vector>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "core/digest.hpp"
 #include "autopkgtest_cloud/request.hpp"
 
 namespace apcloud {
@@ -87,43 +87,6 @@ public:
 private:
     int fd_;
 };
-
-class Md5 {
-public:
-    Md5() : ctx_(EVP_MD_CTX_new()) {
-        if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_md5(), nullptr) != 1) {
-            EVP_MD_CTX_free(ctx_);
-            throw StoreError("local store: OpenSSL cannot compute MD5 (needed for object etags)");
-        }
-    }
-    ~Md5() { EVP_MD_CTX_free(ctx_); }
-    Md5(const Md5&) = delete;
-    Md5& operator=(const Md5&) = delete;
-    void update(const void* p, std::size_t n) {
-        if (EVP_DigestUpdate(ctx_, p, n) != 1) throw StoreError("local store: OpenSSL MD5 update failed");
-    }
-    std::string hex() {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned len = 0;
-        if (EVP_DigestFinal_ex(ctx_, md, &len) != 1) throw StoreError("local store: OpenSSL MD5 failed");
-        static const char digits[] = "0123456789abcdef";
-        std::string out;
-        for (unsigned i = 0; i < len; ++i) {
-            out += digits[md[i] >> 4];
-            out += digits[md[i] & 15];
-        }
-        return out;
-    }
-
-private:
-    EVP_MD_CTX* ctx_;
-};
-
-std::string md5_hex(std::string_view data) {
-    Md5 m;
-    m.update(data.data(), data.size());
-    return m.hex();
-}
 
 // Swift's listing timestamp form, UTC with microseconds.
 std::string iso_time(const timespec& ts) {
@@ -228,10 +191,10 @@ ObjectInfo object_info(int fd, const struct stat& st, const std::string& name, c
     // Changed or placed by hand: the content is the truth.
     info.last_modified = iso_time(st.st_mtim);
     if (data != nullptr) {
-        info.etag = md5_hex(*data);
+        info.etag = detail::hex_digest("md5", *data);
         return info;
     }
-    Md5 m;
+    detail::Digest m("md5");
     char buf[65536];
     off_t off = 0;
     for (;;) {
@@ -497,7 +460,7 @@ public:
         ObjectInfo info;
         info.name = name;
         info.bytes = data.size();
-        info.etag = md5_hex(data);
+        info.etag = detail::hex_digest("md5", data);
         info.content_type = content_type;
         info.content_encoding = options.content_encoding;
 

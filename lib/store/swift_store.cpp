@@ -9,10 +9,10 @@
 #include <mutex>
 #include <thread>
 
-#include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "core/digest.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "http/http_client.hpp"
 
@@ -37,20 +37,6 @@ std::string first_nonempty(std::initializer_list<std::string> values) {
 
 bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-std::string md5_hex(std::string_view data) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_md5(), nullptr) != 1)
-        throw StoreError("cannot compute an MD5 digest (OpenSSL EVP_Digest failed)");
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-        out += hex[digest[i] >> 4];
-        out += hex[digest[i] & 0xf];
-    }
-    return out;
 }
 
 // Swift quotes the ETag of some objects (manifests); plain objects are bare hex.
@@ -241,7 +227,7 @@ public:
         check_object_name(name);
         Call c{"PUT", container, name, {}, {}, data, true};
         require_credentials(c);
-        const std::string md5 = md5_hex(data);
+        const std::string md5 = detail::hex_digest("md5", data);
         c.headers["Content-Type"] = options.content_type;
         if (options.content_encoding) c.headers["Content-Encoding"] = *options.content_encoding;
         // The server checks the body against this ETag (422 on mismatch), and

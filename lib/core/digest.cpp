@@ -1,0 +1,46 @@
+// Message digests as lowercase hex over OpenSSL's EVP interface.
+#include "core/digest.hpp"
+
+#include <openssl/evp.h>
+
+#include "autopkgtest_cloud/error.hpp"
+
+namespace apcloud::detail {
+
+Digest::Digest(const char* algorithm) : ctx_(EVP_MD_CTX_new()), algorithm_(algorithm) {
+    const EVP_MD* md = EVP_get_digestbyname(algorithm);
+    if (ctx_ == nullptr || md == nullptr || EVP_DigestInit_ex(ctx_, md, nullptr) != 1) {
+        EVP_MD_CTX_free(ctx_);
+        throw Error("OpenSSL cannot compute " + algorithm_ + " digests");
+    }
+}
+
+Digest::~Digest() {
+    EVP_MD_CTX_free(ctx_);
+}
+
+void Digest::update(const void* data, std::size_t size) {
+    if (EVP_DigestUpdate(ctx_, data, size) != 1) throw Error("OpenSSL " + algorithm_ + " digest update failed");
+}
+
+std::string Digest::hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(ctx_, md, &len) != 1) throw Error("OpenSSL " + algorithm_ + " digest failed");
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(2 * len);
+    for (unsigned int i = 0; i < len; ++i) {
+        out += digits[md[i] >> 4];
+        out += digits[md[i] & 15];
+    }
+    return out;
+}
+
+std::string hex_digest(const char* algorithm, std::string_view data) {
+    Digest d(algorithm);
+    d.update(data);
+    return d.hex();
+}
+
+}  // namespace apcloud::detail

@@ -1,0 +1,35 @@
+// Message digests as lowercase hex (OpenSSL EVP): run ids (SHA-1), ETags
+// (MD5), results database checksums (SHA-256). Private to the library.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX, kept out of this header
+
+namespace apcloud::detail {
+
+/// An incremental digest. Throws Error when OpenSSL fails (it does not in practice).
+class Digest {
+public:
+    /// `algorithm` is an OpenSSL digest name: "md5", "sha1", "sha256".
+    explicit Digest(const char* algorithm);
+    ~Digest();
+    Digest(const Digest&) = delete;
+    Digest& operator=(const Digest&) = delete;
+    /// Adds bytes.
+    void update(const void* data, std::size_t size);
+    void update(std::string_view data) { update(data.data(), data.size()); }
+    /// The digest of everything added, as lowercase hex; call once.
+    std::string hex();
+
+private:
+    evp_md_ctx_st* ctx_;
+    std::string algorithm_;
+};
+
+/// The digest of `data` as lowercase hex.
+std::string hex_digest(const char* algorithm, std::string_view data);
+
+}  // namespace apcloud::detail
