@@ -37,6 +37,18 @@ Login login(http::HttpClient& client) {
     return {resp.header("x-auth-token").value_or(""), resp.header("X-STORAGE-URL").value_or("")};
 }
 
+// Creates a container with a unique name starting with `prefix`; returns its name.
+std::string make_container(http::HttpClient& client, const Login& s, const std::string& prefix) {
+    const std::string container = swift_test::unique_name(prefix);
+    http::Request put;
+    put.method = "PUT";
+    put.url = s.storage_url + "/" + container;
+    put.headers["X-Auth-Token"] = s.token;
+    put.has_body = true;
+    REQUIRE(client.request(put).status == 201);
+    return container;
+}
+
 // A TCP port on loopback that accepts connections (the kernel completes the
 // handshake thanks to the backlog) but never answers.
 struct SilentServer {
@@ -105,13 +117,7 @@ TEST_CASE("GET /info answers JSON; statuses are returned, not thrown") {
 TEST_CASE("object names go over the wire byte for byte") {
     http::HttpClient client;
     auto s = login(client);
-    const std::string container = swift_test::unique_name("h3-http");
-    http::Request put;
-    put.method = "PUT";
-    put.url = s.storage_url + "/" + container;
-    put.headers["X-Auth-Token"] = s.token;
-    put.has_body = true;
-    REQUIRE(client.request(put).status == 201);
+    const std::string container = make_container(client, s, "h3-http");
 
     const std::vector<std::string> names = {"a b",       "a@b",       "a+b",    "caf\xc3\xa9/\xe2\x9c\x93",
                                             "100%",      "q?x=1&y=2", "h#frag", "semi;colon",
@@ -181,13 +187,7 @@ TEST_CASE("object names go over the wire byte for byte") {
 TEST_CASE("request_many keeps order, runs concurrently and reports errors per request") {
     http::HttpClient client;
     auto s = login(client);
-    const std::string container = swift_test::unique_name("h3-many");
-    http::Request put;
-    put.method = "PUT";
-    put.url = s.storage_url + "/" + container;
-    put.headers["X-Auth-Token"] = s.token;
-    put.has_body = true;
-    REQUIRE(client.request(put).status == 201);
+    const std::string container = make_container(client, s, "h3-many");
     std::vector<std::string> bodies;
     std::vector<http::Request> puts;
     for (int i = 0; i < 60; ++i) bodies.push_back("object number " + std::to_string(i));
@@ -284,16 +284,13 @@ TEST_CASE("transport errors are HttpError naming method and URL") {
 TEST_CASE("download streams a body into a file; an error answer leaves no file") {
     http::HttpClient client;
     auto s = login(client);
-    const std::string container = swift_test::unique_name("h3-dl");
-    http::Request put;
-    put.method = "PUT";
-    put.url = s.storage_url + "/" + container;
-    put.headers["X-Auth-Token"] = s.token;
-    put.has_body = true;
-    REQUIRE(client.request(put).status == 201);
+    const std::string container = make_container(client, s, "h3-dl");
     std::string big(3 * 1024 * 1024 + 17, '\0');
     for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) >> 3);
-    put.url += "/big";
+    http::Request put;
+    put.method = "PUT";
+    put.url = s.storage_url + "/" + container + "/big";
+    put.headers["X-Auth-Token"] = s.token;
     put.body = big;
     REQUIRE(client.request(put).status == 201);
 
