@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <map>
 
+#include "subprocess.hpp"
+
 using namespace apcloud;
 namespace fs = std::filesystem;
 
@@ -21,19 +23,10 @@ int run_autopkgtest(const fs::path& tree, const fs::path& out, const std::vector
     args.push_back(tree.string() + "/");
     args.push_back("--");
     args.push_back("null");
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        freopen("/dev/null", "w", stdout);
-        execvp("autopkgtest", argv.data());
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    test_process::RunOptions options;
+    options.stdout_path = "/dev/null";
+    options.search_path = true;
+    return test_process::run(args, options).status;
 }
 
 }  // namespace

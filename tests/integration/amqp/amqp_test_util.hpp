@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "subprocess.hpp"
+
 namespace amqp_test {
 
 // The value of an environment variable the test cannot run without; exits 77
@@ -28,95 +30,14 @@ inline std::string require_env(const char* name) {
     return v;
 }
 
-struct RunResult {
-    int status = -1;  // exit status, or 128 + signal
-    std::string out;  // stdout (stderr goes to ours, for the test log)
-};
+using test_process::Child;
+using test_process::RunResult;
 
 // Runs argv[0] with `input` on stdin; never through a shell.
 inline RunResult run(const std::vector<std::string>& argv, const std::string& input = "") {
-    int in_pipe[2], out_pipe[2];
-    if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0)
-        throw std::runtime_error("pipe failed");
-    pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-        dup2(in_pipe[0], 0);
-        dup2(out_pipe[1], 1);
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        _exit(127);
-    }
-    close(in_pipe[0]);
-    close(out_pipe[1]);
-    // Inputs are small (well below a pipe buffer), so writing all before
-    // reading cannot deadlock.
-    std::size_t off = 0;
-    while (off < input.size()) {
-        ssize_t n = write(in_pipe[1], input.data() + off, input.size() - off);
-        if (n <= 0) break;
-        off += static_cast<std::size_t>(n);
-    }
-    close(in_pipe[1]);
-    RunResult r;
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(out_pipe[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<std::size_t>(n));
-    close(out_pipe[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
-}
-
-// A helper process started by a test, stopped by it (stdin closed, then SIGTERM).
-struct Child {
-    pid_t pid = -1;
-    int in_fd = -1;   // its stdin
-    int out_fd = -1;  // its stdout
-
-    Child() = default;
-    Child(const Child&) = delete;
-    Child& operator=(const Child&) = delete;
-    ~Child() {
-        if (in_fd >= 0) close(in_fd);
-        if (out_fd >= 0) close(out_fd);
-        if (pid > 0) {
-            kill(pid, SIGTERM);
-            waitpid(pid, nullptr, 0);
-        }
-    }
-
-    // One line of its stdout, without the newline.
-    std::string read_line() {
-        std::string line;
-        char c;
-        while (read(out_fd, &c, 1) == 1 && c != '\n') line += c;
-        return line;
-    }
-};
-
-inline void spawn(Child& child, const std::vector<std::string>& argv) {
-    int in_pipe[2], out_pipe[2];
-    if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0)
-        throw std::runtime_error("pipe failed");
-    child.pid = fork();
-    if (child.pid < 0) throw std::runtime_error("fork failed");
-    if (child.pid == 0) {
-        dup2(in_pipe[0], 0);
-        dup2(out_pipe[1], 1);
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        _exit(127);
-    }
-    close(in_pipe[0]);
-    close(out_pipe[1]);
-    child.in_fd = in_pipe[1];
-    child.out_fd = out_pipe[0];
+    test_process::RunOptions options;
+    options.input = input;
+    return test_process::run(argv, options);
 }
 
 // A queue name no other test run uses.

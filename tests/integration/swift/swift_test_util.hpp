@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "subprocess.hpp"
+
 namespace swift_test {
 
 inline std::string env(const char* name) {
@@ -42,73 +44,23 @@ inline std::string unique_name(const std::string& stem) {
     return out;
 }
 
-/// Result of a helper program.
-struct RunResult {
-    int status = -1;  ///< exit status, or 128+signal
-    std::string out;  ///< what it wrote to stdout
-};
+using test_process::RunResult;
 
 /// Runs argv[0] (a path) with argv, no shell; stdout is captured, stderr
 /// passes through to the test's log.
 inline RunResult run(const std::vector<std::string>& argv) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-    pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        _exit(127);
-    }
-    close(fds[1]);
-    RunResult r;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<std::size_t>(n));
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
+    return test_process::run(argv);
 }
 
 /// A helper program running in the background (e.g. the Keystone stand-in),
-/// whose first stdout line is read at start; killed by the destructor.
+/// whose first stdout line is read at start; stopped by the destructor.
 class Background {
 public:
-    explicit Background(const std::vector<std::string>& argv) {
-        int fds[2];
-        if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-        pid_ = fork();
-        if (pid_ < 0) throw std::runtime_error("fork failed");
-        if (pid_ == 0) {
-            dup2(fds[1], 1);
-            std::vector<char*> args;
-            for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-            args.push_back(nullptr);
-            execv(args[0], args.data());
-            _exit(127);
-        }
-        close(fds[1]);
-        char c;
-        while (read(fds[0], &c, 1) == 1 && c != '\n') first_line_ += c;
-        close(fds[0]);
-    }
-    ~Background() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    Background(const Background&) = delete;
-    Background& operator=(const Background&) = delete;
+    explicit Background(const std::vector<std::string>& argv) : child_(argv), first_line_(child_.read_line()) {}
     const std::string& first_line() const { return first_line_; }
 
 private:
-    pid_t pid_ = -1;
+    test_process::Child child_;
     std::string first_line_;
 };
 

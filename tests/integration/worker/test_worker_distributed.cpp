@@ -23,6 +23,8 @@
 #include <functional>
 #include <thread>
 
+#include "subprocess.hpp"
+
 using namespace apcloud;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -38,21 +40,12 @@ std::string need(const char* name) {
     return v;
 }
 
-// Runs a program (argv, no shell) and returns its exit status.
+// Runs a program (argv, no shell) with its output appended to `log`; returns its exit status.
 int run(const std::vector<std::string>& args, const std::string& log = "/dev/null") {
-    pid_t pid = fork();
-    if (pid == 0) {
-        std::vector<char*> argv;
-        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        freopen(log.c_str(), "a", stdout);
-        freopen(log.c_str(), "a", stderr);
-        execv(argv[0], argv.data());
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    test_process::RunOptions options;
+    options.stdout_path = log;
+    options.stderr_path = log;
+    return test_process::run(args, options).status;
 }
 
 bool wait_for(const std::function<bool()>& cond, std::chrono::seconds limit) {
