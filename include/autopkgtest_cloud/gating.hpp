@@ -110,17 +110,29 @@ std::size_t record_results(ResultsCache& cache, PendingTests* pending, const std
 /// What collect_results found.
 struct CollectedResults {
     std::vector<GatingResult> results;  ///< in run-id order
-    std::size_t missing = 0;            ///< runs without result.tar (not yet consistent)
+    std::size_t missing = 0;            ///< runs without result.tar (upload in progress, or abandoned)
     std::size_t corrupt = 0;            ///< runs whose result.tar could not be parsed
+    std::size_t held_back = 0;          ///< complete runs not returned because an earlier one is in progress
 };
+
+/// How long a run without result.tar counts as an upload in progress (the
+/// worker uploads result.tar last) rather than one abandoned by a worker that
+/// died (its request runs again under a new run id).
+inline constexpr std::int64_t upload_grace_seconds = 600;
 
 /// Lists the runs of `package` in `container` (prefix package_prefix,
 /// delimiter '@', runs strictly after `after_run_id` when given), fetches
-/// their result.tar files and parses them. Runs without a result.tar or with
-/// a corrupt one are skipped and counted.
+/// their result.tar files and parses them. Runs with a corrupt result.tar,
+/// and runs without one that started more than upload_grace_seconds before
+/// `now`, are skipped and counted. A run without result.tar that started
+/// later is still uploading: results stop before it (later ones are counted
+/// as held back), so a caller whose next marker is its newest result never
+/// skips a run whose result has not arrived yet. `now` defaults to the
+/// current time.
 CollectedResults collect_results(Store& store, const std::string& container, const std::string& release,
                                  const std::string& arch, const std::string& package,
-                                 const std::optional<std::string>& after_run_id = std::nullopt);
+                                 const std::optional<std::string>& after_run_id = std::nullopt,
+                                 std::optional<std::int64_t> now = std::nullopt);
 
 /// Verifies a downloaded results database (SPEC.md section 6) against its
 /// checksum file: `sha256_path` holds the SHA-256 of the database as 64 hex

@@ -251,9 +251,24 @@ bool PendingTests::contains(const std::string& trigger, const std::string& src,
 
 // ---- collect_results ----
 
+namespace {
+
+// True when a run without result.tar started recently enough to be still
+// uploading; a run id that does not parse is never waited for.
+bool uploading(const std::string& run_id, std::int64_t now) {
+    try {
+        return parse_run_id(run_id).unix_time > now - upload_grace_seconds;
+    } catch (const ParseError&) {
+        return false;
+    }
+}
+
+}  // namespace
+
 CollectedResults collect_results(Store& store, const std::string& container, const std::string& release,
                                  const std::string& arch, const std::string& package,
-                                 const std::optional<std::string>& after_run_id) {
+                                 const std::optional<std::string>& after_run_id, std::optional<std::int64_t> now) {
+    const std::int64_t current = now ? *now : static_cast<std::int64_t>(std::time(nullptr));
     const std::string prefix = package_prefix(release, arch, package);
     ListOptions opts;
     opts.prefix = prefix;
@@ -277,6 +292,10 @@ CollectedResults collect_results(Store& store, const std::string& container, con
     for (std::size_t i = 0; i < run_ids.size(); ++i) {
         if (!objects[i]) {
             ++out.missing;
+            if (uploading(run_ids[i], current)) {
+                for (std::size_t j = i + 1; j < run_ids.size(); ++j) out.held_back += objects[j] ? 1 : 0;
+                break;
+            }
             continue;
         }
         Result r;

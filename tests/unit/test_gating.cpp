@@ -424,6 +424,40 @@ TEST_CASE("results cache: entries_for lists package/arch over all triggers") {
     CHECK(e[1].second.status == "FAIL");
 }
 
+TEST_CASE("collect_results stops before a run that is still uploading, not before an abandoned one") {
+    TempDir d;
+    auto store = open_store("file://" + d.path.string());
+    const std::string c = "autopkgtest-noble";
+    store->ensure_container(c, ContainerAcl::public_container());
+    const std::int64_t now = 1800000000;
+    const auto a = make_run_id(now - 30, "a"), b = make_run_id(now - 20, "b"), e = make_run_id(now - 10, "e");
+    store_run(*store, c, a, 0, std::string("t/1"), "1");
+    store_run(*store, c, e, 0, std::string("t/1"), "1");
+    // b: log.gz stored, result.tar not yet (the worker uploads it last).
+    store->put(c, result_dir("noble", "amd64", "gedit", b) + "/log.gz", gzip_compress("partial\n"), {});
+
+    auto got = collect_results(*store, c, "noble", "amd64", "gedit", std::nullopt, now);
+    REQUIRE(got.results.size() == 1);
+    CHECK(got.results[0].run_id == a);
+    CHECK(got.missing == 1);
+    CHECK(got.held_back == 1);
+    // The caller's marker (its newest result) stays before b, so b is read once it is complete.
+    store_run(*store, c, b, 4, std::string("t/1"), "1");
+    auto next = collect_results(*store, c, "noble", "amd64", "gedit", a, now);
+    REQUIRE(next.results.size() == 2);
+    CHECK(next.results[0].run_id == b);
+    CHECK(next.results[1].run_id == e);
+
+    // A run left without result.tar for longer than the grace period was abandoned (its
+    // request ran again): it no longer holds back the runs after it.
+    const auto old = make_run_id(now - upload_grace_seconds - 1, "old");
+    store->put(c, result_dir("noble", "amd64", "gedit", old) + "/log.gz", gzip_compress("partial\n"), {});
+    auto all = collect_results(*store, c, "noble", "amd64", "gedit", std::nullopt, now);
+    CHECK(all.results.size() == 3);
+    CHECK(all.missing == 1);
+    CHECK(all.held_back == 0);
+}
+
 namespace {
 
 GatingResult run_result(const std::string& run_id, int exitcode, std::optional<std::string> version,

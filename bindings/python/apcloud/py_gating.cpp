@@ -131,8 +131,10 @@ void register_gating(py::module_& m) {
         },
         "store_url"_a, "container"_a, "release"_a, "arch"_a, "package"_a, "after"_a = py::none(),
         "The results of package's runs in a store (a Store or its URL), in run-id order, as a list of\n"
-        "GatingResult; only runs after the run id `after` when given. Runs without result.tar (not yet\n"
-        "complete) or with a corrupt one are skipped.");
+        "GatingResult; only runs after the run id `after` when given. Runs with a corrupt result.tar,\n"
+        "or abandoned without one, are skipped. The list stops before a run whose result.tar is still\n"
+        "being uploaded (started less than 10 minutes ago), so using the newest result as the next\n"
+        "`after` marker never skips a result that has not arrived yet.");
 
     m.def(
         "iter_db_results",
