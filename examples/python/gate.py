@@ -63,6 +63,7 @@ class Gate:
         state = os.path.join(data, "gate")
         os.makedirs(state, exist_ok=True)
         self.store_url = args.store or "file://" + os.path.join(data, "results")
+        self.store = apcloud.open_store(self.store_url)  # one store: its connections are kept alive
         self.sink = apcloud.open_sink(args.broker or "sqlite://" + os.path.join(data, "queue.db"),
                                       declare_queues=not args.broker,
                                       allow_local_sources=bool(args.build_git and "://" not in args.build_git))
@@ -79,7 +80,7 @@ class Gate:
     def collect(self, package):
         """New results of `package` since the cache's marker, fed into cache and pending."""
         try:
-            results = apcloud.iter_results(self.store_url, self.container, self.args.release, self.arch, package,
+            results = apcloud.iter_results(self.store, self.container, self.args.release, self.arch, package,
                                            after=self.cache.latest_run_id(package, self.arch))
         except apcloud.NotFound:  # no run of this release has been stored yet
             return
