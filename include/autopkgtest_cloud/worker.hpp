@@ -61,6 +61,7 @@ private:
     // consume -> accept -> run -> pack + store -> announce -> ack
     WorkerStep handle(const Delivery& delivery);
     bool accept(Job& job);                // false: dead-lettered
+    void choose_run_id(Job& job);
     bool run_autopkgtest(Job& job);       // false: given back (runner crash)
     bool store_results(Job& job);         // false: given back (store unreachable)
     void announce(const Job& job);

@@ -116,10 +116,8 @@ WorkerStep Worker::handle(const Delivery& d) {
     Job job(d);
     if (!accept(job)) return WorkerStep::dead_lettered;
 
-    job.start = env_.now();
-    job.run_id = make_run_id(job.start, d.body);
     job.container = container_name(job.queue.release, job.request.ppas, job.request.is_private());
-    job.dir = result_dir(job.queue.release, job.queue.arch, job.request.package, job.run_id);
+    choose_run_id(job);
     job.work.emplace(config_.work_dir);
     job.out = job.work->path / "out";
     job.runlog = job.work->path / "runner.log";
@@ -133,6 +131,27 @@ WorkerStep Worker::handle(const Delivery& d) {
     log(job.request.package + " on " + job.queue.release + "/" + job.queue.arch + ": exit " +
         std::to_string(job.exitcode) + ", stored in " + job.container + "/" + job.dir);
     return WorkerStep::stored;
+}
+
+// Sets the start time, run id and result directory. A run id is the start
+// second plus a hash of the body, so an identical request started in the same
+// second as one already stored would overwrite its results: then wait for the
+// next second (a few times at most; a store that cannot answer is no reason
+// to delay the run).
+void Worker::choose_run_id(Job& job) {
+    for (int tries = 0;; ++tries) {
+        job.start = env_.now();
+        job.run_id = make_run_id(job.start, job.delivery.body);
+        job.dir = result_dir(job.queue.release, job.queue.arch, job.request.package, job.run_id);
+        bool taken = false;
+        try {
+            taken = tries < 3 && store_.head(job.container, job.dir + "/result.tar").has_value();
+        } catch (const Error&) {
+        }
+        if (!taken) return;
+        log(job.request.package + ": run id " + job.run_id + " is taken by an identical request; waiting a second");
+        env_.sleep(std::chrono::seconds(1));
+    }
 }
 
 // Parses and validates the request and reads the per-package lists; an

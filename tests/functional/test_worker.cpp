@@ -396,3 +396,26 @@ TEST_CASE("a bad worker.conf is refused at start-up with exit 78, naming section
     CHECK(site.read("err").find("[virt] args") != std::string::npos);
     CHECK(site.read("err").find("$NOSUCHVAR") != std::string::npos);
 }
+
+TEST_CASE("an identical request started in the same second waits for the next one: results are never overwritten") {
+    Site site;
+    std::int64_t clock = 1800000000;  // a clock that moves only when the worker sleeps
+    WorkerEnvironment e = site.wenv();
+    e.now = [&] { return clock; };
+    e.sleep = [&](std::chrono::seconds s) { clock += s.count(); };
+    auto store = open_store(site.store_url);
+    auto broker = open_broker(site.broker_url);
+    auto runner = make_process_runner();
+    Worker worker(parse_worker_config(site.config()), e, *store, *broker, *runner);
+    const std::string body = "gedit\n{\"triggers\": [\"gedit/1\"]}";
+    site.publish(queue, body);
+    site.publish(queue, body);
+    REQUIRE(worker.process_one(2s) == WorkerStep::stored);
+    REQUIRE(worker.process_one(2s) == WorkerStep::stored);
+    auto runs = site.runs("autopkgtest-noble", "gedit");
+    REQUIRE(runs.size() == 2);
+    const auto prefix = package_prefix("noble", "amd64", "gedit");
+    CHECK(runs[0].name == prefix + make_run_id(1800000000, body));
+    CHECK(runs[1].name == prefix + make_run_id(1800000001, body));
+    CHECK(site.logged("is taken by an identical request"));
+}
