@@ -134,7 +134,8 @@ void register_gating(py::module_& m) {
         "GatingResult; only runs after the run id `after` when given. Runs with a corrupt result.tar,\n"
         "or abandoned without one, are skipped. The list stops before a run whose result.tar is still\n"
         "being uploaded (started less than 10 minutes ago), so using the newest result as the next\n"
-        "`after` marker never skips a result that has not arrived yet.");
+        "`after` marker never skips a result that has not arrived yet. For many packages open the\n"
+        "store once (open_store) and pass it: a URL opens a new store (and logs in) on every call.");
 
     m.def(
         "iter_db_results",
