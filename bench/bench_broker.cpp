@@ -17,8 +17,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include "bench_util.hpp"
 #include <unistd.h>
+#include "bench_util.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -103,7 +103,9 @@ Rates measure(apcloud::Broker& b, const std::string& q, int n) {
     return r;
 }
 
-std::string run_python(const std::vector<std::string>& args) { return bench::capture_output(args).value_or(""); }
+std::string run_python(const std::vector<std::string>& args) {
+    return bench::capture_output(args).value_or("");
+}
 
 double json_number(const std::string& text, const std::string& key) {
     auto pos = text.find("\"" + key + "\": ");
@@ -162,7 +164,7 @@ int main(int argc, char** argv) {
 
     Series ours_rt, ours_batch, pika_get, pika_consume, pika_batch, emb_rt, emb_batch;
     Series ours_cpu, pika_cpu_get, pika_cpu_consume, emb_cpu;  // microseconds per round trip
-    Series publish_us;                                          // the server's persist + confirm
+    Series publish_us;                                         // the server's persist + confirm
     std::string embedded_error, pika_error;
     try {
         auto amqp = apcloud::open_broker(url);
@@ -236,11 +238,12 @@ int main(int argc, char** argv) {
         // A round trip contains one persistent publish that RabbitMQ confirms only once the message
         // is safely stored: whatever the client, that wait bounds the sequential rate.
         const double ceiling = 1e6 / publish_us.least();
-        std::printf("server floor: a persistent publish until its confirm takes %.0f us (least; median %.0f us)\n"
-                    "  -> no client exceeds %.0f round trips/s here: at most %.1fx pika's best median way;\n"
-                    "  ours reaches %.0f%% of that ceiling (median), pika %.0f%%\n",
-                    publish_us.least(), publish_us.median(), ceiling, ceiling / pika_best_way.median(),
-                    100 * ours_rt.median() / ceiling, 100 * pika_best_way.median() / ceiling);
+        std::printf(
+            "server floor: a persistent publish until its confirm takes %.0f us (least; median %.0f us)\n"
+            "  -> no client exceeds %.0f round trips/s here: at most %.1fx pika's best median way;\n"
+            "  ours reaches %.0f%% of that ceiling (median), pika %.0f%%\n",
+            publish_us.least(), publish_us.median(), ceiling, ceiling / pika_best_way.median(),
+            100 * ours_rt.median() / ceiling, 100 * pika_best_way.median() / ceiling);
     }
     return pika_error.empty() ? 0 : 1;
 }

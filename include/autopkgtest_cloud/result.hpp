@@ -22,9 +22,9 @@ struct ResultFiles {
 
 /// What goes into result.tar besides autopkgtest's own files.
 struct PackOptions {
-    int exitcode = 0;                        ///< autopkgtest's exit code
-    std::uint64_t duration = 0;              ///< seconds the run took
-    std::optional<std::string> requester;    ///< who asked, if known
+    int exitcode = 0;                      ///< autopkgtest's exit code
+    std::uint64_t duration = 0;            ///< seconds the run took
+    std::optional<std::string> requester;  ///< who asked, if known
     /// Tested source package; used for `testpkg-version` "PACKAGE unknown"
     /// when autopkgtest wrote none and the exit code is not 0, 2 or 8.
     std::optional<std::string> package;
@@ -43,8 +43,7 @@ ResultFiles pack_results(const std::string& output_dir, const PackOptions& optio
 /// Like pack_results, but writes `result.tar`, `log.gz` and
 /// `artifacts.tar.gz` into the existing directory `dest_dir`, streaming, so
 /// large artifacts never sit in memory.
-void pack_results_to(const std::string& output_dir, const PackOptions& options,
-                     const std::string& dest_dir);
+void pack_results_to(const std::string& output_dir, const PackOptions& options, const std::string& dest_dir);
 
 /// Compresses data as gzip -9 (the format of log.gz).
 std::string gzip_compress(std::string_view data);

@@ -33,10 +33,10 @@ struct WorkerEnvironment {
 
 /// What happened to one delivery.
 enum class WorkerStep {
-    idle,          ///< nothing arrived
-    stored,        ///< results stored, announced, request acked
-    dead_lettered, ///< invalid or failing too often: moved to the dead-letter queue
-    requeued,      ///< given back for another try (crash, upload failure, stop)
+    idle,           ///< nothing arrived
+    stored,         ///< results stored, announced, request acked
+    dead_lettered,  ///< invalid or failing too often: moved to the dead-letter queue
+    requeued,       ///< given back for another try (crash, upload failure, stop)
 };
 
 /// The worker: one test at a time, from the queues of its releases and
@@ -60,10 +60,10 @@ private:
 
     // consume -> accept -> run -> pack + store -> announce -> ack
     WorkerStep handle(const Delivery& delivery);
-    bool accept(Job& job);                // false: dead-lettered
+    bool accept(Job& job);  // false: dead-lettered
     void choose_run_id(Job& job);
-    bool run_autopkgtest(Job& job);       // false: given back (runner crash)
-    bool store_results(Job& job);         // false: given back (store unreachable)
+    bool run_autopkgtest(Job& job);  // false: given back (runner crash)
+    bool store_results(Job& job);    // false: given back (store unreachable)
     void announce(const Job& job);
     void publish_status(const Job& job, bool running, std::uint64_t elapsed);
     void upload(const std::string& container, const std::string& dir, const std::string& files_dir,

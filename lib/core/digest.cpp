@@ -20,7 +20,8 @@ Digest::~Digest() {
 }
 
 void Digest::update(const void* data, std::size_t size) {
-    if (EVP_DigestUpdate(ctx_, data, size) != 1) throw Error("OpenSSL " + algorithm_ + " digest update failed");
+    if (EVP_DigestUpdate(ctx_, data, size) != 1)
+        throw Error("OpenSSL " + algorithm_ + " digest update failed");
 }
 
 std::string Digest::hex() {

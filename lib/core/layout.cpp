@@ -1,14 +1,13 @@
 // Store layout: containers, run ids and object names (SPEC.md section 3).
 #include "autopkgtest_cloud/layout.hpp"
 
-
 #include <cstdio>
 #include <ctime>
 
 #include "autopkgtest_cloud/error.hpp"
-#include "core/digest.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "autopkgtest_cloud/routing.hpp"
+#include "core/digest.hpp"
 
 namespace apcloud {
 
@@ -50,8 +49,7 @@ std::string srcpkg_prefix(std::string_view package) {
     return std::string(package.substr(0, 1));
 }
 
-std::string container_name(std::string_view release, const std::vector<std::string>& ppas,
-                           bool private_run) {
+std::string container_name(std::string_view release, const std::vector<std::string>& ppas, bool private_run) {
     check_component("release", release, is_valid_release(release), "must match ^[a-z][a-z0-9.]*$");
     std::string out = "autopkgtest-";
     out += release;
@@ -75,8 +73,8 @@ std::string format_timestamp(std::int64_t t) {
     unsigned m, d;
     civil_from_days(days, y, m, d);
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%04lld%02u%02u_%02lld%02lld%02lld", static_cast<long long>(y), m,
-                  d, static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
+    std::snprintf(buf, sizeof buf, "%04lld%02u%02u_%02lld%02lld%02lld", static_cast<long long>(y), m, d,
+                  static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
                   static_cast<long long>(secs % 60));
     return buf;
 }
@@ -103,8 +101,8 @@ RunId parse_run_id(std::string_view id) {
         return true;
     };
     int y, mo, d, h, mi, s;
-    if (!digits(0, 4, y) || !digits(4, 2, mo) || !digits(6, 2, d) || !digits(9, 2, h) ||
-        !digits(11, 2, mi) || !digits(13, 2, s))
+    if (!digits(0, 4, y) || !digits(4, 2, mo) || !digits(6, 2, d) || !digits(9, 2, h) || !digits(11, 2, mi) ||
+        !digits(13, 2, s))
         return fail();
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return fail();
     RunId out;
@@ -123,8 +121,7 @@ RunId parse_run_id(std::string_view id) {
 std::string package_prefix(std::string_view release, std::string_view arch, std::string_view package) {
     check_component("release", release, is_valid_release(release), "must match ^[a-z][a-z0-9.]*$");
     check_component("arch", arch, is_valid_arch(arch), "must match ^[a-z0-9][a-z0-9_]*$");
-    check_component("package", package, is_valid_package_name(package),
-                    "must match ^[a-z0-9][a-z0-9.+-]+$");
+    check_component("package", package, is_valid_package_name(package), "must match ^[a-z0-9][a-z0-9.+-]+$");
     std::string out(release);
     out += '/';
     out += arch;

@@ -195,7 +195,8 @@ void pack(const std::string& output_dir, const PackOptions& opt, const Sink& res
     TarWriter result(result_sink, false);
     for (const char* m : result_members) {
         const std::string name = m;
-        auto g = std::find_if(generated.begin(), generated.end(), [&](const auto& p) { return p.first == name; });
+        auto g =
+            std::find_if(generated.begin(), generated.end(), [&](const auto& p) { return p.first == name; });
         if (g != generated.end())
             result.add_bytes(name, g->second, mtime);
         else if (std::find(files.begin(), files.end(), name) != files.end())
@@ -292,13 +293,15 @@ std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data,
                                " bytes, more than the limit of " + std::to_string(limits.max_member_bytes));
         total += static_cast<std::size_t>(size);
         if (total > limits.max_archive_bytes)
-            throw ArchiveError("archive contents exceed " + std::to_string(limits.max_archive_bytes) + " bytes");
+            throw ArchiveError("archive contents exceed " + std::to_string(limits.max_archive_bytes) +
+                               " bytes");
         std::string content(static_cast<std::size_t>(size), '\0');
         std::size_t got = 0;
         while (got < content.size()) {
             auto n = archive_read_data(a.get(), content.data() + got, content.size() - got);
-            if (n < 0) throw ArchiveError("corrupt archive member " + quote_for_message(name) + ": " +
-                                          archive_error_string(a.get()));
+            if (n < 0)
+                throw ArchiveError("corrupt archive member " + quote_for_message(name) + ": " +
+                                   archive_error_string(a.get()));
             if (n == 0) break;
             got += static_cast<std::size_t>(n);
         }

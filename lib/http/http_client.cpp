@@ -11,8 +11,8 @@
 #include <optional>
 #include <unordered_map>
 
-#include <cpprest/http_client.h>
 #include <cpprest/filestream.h>
+#include <cpprest/http_client.h>
 #include <cpprest/rawptrstream.h>
 
 #include "autopkgtest_cloud/error.hpp"

@@ -267,7 +267,8 @@ bool uploading(const std::string& run_id, std::int64_t now) {
 
 CollectedResults collect_results(Store& store, const std::string& container, const std::string& release,
                                  const std::string& arch, const std::string& package,
-                                 const std::optional<std::string>& after_run_id, std::optional<std::int64_t> now) {
+                                 const std::optional<std::string>& after_run_id,
+                                 std::optional<std::int64_t> now) {
     const std::int64_t current = now ? *now : static_cast<std::int64_t>(std::time(nullptr));
     const std::string prefix = package_prefix(release, arch, package);
     ListOptions opts;
@@ -368,10 +369,10 @@ std::string encode_object_path(const std::string& path) {
 
 }  // namespace
 
-ResultLinks result_links(const std::string& store_url, const std::string& web_url, const std::string& container,
-                         const std::string& release, const std::string& arch, const std::string& package,
-                         const std::string& run_id, const std::vector<std::string>& triggers,
-                         const std::vector<std::string>& ppas) {
+ResultLinks result_links(const std::string& store_url, const std::string& web_url,
+                         const std::string& container, const std::string& release, const std::string& arch,
+                         const std::string& package, const std::string& run_id,
+                         const std::vector<std::string>& triggers, const std::vector<std::string>& ppas) {
     ResultLinks links;
     const std::string web = without_trailing_slashes(web_url);
     if (!run_id.empty()) {

@@ -38,7 +38,8 @@ std::string errno_text(int err) {
 std::string file_sha256(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-        if (errno == ENOENT) throw NotFound("results database " + quote_for_message(path) + " does not exist");
+        if (errno == ENOENT)
+            throw NotFound("results database " + quote_for_message(path) + " does not exist");
         throw Error("cannot read " + quote_for_message(path) + ": " + errno_text(errno));
     }
     detail::Digest digest("sha256");
@@ -100,8 +101,8 @@ void verify_results_db(const std::string& db_path, const std::string& sha256_pat
     const std::string want = announced_sha256(sha256_path);
     const std::string have = file_sha256(db_path);
     if (want != have)
-        throw IntegrityError("results database " + quote_for_message(db_path) + " has SHA-256 " + have + " but " +
-                             quote_for_message(sha256_path) + " says " + want);
+        throw IntegrityError("results database " + quote_for_message(db_path) + " has SHA-256 " + have +
+                             " but " + quote_for_message(sha256_path) + " says " + want);
 }
 
 CollectedResults collect_db_results(const std::string& db_path, const std::string& release,
@@ -162,7 +163,8 @@ void copy_local(const std::string& source, const std::string& dest) {
     std::ofstream out(dest, std::ios::binary | std::ios::trunc);
     out << in.rdbuf();
     out.flush();
-    if (!out || in.bad()) throw Error("cannot copy " + quote_for_message(source) + " to " + quote_for_message(dest));
+    if (!out || in.bad())
+        throw Error("cannot copy " + quote_for_message(source) + " to " + quote_for_message(dest));
 }
 
 void fsync_path(const std::string& path) {
@@ -193,8 +195,8 @@ void fetch_http(http::HttpClient& client, const std::string& url, const std::str
             last = e.what();
         }
         if (!retryable || attempt >= retries)
-            throw HttpError("cannot download " + quote_for_message(url) + " after " + std::to_string(attempt + 1) +
-                            " attempt(s): " + last);
+            throw HttpError("cannot download " + quote_for_message(url) + " after " +
+                            std::to_string(attempt + 1) + " attempt(s): " + last);
         std::this_thread::sleep_for(std::chrono::duration<double>(backoff * (1 << std::min(attempt, 10))));
     }
 }
@@ -228,7 +230,8 @@ void download_results_db(const std::string& url, const std::string& path, int re
                           quote_for_message(u.redacted()));
 #endif
     } else {
-        throw ConfigError("results database URL must be http(s):// or file://, got " + quote_for_message(u.redacted()));
+        throw ConfigError("results database URL must be http(s):// or file://, got " +
+                          quote_for_message(u.redacted()));
     }
     verify_results_db(temp_db, temp_sum);
     fsync_path(temp_db);

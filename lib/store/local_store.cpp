@@ -33,8 +33,8 @@
 #include <vector>
 
 #include "autopkgtest_cloud/error.hpp"
-#include "core/digest.hpp"
 #include "autopkgtest_cloud/request.hpp"
+#include "core/digest.hpp"
 
 namespace apcloud {
 

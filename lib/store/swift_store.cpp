@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "autopkgtest_cloud/error.hpp"
-#include "core/digest.hpp"
 #include "autopkgtest_cloud/request.hpp"
+#include "core/digest.hpp"
 #include "http/http_client.hpp"
 
 namespace apcloud {

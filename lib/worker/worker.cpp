@@ -149,7 +149,8 @@ void Worker::choose_run_id(Job& job) {
         } catch (const Error&) {
         }
         if (!taken) return;
-        log(job.request.package + ": run id " + job.run_id + " is taken by an identical request; waiting a second");
+        log(job.request.package + ": run id " + job.run_id +
+            " is taken by an identical request; waiting a second");
         env_.sleep(std::chrono::seconds(1));
     }
 }
@@ -160,7 +161,8 @@ bool Worker::accept(Job& job) {
     const Delivery& d = job.delivery;
     if (d.attempt > static_cast<std::uint32_t>(config_.max_attempts)) {
         broker_.dead_letter(d, "delivered " + std::to_string(d.attempt) + " times without completing");
-        log("dead-lettered a request from " + d.queue + " after " + std::to_string(d.attempt) + " deliveries");
+        log("dead-lettered a request from " + d.queue + " after " + std::to_string(d.attempt) +
+            " deliveries");
         return false;
     }
     try {
@@ -188,8 +190,9 @@ void Worker::publish_status(const Job& job, bool running, std::uint64_t elapsed)
     std::string tail = read_tail(job.runlog, 2000, head);
     std::string text = head.size() < 4096 ? head : head + tail;
     try {
-        broker_.publish_event(teststatus_exchange, teststatus_json(job.request, job.queue.release, job.queue.arch,
-                                                                   running, elapsed, make_logtail(text)));
+        broker_.publish_event(teststatus_exchange,
+                              teststatus_json(job.request, job.queue.release, job.queue.arch, running,
+                                              elapsed, make_logtail(text)));
     } catch (const Error& e) {
         log(std::string("could not publish status: ") + e.what());
     }
@@ -216,9 +219,8 @@ bool Worker::run_autopkgtest(Job& job) {
     rc.uuid = req.uuid.value_or(job.run_id.substr(0, job.run_id.size() - 1));
     rc.timestamp = job.start;
     rc.output_dir = job.out.string();
-    const bool long_run =
-        job.lists.long_tests.matches(req.package, q.arch, q.release) ||
-        job.lists.big_packages.matches(req.package, q.arch, q.release);
+    const bool long_run = job.lists.long_tests.matches(req.package, q.arch, q.release) ||
+                          job.lists.big_packages.matches(req.package, q.arch, q.release);
     const Timeouts& t = long_run ? config_.long_timeouts : config_.timeouts;
     // autopkgtest enforces its own timeouts; this one only catches a hung runner.
     const auto overall = std::chrono::seconds(t.short_ + t.install + t.test + t.copy + t.build + 600);
@@ -249,7 +251,8 @@ bool Worker::run_autopkgtest(Job& job) {
             publish_status(job, false, static_cast<std::uint64_t>(r.duration.count() / 1000));
             broker_.requeue(job.delivery);
             log(req.package + ": autopkgtest " +
-                (r.exec_failed ? "could not be started" : "crashed (signal " + std::to_string(r.signal) + ")") +
+                (r.exec_failed ? "could not be started"
+                               : "crashed (signal " + std::to_string(r.signal) + ")") +
                 "; request given back");
             return false;
         }

@@ -22,10 +22,10 @@ struct RunResult {
 
 /// How to run a program.
 struct RunOptions {
-    std::string input;        ///< written to its stdin (keep it below a pipe buffer, 64 kB)
-    std::string stdout_path;  ///< append stdout to this file instead of capturing it
-    std::string stderr_path;  ///< append stderr to this file (default: the caller's stderr, the test log)
-    bool search_path = false; ///< find argv[0] on PATH (default: argv[0] is a path)
+    std::string input;         ///< written to its stdin (keep it below a pipe buffer, 64 kB)
+    std::string stdout_path;   ///< append stdout to this file instead of capturing it
+    std::string stderr_path;   ///< append stderr to this file (default: the caller's stderr, the test log)
+    bool search_path = false;  ///< find argv[0] on PATH (default: argv[0] is a path)
 };
 
 namespace detail {
@@ -62,7 +62,8 @@ inline int wait_status(pid_t pid) {
 /// Runs argv to its end and returns its status and stdout.
 inline RunResult run(const std::vector<std::string>& argv, const RunOptions& options = {}) {
     int in_pipe[2], out_pipe[2];
-    if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0)
+        throw std::runtime_error("pipe failed");
     std::fflush(nullptr);
     pid_t pid = fork();
     if (pid < 0) throw std::runtime_error("fork failed");

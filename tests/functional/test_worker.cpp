@@ -3,6 +3,10 @@
 // bad requests, never_run, testbed failures, crashes, upload failures,
 // kill -9 and signals, with a stand-in autopkgtest where a real run cannot
 // produce the situation (tests/data/fake-autopkgtest).
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <autopkgtest_cloud/broker.hpp>
 #include <autopkgtest_cloud/client.hpp>
 #include <autopkgtest_cloud/error.hpp>
@@ -11,10 +15,6 @@
 #include <autopkgtest_cloud/result.hpp>
 #include <autopkgtest_cloud/store.hpp>
 #include <autopkgtest_cloud/worker.hpp>
-#include <doctest/doctest.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -56,8 +56,8 @@ struct Site {
     std::string config(bool real_autopkgtest = false) const {
         std::string c = "[amqp]\nurl = " + broker_url + "\n[swift]\nurl = " + store_url +
                         "\n[autopkgtest]\nreleases = noble\narchitectures = amd64\n"
-                        "per_package_config_dir = " + (root / "lists").string() +
-                        "\nwork_dir = " + (root / "work").string() +
+                        "per_package_config_dir = " +
+                        (root / "lists").string() + "\nwork_dir = " + (root / "work").string() +
                         "\nstatus_interval = 1\ntestbed_failure_backoff = 0\nupload_backoff = 0\n"
                         "allow_local_sources = true\n";
         if (!real_autopkgtest) c += "checkout_dir = " + env_path("APCLOUD_TEST_DATA") + "/fake-autopkgtest\n";
@@ -113,13 +113,15 @@ struct Rig {
     Rig(Site& site, bool real = false) {
         store = open_store(site.store_url);
         broker = open_broker(site.broker_url);
-        worker = std::make_unique<Worker>(parse_worker_config(site.config(real)), site.wenv(), *store, *broker, *runner);
+        worker = std::make_unique<Worker>(parse_worker_config(site.config(real)), site.wenv(), *store,
+                                          *broker, *runner);
     }
 };
 
 pid_t spawn_worker(const Site& site, const std::vector<std::string>& extra = {}) {
     site.write("worker.conf", site.config());
-    std::vector<std::string> args = {env_path("APCLOUD_WORKER_BIN"), "-c", (site.root / "worker.conf").string()};
+    std::vector<std::string> args = {env_path("APCLOUD_WORKER_BIN"), "-c",
+                                     (site.root / "worker.conf").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -147,7 +149,8 @@ int wait_exit(pid_t pid, std::chrono::seconds limit) {
     int status = 0;
     auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {
-        if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         std::this_thread::sleep_for(50ms);
     }
     kill(pid, SIGKILL);
@@ -265,7 +268,9 @@ TEST_CASE("testbed failures are retried, then stored as tmpfail") {
     CHECK(site.fake_runs() == 3);
     auto runs = site.runs("autopkgtest-noble", "gedit");
     REQUIRE(runs.size() == 1);
-    CHECK(parse_result_tar(rig.store->get("autopkgtest-noble", runs[0].name + "/result.tar")->data).exitcode == 0);
+    CHECK(
+        parse_result_tar(rig.store->get("autopkgtest-noble", runs[0].name + "/result.tar")->data).exitcode ==
+        0);
 
     site.write("fake/exit", "16\n");
     site.publish(queue, "gedit\n{\"triggers\": [\"gedit/2\"]}");  // another body: another run id
@@ -303,16 +308,23 @@ struct FlakyStore : Store {
     int failures;
     int puts = 0;
     FlakyStore(Store& s, int f) : inner(s), failures(f) {}
-    void ensure_container(const std::string& c, const ContainerAcl& a) override { inner.ensure_container(c, a); }
+    void ensure_container(const std::string& c, const ContainerAcl& a) override {
+        inner.ensure_container(c, a);
+    }
     ContainerAcl container_acl(const std::string& c) override { return inner.container_acl(c); }
-    ObjectInfo put(const std::string& c, const std::string& n, std::string_view d, const PutOptions& o) override {
+    ObjectInfo put(const std::string& c, const std::string& n, std::string_view d,
+                   const PutOptions& o) override {
         if (puts++ < failures) throw StoreError("store unavailable (test)");
         return inner.put(c, n, d, o);
     }
     std::optional<Object> get(const std::string& c, const std::string& n) override { return inner.get(c, n); }
-    std::optional<ObjectInfo> head(const std::string& c, const std::string& n) override { return inner.head(c, n); }
+    std::optional<ObjectInfo> head(const std::string& c, const std::string& n) override {
+        return inner.head(c, n);
+    }
     bool remove(const std::string& c, const std::string& n) override { return inner.remove(c, n); }
-    std::vector<ListEntry> list(const std::string& c, const ListOptions& o) override { return inner.list(c, o); }
+    std::vector<ListEntry> list(const std::string& c, const ListOptions& o) override {
+        return inner.list(c, o);
+    }
 };
 }  // namespace
 
@@ -354,7 +366,8 @@ TEST_CASE("kill -9 in the middle of a test: redelivered and completed exactly on
     CHECK(site.runs("autopkgtest-noble", "gedit").size() == 1);
 }
 
-TEST_CASE("SIGTERM finishes the running test, stores it, acks, exits 0; SIGHUP exits 75; idle stops at once") {
+TEST_CASE(
+    "SIGTERM finishes the running test, stores it, acks, exits 0; SIGHUP exits 75; idle stops at once") {
     Site site;
     site.write("fake/sleep", "3\n");
     site.publish(queue, "gedit");
@@ -397,7 +410,8 @@ TEST_CASE("a bad worker.conf is refused at start-up with exit 78, naming section
     CHECK(site.read("err").find("$NOSUCHVAR") != std::string::npos);
 }
 
-TEST_CASE("an identical request started in the same second waits for the next one: results are never overwritten") {
+TEST_CASE(
+    "an identical request started in the same second waits for the next one: results are never overwritten") {
     Site site;
     std::int64_t clock = 1800000000;  // a clock that moves only when the worker sleeps
     WorkerEnvironment e = site.wenv();

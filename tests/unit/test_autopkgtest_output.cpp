@@ -1,9 +1,9 @@
 // The real autopkgtest (null runner) on tests/data/hello-apc: its output
 // directory packed and parsed back (needs root and autopkgtest installed).
-#include <autopkgtest_cloud/result.hpp>
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <autopkgtest_cloud/result.hpp>
 
 #include <cstdlib>
 #include <filesystem>

@@ -2,7 +2,6 @@
 // sink, verdicts.
 #include <doctest/doctest.h>
 
-#include "temp_dir.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 #include <autopkgtest_cloud/broker.hpp>
@@ -11,6 +10,7 @@
 #include <autopkgtest_cloud/layout.hpp>
 #include <autopkgtest_cloud/result.hpp>
 #include <autopkgtest_cloud/store.hpp>
+#include "temp_dir.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -196,7 +196,8 @@ TEST_CASE("file sink: one line per request, queue, source and JSON parameters") 
     CHECK(first == "debci-noble-amd64:gedit {\"submit-time\": \"" + *stamped.submit_time +
                        "\", \"triggers\": [\"glib2.0/2.20-1\"]}");
     CHECK(second ==
-          "debci-noble-amd64:gedit {\"submit-time\": \"2024-03-21 13:04:12\", \"triggers\": [\"glib2.0/2.20-1\"]}");
+          "debci-noble-amd64:gedit {\"submit-time\": \"2024-03-21 13:04:12\", \"triggers\": "
+          "[\"glib2.0/2.20-1\"]}");
     CHECK(third.rfind("debci-huge-noble-arm64:hello {\"submit-time\": ", 0) == 0);
     TestRequest bad;
     bad.package = "Not A Package";
@@ -475,10 +476,13 @@ GatingResult run_result(const std::string& run_id, int exitcode, std::optional<s
 TEST_CASE("record_results: britney's rules for triggers, older versions and pending") {
     ResultsCache cache;
     PendingTests pending;
-    for (const char* t : {"glib2.0/2.80-1", "gedit/2.0-1", "notrigger", "gtk/1"}) pending.add(t, "gedit", "amd64");
+    for (const char* t : {"glib2.0/2.80-1", "gedit/2.0-1", "notrigger", "gtk/1"})
+        pending.add(t, "gedit", "amd64");
     std::vector<GatingResult> results = {
-        run_result("20240101_000000_aaaaa@", 0, "1.0-1", std::vector<std::string>{"glib2.0/2.80-1", "gedit/2.0-1"}),
-        run_result("20240101_000001_bbbbb@", 4, "2.0-1", std::vector<std::string>{"glib2.0/2.80-1", "notrigger"}),
+        run_result("20240101_000000_aaaaa@", 0, "1.0-1",
+                   std::vector<std::string>{"glib2.0/2.80-1", "gedit/2.0-1"}),
+        run_result("20240101_000001_bbbbb@", 4, "2.0-1",
+                   std::vector<std::string>{"glib2.0/2.80-1", "notrigger"}),
         run_result("20240101_000002_ccccc@", 0, "2.0-1", std::nullopt),
     };
     CHECK(record_results(cache, &pending, "gedit", "amd64", results, 7) == 1);
@@ -494,23 +498,26 @@ TEST_CASE("record_results: britney's rules for triggers, older versions and pend
     CHECK(pending.contains("gtk/1", "gedit", "amd64"));
     // A trigger naming another package at any version counts; an equal or newer tested version counts.
     CHECK(record_results(cache, nullptr, "gedit", "amd64",
-                         {run_result("20240102_000000_ddddd@", 0, "2.0-1", std::vector<std::string>{"gedit/2.0-1"})}) ==
-          1);
+                         {run_result("20240102_000000_ddddd@", 0, "2.0-1",
+                                     std::vector<std::string>{"gedit/2.0-1"})}) == 1);
     CHECK(cache.get("gedit/2.0-1", "gedit", "amd64")->status == "PASS");
     CHECK(cache.get("gedit/2.0-1", "gedit", "amd64")->seen > 1700000000);  // now
 }
 
 TEST_CASE("result_links: log, artifacts, history and retry URLs, encoded") {
-    auto l = result_links("https://swift.example/v1/AUTH_x/", "https://autopkgtest.example/", "autopkgtest-noble",
-                          "noble", "amd64", "libpng1.6", "20240321_130412_3fa9c@", {"glib2.0/2.80-1", "a+b/1:2"},
-                          {"lpuser/ppa"});
+    auto l = result_links("https://swift.example/v1/AUTH_x/", "https://autopkgtest.example/",
+                          "autopkgtest-noble", "noble", "amd64", "libpng1.6", "20240321_130412_3fa9c@",
+                          {"glib2.0/2.80-1", "a+b/1:2"}, {"lpuser/ppa"});
     CHECK(l.log ==
-          "https://swift.example/v1/AUTH_x/autopkgtest-noble/noble/amd64/libp/libpng1.6/20240321_130412_3fa9c@/log.gz");
-    CHECK(l.artifacts == "https://swift.example/v1/AUTH_x/autopkgtest-noble/noble/amd64/libp/libpng1.6/"
-                         "20240321_130412_3fa9c@/artifacts.tar.gz");
+          "https://swift.example/v1/AUTH_x/autopkgtest-noble/noble/amd64/libp/libpng1.6/"
+          "20240321_130412_3fa9c@/log.gz");
+    CHECK(l.artifacts ==
+          "https://swift.example/v1/AUTH_x/autopkgtest-noble/noble/amd64/libp/libpng1.6/"
+          "20240321_130412_3fa9c@/artifacts.tar.gz");
     CHECK(l.history == "https://autopkgtest.example/packages/libpng1.6/noble/amd64");
-    CHECK(l.retry == "https://autopkgtest.example/request.cgi?release=noble&arch=amd64&package=libpng1.6"
-                     "&trigger=glib2.0%2F2.80-1&trigger=a%2Bb%2F1%3A2&ppa=lpuser%2Fppa");
+    CHECK(l.retry ==
+          "https://autopkgtest.example/request.cgi?release=noble&arch=amd64&package=libpng1.6"
+          "&trigger=glib2.0%2F2.80-1&trigger=a%2Bb%2F1%3A2&ppa=lpuser%2Fppa");
     auto none = result_links("file:///srv/results", "http://w", "c", "noble", "amd64", "gedit", "", {});
     CHECK(none.log.empty());
     CHECK(none.artifacts.empty());

@@ -19,11 +19,14 @@ PyObject* new_class(py::module_& m, const char* name, PyObject* base, const char
 
 void register_errors(py::module_& m) {
     static PyObject* error = new_class(m, "Error", PyExc_Exception, "Base of every apcloud error.");
-    static PyObject* parse = new_class(m, "ParseError", error, "Malformed input (bad JSON, not UTF-8, corrupt archive).");
-    static PyObject* validation = new_class(m, "ValidationError", error,
-        "A field has a forbidden value; `field` and `value` name it.");
-    static PyObject* archive = new_class(m, "ArchiveError", parse, "A corrupt, truncated or oversized archive.");
-    static PyObject* not_found = new_class(m, "NotFound", error, "The object, container, queue or file does not exist.");
+    static PyObject* parse =
+        new_class(m, "ParseError", error, "Malformed input (bad JSON, not UTF-8, corrupt archive).");
+    static PyObject* validation =
+        new_class(m, "ValidationError", error, "A field has a forbidden value; `field` and `value` name it.");
+    static PyObject* archive =
+        new_class(m, "ArchiveError", parse, "A corrupt, truncated or oversized archive.");
+    static PyObject* not_found =
+        new_class(m, "NotFound", error, "The object, container, queue or file does not exist.");
     static PyObject* config = new_class(m, "ConfigError", error, "Invalid configuration.");
     static PyObject* store = new_class(m, "StoreError", error, "A result store operation failed.");
     static PyObject* broker = new_class(m, "BrokerError", error, "A broker operation failed.");

@@ -172,7 +172,8 @@ void register_gating(py::module_& m) {
 
     py::class_<ResultLinks>(m, "ResultLinks", "Where people look at and act on one result.")
         .def_readonly("log", &ResultLinks::log, "The run's log.gz in the store ('' without a run id).")
-        .def_readonly("artifacts", &ResultLinks::artifacts, "The run's artifacts.tar.gz ('' without a run id).")
+        .def_readonly("artifacts", &ResultLinks::artifacts,
+                      "The run's artifacts.tar.gz ('' without a run id).")
         .def_readonly("history", &ResultLinks::history, "The package's results page on the web service.")
         .def_readonly("retry", &ResultLinks::retry, "The request URL that runs the test again.")
         .def("__repr__", [](const ResultLinks& l) {
@@ -217,7 +218,8 @@ void register_gating(py::module_& m) {
     m.def(
         "record_results",
         [](ResultsCache& cache, const std::string& package, const std::string& arch,
-           const std::vector<GatingResult>& results, PendingTests* pending, std::optional<std::int64_t> seen) {
+           const std::vector<GatingResult>& results, PendingTests* pending,
+           std::optional<std::int64_t> seen) {
             return record_results(cache, pending, package, arch, results, seen);
         },
         "cache"_a, "package"_a, "arch"_a, "results"_a, "pending"_a = py::none(), "seen"_a = py::none(),

@@ -77,8 +77,9 @@ void round_trip(Broker& b) {
 TEST_CASE("amqps: verified against the given CA; refused without it, at once") {
     Url plain = parse_url(require_env("APCLOUD_AMQP_URL"));
     Pki pki;
-    amqp_test::Child proxy({require_env("APCLOUD_PYTHON"), require_env("APCLOUD_TLS_PROXY"), pki.dir + "/server.pem",
-                            pki.dir + "/server.key", std::to_string(plain.port.value_or(5672))});
+    amqp_test::Child proxy({require_env("APCLOUD_PYTHON"), require_env("APCLOUD_TLS_PROXY"),
+                            pki.dir + "/server.pem", pki.dir + "/server.key",
+                            std::to_string(plain.port.value_or(5672))});
     const std::string port = proxy.read_line();
     REQUIRE_FALSE(port.empty());
 

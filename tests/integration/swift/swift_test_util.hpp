@@ -56,7 +56,8 @@ inline RunResult run(const std::vector<std::string>& argv) {
 /// whose first stdout line is read at start; stopped by the destructor.
 class Background {
 public:
-    explicit Background(const std::vector<std::string>& argv) : child_(argv), first_line_(child_.read_line()) {}
+    explicit Background(const std::vector<std::string>& argv)
+        : child_(argv), first_line_(child_.read_line()) {}
     const std::string& first_line() const { return first_line_; }
 
 private:

@@ -3,6 +3,11 @@
 // restarts while busy and idle, Swift unavailable during upload, and a test
 // longer than RabbitMQ's (shortened) consumer ack timeout. Needs the env of
 // scripts/servers-up; exits 77 without it.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <autopkgtest_cloud/broker.hpp>
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/events.hpp>
@@ -10,11 +15,6 @@
 #include <autopkgtest_cloud/result.hpp>
 #include <autopkgtest_cloud/store.hpp>
 #include <autopkgtest_cloud/worker.hpp>
-#include <doctest/doctest.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -34,7 +34,8 @@ namespace {
 std::string need(const char* name) {
     const char* v = std::getenv(name);
     if (!v || !*v) {
-        std::fprintf(stderr, "%s is not set: start servers with scripts/servers-up DIR and export DIR/env\n", name);
+        std::fprintf(stderr, "%s is not set: start servers with scripts/servers-up DIR and export DIR/env\n",
+                     name);
         std::exit(77);
     }
     return v;
@@ -69,14 +70,16 @@ struct World {
     std::string store_url;
     std::vector<std::string> log;
 
-    explicit World(std::string amqp = need("APCLOUD_AMQP_URL"), double lease = 15.0) : amqp_url(std::move(amqp)) {
+    explicit World(std::string amqp = need("APCLOUD_AMQP_URL"), double lease = 15.0)
+        : amqp_url(std::move(amqp)) {
         std::string tmpl = (fs::temp_directory_path() / "apcloud-wd-XXXXXX").string();
         REQUIRE(mkdtemp(tmpl.data()));
         root = tmpl;
         fs::create_directories(root / "fake");
         fs::create_directories(root / "work");
         release = "r" + std::to_string(getpid()) + "x" + std::to_string(++counter);
-        broker_url = amqp_url + (amqp_url.find('?') == std::string::npos ? "?" : "&") + "lease=" + std::to_string(lease);
+        broker_url = amqp_url + (amqp_url.find('?') == std::string::npos ? "?" : "&") +
+                     "lease=" + std::to_string(lease);
         store_url = "swift+" + need("APCLOUD_SWIFT_AUTH_URL");
         need("APCLOUD_SWIFT_USER");
         need("APCLOUD_SWIFT_KEY");
@@ -92,16 +95,18 @@ struct World {
     }
     std::string container() const { return "autopkgtest-" + release; }
     std::string config(bool real = false) const {
-        std::string c = "[amqp]\nurl = " + broker_url + "\n[swift]\nurl = " + store_url +
-                        "\n[autopkgtest]\nreleases = " + release + "\narchitectures = amd64\nwork_dir = " +
-                        (root / "work").string() +
-                        "\nstatus_interval = 1\ntestbed_failure_backoff = 0\nupload_backoff = 1\nupload_retries = 8\n"
-                        "allow_local_sources = true\n";
+        std::string c =
+            "[amqp]\nurl = " + broker_url + "\n[swift]\nurl = " + store_url +
+            "\n[autopkgtest]\nreleases = " + release +
+            "\narchitectures = amd64\nwork_dir = " + (root / "work").string() +
+            "\nstatus_interval = 1\ntestbed_failure_backoff = 0\nupload_backoff = 1\nupload_retries = 8\n"
+            "allow_local_sources = true\n";
         if (!real) c += "checkout_dir = " + need("APCLOUD_TEST_DATA") + "/fake-autopkgtest\n";
         return c + "[virt]\nargs = null\n";
     }
     std::map<std::string, std::string> env() const {
-        return {{"APCLOUD_SWIFT_USER", need("APCLOUD_SWIFT_USER")}, {"APCLOUD_SWIFT_KEY", need("APCLOUD_SWIFT_KEY")}};
+        return {{"APCLOUD_SWIFT_USER", need("APCLOUD_SWIFT_USER")},
+                {"APCLOUD_SWIFT_KEY", need("APCLOUD_SWIFT_KEY")}};
     }
     WorkerConfig parsed(bool real = false) const { return parse_worker_config(config(real), env()); }
     std::unique_ptr<Store> store() const {
@@ -203,7 +208,8 @@ assert headers["content-encoding"] == "gzip", headers
 assert b"hello-apc" in gzip.decompress(log)
 print("ok")
 )";
-    CHECK(run({need("APCLOUD_PYTHON"), "-c", script, w.container(), package_prefix(w.release, "amd64", "hello-apc")},
+    CHECK(run({need("APCLOUD_PYTHON"), "-c", script, w.container(),
+               package_prefix(w.release, "amd64", "hello-apc")},
               (w.root / "py.log").string()) == 0);
 }
 
@@ -256,13 +262,15 @@ TEST_CASE("RabbitMQ restarts while a worker is busy and while it is idle: nothin
     w.publish("gedit\n{\"triggers\": [\"gedit/1\"]}");
     pid_t pid = w.spawn_worker();
     REQUIRE(wait_for([&] { return w.fake_runs() == 1; }, 30s));
-    REQUIRE(run({need("APCLOUD_SCRIPTS") + "/rabbitmq-restart", rabbit}, (w.root / "restart.log").string()) == 0);
+    REQUIRE(run({need("APCLOUD_SCRIPTS") + "/rabbitmq-restart", rabbit}, (w.root / "restart.log").string()) ==
+            0);
     REQUIRE(wait_for([&] { return w.results("gedit") == 1; }, 60s));
     fs::remove(w.root / "fake/sleep");
 
     // Idle: restart again, then a new request must still be served.
     std::this_thread::sleep_for(2s);
-    REQUIRE(run({need("APCLOUD_SCRIPTS") + "/rabbitmq-restart", rabbit}, (w.root / "restart.log").string()) == 0);
+    REQUIRE(run({need("APCLOUD_SCRIPTS") + "/rabbitmq-restart", rabbit}, (w.root / "restart.log").string()) ==
+            0);
     w.publish("gedit\n{\"triggers\": [\"gedit/2\"]}");
     REQUIRE(wait_for([&] { return w.results("gedit") == 2; }, 90s));
     std::this_thread::sleep_for(17s);  // longer than a lease: a lost ack would show up as a rerun
