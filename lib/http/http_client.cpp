@@ -65,6 +65,10 @@ std::optional<std::string> Response::header(std::string_view name) const {
     return it->second;
 }
 
+bool retryable_status(int status) noexcept {
+    return status >= 500 || status == 408 || status == 429;
+}
+
 std::pair<std::string, std::string> split_origin(std::string_view url) {
     auto scheme_end = url.find("://");
     std::string_view scheme =

@@ -94,6 +94,10 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+/// True for answers worth retrying after a pause: 5xx, 408 (timeout) and 429
+/// (too many requests).
+bool retryable_status(int status) noexcept;
+
 /// Splits an absolute URL into its origin (`http://host:port`) and the rest
 /// (`/path?query`, "/" when empty). Throws HttpError when it is not http(s).
 std::pair<std::string, std::string> split_origin(std::string_view url);

@@ -30,17 +30,13 @@ namespace apcloud {
 
 namespace {
 
-std::string errno_text(int err) {
-    return std::strerror(err);
-}
-
 // The SHA-256 of a file's content as lowercase hex, read in blocks.
 std::string file_sha256(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         if (errno == ENOENT)
             throw NotFound("results database " + quote_for_message(path) + " does not exist");
-        throw Error("cannot read " + quote_for_message(path) + ": " + errno_text(errno));
+        throw Error("cannot read " + quote_for_message(path) + ": " + std::strerror(errno));
     }
     detail::Digest digest("sha256");
     std::string block(1 << 16, '\0');
@@ -59,7 +55,7 @@ std::string announced_sha256(const std::string& sha256_path) {
     if (!in) {
         if (errno == ENOENT)
             throw NotFound("checksum file " + quote_for_message(sha256_path) + " does not exist");
-        throw Error("cannot read " + quote_for_message(sha256_path) + ": " + errno_text(errno));
+        throw Error("cannot read " + quote_for_message(sha256_path) + ": " + std::strerror(errno));
     }
     std::string word;
     in >> word;
@@ -158,7 +154,7 @@ void copy_local(const std::string& source, const std::string& dest) {
     std::ifstream in(source, std::ios::binary);
     if (!in) {
         if (errno == ENOENT) throw NotFound(quote_for_message(source) + " does not exist");
-        throw Error("cannot read " + quote_for_message(source) + ": " + errno_text(errno));
+        throw Error("cannot read " + quote_for_message(source) + ": " + std::strerror(errno));
     }
     std::ofstream out(dest, std::ios::binary | std::ios::trunc);
     out << in.rdbuf();
@@ -169,11 +165,11 @@ void copy_local(const std::string& source, const std::string& dest) {
 
 void fsync_path(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error("cannot open " + quote_for_message(path) + ": " + errno_text(errno));
+    if (fd < 0) throw Error("cannot open " + quote_for_message(path) + ": " + std::strerror(errno));
     int rc = ::fsync(fd);
     int err = errno;
     ::close(fd);
-    if (rc != 0) throw Error("cannot fsync " + quote_for_message(path) + ": " + errno_text(err));
+    if (rc != 0) throw Error("cannot fsync " + quote_for_message(path) + ": " + std::strerror(err));
 }
 
 #if APCLOUD_HAVE_SWIFT
@@ -189,7 +185,7 @@ void fetch_http(http::HttpClient& client, const std::string& url, const std::str
             auto resp = client.download(req, dest);
             if (resp.status >= 200 && resp.status <= 299) return;
             if (resp.status == 404) throw NotFound(quote_for_message(url) + " does not exist (HTTP 404)");
-            retryable = resp.status >= 500 || resp.status == 408 || resp.status == 429;
+            retryable = http::retryable_status(resp.status);
             last = "HTTP " + std::to_string(resp.status);
         } catch (const HttpError& e) {
             last = e.what();
@@ -238,7 +234,7 @@ void download_results_db(const std::string& url, const std::string& path, int re
     fsync_path(temp_sum);
     if (std::rename(temp_db.c_str(), path.c_str()) != 0 ||
         std::rename(temp_sum.c_str(), (path + ".sha256").c_str()) != 0)
-        throw Error("cannot rename the download to " + quote_for_message(path) + ": " + errno_text(errno));
+        throw Error("cannot rename the download to " + quote_for_message(path) + ": " + std::strerror(errno));
 }
 
 }  // namespace apcloud

@@ -149,10 +149,6 @@ std::string http_status(int status) {
     return "HTTP " + std::to_string(status) + (t.empty() ? "" : " " + t);
 }
 
-bool retryable_status(int status) {
-    return status >= 500 || status == 408 || status == 429;
-}
-
 double parse_number(const Url& url, const std::string& key, double value, double min, double max) {
     auto it = url.query.find(key);
     if (it == url.query.end()) return value;
@@ -501,7 +497,7 @@ private:
             } catch (const HttpError& e) {
                 error = e.what();
             }
-            const bool retry = !resp || retryable_status(resp->status);
+            const bool retry = !resp || http::retryable_status(resp->status);
             if (!retry) return std::move(*resp);
             if (attempt >= options_.retries) {
                 if (resp) return std::move(*resp);

@@ -30,6 +30,11 @@ inline std::string require_env(const char* name) {
     return v;
 }
 
+// True when `s` contains `part`.
+inline bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
+
 using test_process::Child;
 using test_process::RunResult;
 

@@ -10,15 +10,12 @@
 
 using namespace apcloud;
 using namespace std::chrono_literals;
+using amqp_test::contains;
 using amqp_test::unique_name;
 
 namespace {
 std::unique_ptr<Broker> worker() {
     return open_broker(amqp_test::require_env("APCLOUD_AMQP_URL"));
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-    return haystack.find(needle) != std::string::npos;
 }
 }  // namespace
 

@@ -16,14 +16,11 @@
 
 using namespace apcloud;
 using namespace std::chrono_literals;
+using amqp_test::contains;
 using amqp_test::require_env;
 using amqp_test::unique_name;
 
 namespace {
-bool contains(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
-
 // A RabbitMQ node of its own (scripts/rabbitmq-start), stopped and removed at the end.
 struct PrivateRabbit {
     std::string dir;

@@ -11,14 +11,11 @@
 
 using namespace apcloud;
 using namespace std::chrono_literals;
+using amqp_test::contains;
 using amqp_test::require_env;
 using amqp_test::unique_name;
 
 namespace {
-bool contains(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
-
 // The worker's URL with other credentials (same host, port and vhost).
 std::string with_credentials(const std::string& user, const std::string& password) {
     Url u = parse_url(require_env("APCLOUD_AMQP_URL"));

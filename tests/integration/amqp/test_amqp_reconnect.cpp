@@ -12,14 +12,11 @@
 
 using namespace apcloud;
 using namespace std::chrono_literals;
+using amqp_test::contains;
 using amqp_test::require_env;
 using amqp_test::unique_name;
 
 namespace {
-bool contains(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
-
 // Runs one of scripts/rabbitmq-* on the test's RabbitMQ directory.
 void rabbit(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {require_env("APCLOUD_SCRIPTS") + "/" + args.at(0),

@@ -14,14 +14,11 @@
 
 using namespace apcloud;
 using namespace std::chrono_literals;
+using amqp_test::contains;
 using amqp_test::require_env;
 using amqp_test::unique_name;
 
 namespace {
-bool contains(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
-
 void openssl(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {"/usr/bin/openssl"};
     argv.insert(argv.end(), args.begin(), args.end());
