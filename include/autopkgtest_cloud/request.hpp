@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,6 +59,9 @@ struct ValidationOptions {
 /// wrong JSON types) and ValidationError naming the field and value for a
 /// well-formed message that breaks a rule. Unknown keys are refused.
 TestRequest parse_request(std::string_view body, const ValidationOptions& options = {});
+
+/// A `submit-time` value for `unix_time`: `%Y-%m-%d %H:%M:%S` in UTC.
+std::string format_submit_time(std::int64_t unix_time);
 
 /// Checks every rule of SPEC.md section 1; throws ValidationError.
 void validate(const TestRequest& request, const ValidationOptions& options = {});

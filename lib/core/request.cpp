@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 #include "autopkgtest_cloud/error.hpp"
 #include "core/json_reader.hpp"
@@ -183,6 +184,15 @@ PpaSpec parse_ppa(std::string_view spec) {
     if (!is_valid_package_name(out.name))
         invalid("ppas", spec, "PPA name must match ^[a-z0-9][a-z0-9.+-]+$");
     return out;
+}
+
+std::string format_submit_time(std::int64_t unix_time) {
+    const std::time_t t = static_cast<std::time_t>(unix_time);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
 }
 
 void validate(const TestRequest& r, const ValidationOptions& opts) {

@@ -407,14 +407,7 @@ namespace {
 // unless the caller set one (SPEC.md section 1; britney records it).
 TestRequest stamped(const TestRequest& request) {
     TestRequest r = request;
-    if (!r.submit_time) {
-        std::time_t now = std::time(nullptr);
-        std::tm tm{};
-        gmtime_r(&now, &tm);
-        char buf[32];
-        std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-        r.submit_time = buf;
-    }
+    if (!r.submit_time) r.submit_time = format_submit_time(std::time(nullptr));
     return r;
 }
 

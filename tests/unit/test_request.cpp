@@ -241,3 +241,12 @@ TEST_CASE("UTF-8 validation") {
     CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));
     CHECK_FALSE(is_valid_utf8("\xf5\x80\x80\x80"));
 }
+
+TEST_CASE("format_submit_time: UTC in the format validation accepts") {
+    CHECK(format_submit_time(0) == "1970-01-01 00:00:00");
+    CHECK(format_submit_time(1711026252) == "2024-03-21 13:04:12");
+    TestRequest r;
+    r.package = "gedit";
+    r.submit_time = format_submit_time(1711026252);
+    CHECK_NOTHROW(validate(r));
+}
