@@ -127,37 +127,12 @@ user_test2_other = {other} .admin
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:{memcached}
 
-[filter:catch_errors]
-use = egg:swift#catch_errors
-
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-
-[filter:healthcheck]
-use = egg:swift#healthcheck
-
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-
-[filter:listing_formats]
-use = egg:swift#listing_formats
-
-[filter:bulk]
-use = egg:swift#bulk
-
-[filter:tempurl]
-use = egg:swift#tempurl
-
-[filter:copy]
-use = egg:swift#copy
-
-[filter:slo]
-use = egg:swift#slo
-
-[filter:dlo]
-use = egg:swift#dlo
 """.format(port=proxy_port, user=user, etc=etc, memcached=memcached_port,
-           tester=keys["TESTER_KEY"], worker=keys["WORKER_KEY"], other=keys["OTHER_KEY"]))
+           tester=keys["TESTER_KEY"], worker=keys["WORKER_KEY"], other=keys["OTHER_KEY"])
+          # The pipeline's other filters take no settings: name -> Swift's entry point.
+          + "\n".join("[filter:%s]\nuse = egg:swift#%s\n" % (name, name.replace("-", "_"))
+                    for name in ("catch_errors", "gatekeeper", "healthcheck", "proxy-logging",
+                                 "listing_formats", "bulk", "tempurl", "copy", "slo", "dlo")))
 
     # Rings: 1 replica, one device each, built in-process (swift-ring-builder
     # would cost a Python start-up per command).  Rebuilt on every start since
