@@ -148,6 +148,14 @@ def test_file_sink(tmp_path):
         sink.send(apcloud.TestRequest("Bad Name"), RELEASE, ARCH)
     with pytest.raises(apcloud.ConfigError):
         apcloud.open_sink("ftp://host/x")
+    # Local source trees only where the caller says its workers accept them.
+    local = apcloud.TestRequest(PKG, triggers=["glib2.0/2.20-1"], build_git="/srv/src/gedit/")
+    with pytest.raises(apcloud.ValidationError, match="build-git") as bad:
+        sink.send(local, RELEASE, ARCH)
+    assert bad.value.field == "build-git" and bad.value.value == "/srv/src/gedit/"
+    local_sink = apcloud.open_sink("file://" + str(path), allow_local_sources=True)
+    assert local_sink.send(local, RELEASE, ARCH) == "debci-upstream-noble-amd64"
+    assert '"build-git": "/srv/src/gedit/"' in path.read_text().splitlines()[-1]
 
 
 def test_sqlite_sink_publishes_to_the_broker(tmp_path):
