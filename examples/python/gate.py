@@ -30,7 +30,8 @@ import apcloud
 # Verdicts that do not block migration (britney: a test that always failed is
 # no regression; NEUTRAL means no tests ran).
 PASSING = {"PASS", "NEUTRAL", "ALWAYSFAIL"}
-WAITING = {"RUNNING", "RUNNING-ALWAYSFAIL"}
+# A tmpfail (testbed failure) is no result to britney: its test stays RUNNING.
+WAITING = {"RUNNING", "RUNNING-ALWAYSFAIL", "RUNNING-REFERENCE"}
 
 
 def parse_args(argv):

@@ -28,7 +28,7 @@ struct CacheEntry {
     std::string status;     ///< "PASS", "NEUTRAL" or "FAIL" (britney_status)
     std::string version;    ///< tested version
     std::string run_id;     ///< run id of the result
-    std::int64_t seen = 0;  ///< unix time the result was seen
+    std::int64_t seen = 0;  ///< the run's start: the time in its run id (unix seconds)
 };
 
 /// britney's results cache: `{trigger: {src: {arch: [STATUS, version,
@@ -41,11 +41,13 @@ public:
     /// Writes the cache atomically (`path.new`, fsync, rename). Throws Error
     /// naming the path on I/O errors.
     void save(const std::string& path) const;
-    /// Records a result. A PASS is never replaced by a non-PASS; a newer PASS
-    /// replaces any entry; a non-PASS replaces a non-PASS only when its run id
-    /// is newer. Returns true when the entry was stored.
+    /// Records a result, as britney does: a PASS is never replaced by a
+    /// non-PASS, except (in `reference_mode`) the entry of trigger
+    /// `migration-reference/0`, which follows the newest reference run; a
+    /// PASS replaces any non-PASS and an older PASS; a non-PASS replaces a
+    /// non-PASS when its run id is newer. Returns true when stored.
     bool add(const std::string& trigger, const std::string& package, const std::string& arch,
-             const CacheEntry& entry);
+             const CacheEntry& entry, bool reference_mode = false);
     /// The entry for trigger/package/arch, if any.
     std::optional<CacheEntry> get(const std::string& trigger, const std::string& package,
                                   const std::string& arch) const;
@@ -89,23 +91,28 @@ struct GatingResult {
     std::optional<std::uint64_t> duration;             ///< seconds
 };
 
-/// The cache entry of a result seen at `seen` (unix time; now when absent):
-/// britney_status of the exit code, the tested version ("unknown" when the
-/// result names none) and the run id.
-CacheEntry cache_entry(const GatingResult& result, std::optional<std::int64_t> seen = std::nullopt);
+/// The cache entry of a result, as britney makes it: britney_status of the
+/// exit code, the tested version, the run id, and as `seen` the time in the
+/// run id (0 when it does not parse). A result without a version gets
+/// "unknown" when reports_unknown_version(exitcode) (britney repairs those);
+/// any other result without one is damaged: nullopt (britney ignores it, and
+/// its test stays pending: a tmpfail never turns into a FAIL this way).
+std::optional<CacheEntry> cache_entry(const GatingResult& result);
 
 /// Feeds collected results of `package` on `arch` into britney's state, by
-/// britney's rules: each result counts for each of its triggers (a result
-/// without triggers, or a trigger without '/', counts for none); a result of
-/// `package` for a trigger naming `package` itself at a newer version than the
-/// one tested is ignored for that trigger (the run tested an older upload);
-/// ResultsCache::add keeps a PASS from being overwritten. Every trigger of a
+/// britney's rules: a damaged result (see cache_entry) is ignored and leaves
+/// its triggers pending; otherwise each result counts for each of its
+/// triggers (a result without triggers, or a trigger without '/', counts for
+/// none); a result of `package` for a trigger naming `package` itself at a
+/// newer version than the one tested is ignored for that trigger (the run
+/// tested an older upload); ResultsCache::add keeps a PASS from being
+/// overwritten (see there for `reference_mode`). Every trigger of a counted
 /// result is removed from `pending` (when given), so a test whose result was
-/// ignored is neither pending nor cached and gets requested again. Returns the
-/// number of cache entries stored.
+/// ignored for an older version is neither pending nor cached and gets
+/// requested again. Returns the number of cache entries stored.
 std::size_t record_results(ResultsCache& cache, PendingTests* pending, const std::string& package,
                            const std::string& arch, const std::vector<GatingResult>& results,
-                           std::optional<std::int64_t> seen = std::nullopt);
+                           bool reference_mode = false);
 
 /// What collect_results found.
 struct CollectedResults {
@@ -115,20 +122,22 @@ struct CollectedResults {
     std::size_t held_back = 0;          ///< complete runs not returned because an earlier one is in progress
 };
 
-/// How long a run without result.tar counts as an upload in progress (the
-/// worker uploads result.tar last) rather than one abandoned by a worker that
-/// died (its request runs again under a new run id).
+/// How long after its newest object was written a run without result.tar
+/// counts as an upload in progress (the worker uploads result.tar last)
+/// rather than one abandoned by a worker that died (its request runs again
+/// under a new run id).
 inline constexpr std::int64_t upload_grace_seconds = 600;
 
 /// Lists the runs of `package` in `container` (prefix package_prefix,
 /// delimiter '@', runs strictly after `after_run_id` when given), fetches
-/// their result.tar files and parses them. Runs with a corrupt result.tar,
-/// and runs without one that started more than upload_grace_seconds before
-/// `now`, are skipped and counted. A run without result.tar that started
-/// later is still uploading: results stop before it (later ones are counted
-/// as held back), so a caller whose next marker is its newest result never
-/// skips a run whose result has not arrived yet. `now` defaults to the
-/// current time.
+/// their result.tar files and parses them. Runs with a corrupt result.tar or
+/// one naming another package, and runs without one whose objects were all
+/// written more than upload_grace_seconds before `now`, are skipped and
+/// counted. A run without result.tar with a more recent object is still
+/// being stored (however long ago the test started): results stop before it
+/// (later ones are counted as held back), so a caller whose next marker is its
+/// newest result never skips a run whose result has not arrived yet. `now`
+/// defaults to the current time.
 CollectedResults collect_results(Store& store, const std::string& container, const std::string& release,
                                  const std::string& arch, const std::string& package,
                                  const std::optional<std::string>& after_run_id = std::nullopt,
@@ -207,20 +216,37 @@ std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queu
                                        const ValidationOptions& options = {});
 
 /// britney's verdict on one trigger/package/arch.
-enum class Verdict { pass, neutral, fail, regression, always_fail, running, running_always_fail };
+enum class Verdict {
+    pass,
+    neutral,
+    fail,
+    regression,
+    always_fail,
+    running,
+    running_always_fail,
+    running_reference
+};
 
 /// britney's name of a verdict: "PASS", "NEUTRAL", "FAIL", "REGRESSION", "ALWAYSFAIL", "RUNNING",
-/// "RUNNING-ALWAYSFAIL".
+/// "RUNNING-ALWAYSFAIL", "RUNNING-REFERENCE".
 std::string_view verdict_name(Verdict v) noexcept;
 
-/// britney's verdict for `package` on `arch` triggered by `trigger`, from the cached result and a
-/// baseline. The baseline is, in reference mode, the entry of trigger "migration-reference/0";
-/// otherwise the best result for package/arch over all triggers (PASS, else NEUTRAL, else FAIL).
-/// A PASS or NEUTRAL result is PASS or NEUTRAL; a failed result is REGRESSION when the baseline
-/// passed (PASS or NEUTRAL), else ALWAYSFAIL. Without a result: RUNNING when `pending` and the
-/// baseline passed, RUNNING-ALWAYSFAIL when `pending` and the baseline failed or is absent, and
-/// RUNNING when not pending (not yet run). Never returns Verdict::fail.
+/// britney's verdict for `package` on `arch` triggered by `trigger`, exactly as britney's
+/// `pkg_test_result` gives it (SPEC.md section 9). The baseline (`result_in_baseline`) is, in
+/// reference mode, the entry of trigger "migration-reference/0" (NONE when absent); otherwise the
+/// first non-FAIL status over all triggers, a PASS winning, else FAIL (also with no entries).
+/// - A PASS or NEUTRAL result for the trigger is PASS or NEUTRAL.
+/// - A failed result is ALWAYSFAIL when the baseline is FAIL. Otherwise it is REGRESSION when some
+///   result of package/arch, for any trigger, PASSed at a version <= `version`
+///   (`check_ever_passed_before`; NEUTRAL never counts, nor a PASS at a higher version), else
+///   ALWAYSFAIL. `version` is the version under test; default: the failed result's version.
+/// - In reference mode with no reference result (NONE), a failure is RUNNING-REFERENCE when
+///   `test_in_target` (britney then requests the reference run), else decided as above.
+/// - Without a result: when `pending`, RUNNING-ALWAYSFAIL if the baseline is FAIL, else RUNNING;
+///   when not pending, RUNNING (not yet run: britney requests it).
+/// Never returns Verdict::fail.
 Verdict decide(const ResultsCache& cache, const std::string& trigger, const std::string& package,
-               const std::string& arch, bool pending, bool reference_mode = false);
+               const std::string& arch, bool pending, bool reference_mode = false,
+               const std::optional<std::string>& version = std::nullopt, bool test_in_target = true);
 
 }  // namespace apcloud

@@ -14,20 +14,21 @@ namespace apcloud {
 /// One test request: a source package and its parameters. Field names follow
 /// the JSON keys with `_` for `-`.
 struct TestRequest {
-    std::string package;                    ///< source package to test
-    std::vector<std::string> triggers;      ///< `src/version` of the uploads that caused the run
-    std::vector<std::string> ppas;          ///< `[user:token@]lpuser/ppaname[:FINGERPRINT]`; the last names the container
-    std::vector<std::string> env;           ///< `NAME=value`, passed as `--env=NAME=value`
-    std::optional<std::string> test_git;    ///< `URL` or `URL branch`: run tests from that checkout
-    std::optional<std::string> build_git;   ///< `URL` or `URL#ref`: build from that branch, then test
-    std::optional<std::string> test_bzr;    ///< always refused by validation (not supported)
-    bool all_proposed = false;              ///< use all of -proposed, not only the triggers
-    std::optional<std::string> testname;    ///< run only this test
-    std::optional<std::string> submit_time; ///< `%Y-%m-%d %H:%M:%S` UTC, optional `%z` suffix
-    std::optional<std::string> requester;   ///< who asked (metadata)
-    std::optional<std::string> uuid;        ///< request id (metadata)
-    std::vector<std::string> readable_by;   ///< users who may read a private result
-    std::optional<std::string> swiftuser;   ///< owner of a private result container
+    std::string package;                ///< source package to test
+    std::vector<std::string> triggers;  ///< `src/version` of the uploads that caused the run
+    std::vector<std::string>
+        ppas;  ///< `[user:token@]lpuser/ppaname[:FINGERPRINT]`; the last names the container
+    std::vector<std::string> env;            ///< `NAME=value`, passed as `--env=NAME=value`
+    std::optional<std::string> test_git;     ///< `URL` or `URL branch`: run tests from that checkout
+    std::optional<std::string> build_git;    ///< `URL` or `URL#ref`: build from that branch, then test
+    std::optional<std::string> test_bzr;     ///< always refused by validation (not supported)
+    bool all_proposed = false;               ///< use all of -proposed, not only the triggers
+    std::optional<std::string> testname;     ///< run only this test
+    std::optional<std::string> submit_time;  ///< `%Y-%m-%d %H:%M:%S` UTC, optional `%z` suffix
+    std::optional<std::string> requester;    ///< who asked (metadata)
+    std::optional<std::string> uuid;         ///< request id (metadata)
+    std::vector<std::string> readable_by;    ///< users who may read a private result
+    std::optional<std::string> swiftuser;    ///< owner of a private result container
 
     /// Encodes the request as a queue message: `package`, then `\n` and the
     /// parameters as JSON with sorted keys (byte-identical to Python's
@@ -52,7 +53,20 @@ struct ValidationOptions {
     bool allow_local_sources = false;
     /// Largest accepted message body in bytes.
     std::size_t max_body_bytes = 128 * 1024;
+    /// Accept the env names the webhook path sets itself
+    /// (`UPSTREAM_PULL_REQUEST`, `GITHUB_STATUSES_URL`): for requests made by
+    /// the GitHub/GitLab integration and for workers reading the upstream
+    /// queues. `ADT_TEST_TRIGGERS` and `AUTOPKGTEST_*` are refused whatever
+    /// this says.
+    bool allow_webhook_env = false;
 };
+
+/// The reason `name` may not be set in a request's env, or nullopt when it may:
+/// `ADT_TEST_TRIGGERS` and every `AUTOPKGTEST_*` always (a requester could make
+/// a result count for a trigger it never installed), `UPSTREAM_PULL_REQUEST` and
+/// `GITHUB_STATUSES_URL` unless `options.allow_webhook_env` (SPEC.md section 1).
+std::optional<std::string_view> reserved_env_reason(std::string_view name,
+                                                    const ValidationOptions& options = {});
 
 /// Parses a queue message (`src`, `src\n{json}` or `src {json}`), then
 /// validates it. Throws ParseError for malformed input (not UTF-8, bad JSON,

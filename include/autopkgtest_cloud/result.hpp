@@ -26,7 +26,7 @@ struct PackOptions {
     std::uint64_t duration = 0;            ///< seconds the run took
     std::optional<std::string> requester;  ///< who asked, if known
     /// Tested source package; used for `testpkg-version` "PACKAGE unknown"
-    /// when autopkgtest wrote none and the exit code is not 0, 2 or 8.
+    /// when autopkgtest wrote none and reports_unknown_version(exitcode).
     std::optional<std::string> package;
     /// Modification time of the archive members; default: the newest mtime
     /// found in the output directory.

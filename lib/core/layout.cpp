@@ -1,41 +1,15 @@
 // Store layout: containers, run ids and object names (SPEC.md section 3).
 #include "autopkgtest_cloud/layout.hpp"
 
-#include <cstdio>
-#include <ctime>
-
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "autopkgtest_cloud/routing.hpp"
 #include "core/digest.hpp"
+#include "core/time_text.hpp"
 
 namespace apcloud {
 
 namespace {
-
-// Days since 1970-01-01 for a civil date (proleptic Gregorian), and back;
-// pure arithmetic so no time zone or locale is involved.
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
-    z += 719468;
-    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = static_cast<std::int64_t>(yoe) + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    d = doy - (153 * mp + 2) / 5 + 1;
-    m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-}
 
 void check_component(const char* field, std::string_view v, bool ok, const char* rule) {
     if (!ok) throw ValidationError(field, std::string(v), rule);
@@ -63,20 +37,7 @@ std::string container_name(std::string_view release, const std::vector<std::stri
 }
 
 std::string format_timestamp(std::int64_t t) {
-    std::int64_t days = t / 86400;
-    std::int64_t secs = t % 86400;
-    if (secs < 0) {
-        secs += 86400;
-        --days;
-    }
-    std::int64_t y;
-    unsigned m, d;
-    civil_from_days(days, y, m, d);
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%04lld%02u%02u_%02lld%02lld%02lld", static_cast<long long>(y), m, d,
-                  static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
-                  static_cast<long long>(secs % 60));
-    return buf;
+    return detail::format_run_stamp(t);
 }
 
 std::string make_run_id(std::int64_t unix_time, std::string_view body) {
@@ -104,10 +65,12 @@ RunId parse_run_id(std::string_view id) {
     if (!digits(0, 4, y) || !digits(4, 2, mo) || !digits(6, 2, d) || !digits(9, 2, h) || !digits(11, 2, mi) ||
         !digits(13, 2, s))
         return fail();
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return fail();
+    auto t = detail::unix_time(detail::CivilTime{y, static_cast<unsigned>(mo), static_cast<unsigned>(d),
+                                                 static_cast<unsigned>(h), static_cast<unsigned>(mi),
+                                                 static_cast<unsigned>(s)});
+    if (!t) return fail();
     RunId out;
-    out.unix_time = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
-                    h * 3600 + mi * 60 + s;
+    out.unix_time = *t;
     if (id.size() == 22) {
         if (id[15] != '_') return fail();
         auto h5 = id.substr(16, 5);

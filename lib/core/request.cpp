@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <ctime>
 
 #include "autopkgtest_cloud/error.hpp"
 #include "core/json_reader.hpp"
 #include "core/json_text.hpp"
+#include "core/time_text.hpp"
 
 namespace apcloud {
 
@@ -17,8 +17,12 @@ constexpr std::size_t max_name_len = 120;     // test.package is CHAR[120]
 constexpr std::size_t max_version_len = 200;  // result.version is VARCHAR[200]
 constexpr std::size_t max_field_len = 4096;   // any other single string
 
-bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
+bool is_lower_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+bool is_alnum(char c) {
+    return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
 
 // Characters allowed in a remote URL: RFC 3986 unreserved and the reserved
 // ones a git URL needs, but nothing a shell would interpret.
@@ -26,9 +30,13 @@ bool is_url_char(char c) {
     return is_alnum(c) || std::strchr("-._~:/?[]@%+=,", c) != nullptr;
 }
 
-bool is_ref_char(char c) { return is_alnum(c) || std::strchr("._/+-", c) != nullptr; }
+bool is_ref_char(char c) {
+    return is_alnum(c) || std::strchr("._/+-", c) != nullptr;
+}
 
-bool is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
+bool is_control(unsigned char c) {
+    return c < 0x20 || c == 0x7f;
+}
 
 bool all_of(std::string_view s, bool (*pred)(char)) {
     return std::all_of(s.begin(), s.end(), pred);
@@ -46,9 +54,8 @@ bool is_account_name(std::string_view s) {
 }
 
 bool is_hex(std::string_view s) {
-    return all_of(s, [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    });
+    return all_of(
+        s, [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); });
 }
 
 bool is_git_ref(std::string_view s) {
@@ -73,13 +80,14 @@ void check_url(const char* field, std::string_view url, const ValidationOptions&
         rest = url;
     else
         invalid(field, url,
-                opts.allow_local_sources
-                    ? "must be an https://, http:// or file:// URL or an absolute path"
-                    : "must be an https:// or http:// URL");
+                opts.allow_local_sources ? "must be an https://, http:// or file:// URL or an absolute path"
+                                         : "must be an https:// or http:// URL");
     const bool remote = starts("http");
     if (remote && (rest.empty() || rest[0] == '/')) invalid(field, url, "URL has no host");
-    if (!remote && (rest.empty() || rest[0] != '/')) invalid(field, url, "local source must be an absolute path");
-    if (rest.find("/../") != std::string_view::npos || rest.substr(rest.size() >= 3 ? rest.size() - 3 : 0) == "/..")
+    if (!remote && (rest.empty() || rest[0] != '/'))
+        invalid(field, url, "local source must be an absolute path");
+    if (rest.find("/../") != std::string_view::npos ||
+        rest.substr(rest.size() >= 3 ? rest.size() - 3 : 0) == "/..")
         invalid(field, url, "path must not contain ..");
     if (url.size() > max_field_len) invalid(field, url, "URL is too long");
     if (!all_of(rest, is_url_char))
@@ -181,18 +189,21 @@ PpaSpec parse_ppa(std::string_view spec) {
     out.name = rest.substr(slash + 1);
     if (!is_valid_package_name(out.lpuser))
         invalid("ppas", spec, "Launchpad user must match ^[a-z0-9][a-z0-9.+-]+$");
-    if (!is_valid_package_name(out.name))
-        invalid("ppas", spec, "PPA name must match ^[a-z0-9][a-z0-9.+-]+$");
+    if (!is_valid_package_name(out.name)) invalid("ppas", spec, "PPA name must match ^[a-z0-9][a-z0-9.+-]+$");
     return out;
 }
 
 std::string format_submit_time(std::int64_t unix_time) {
-    const std::time_t t = static_cast<std::time_t>(unix_time);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-    return buf;
+    return detail::format_submit_stamp(unix_time);
+}
+
+std::optional<std::string_view> reserved_env_reason(std::string_view name, const ValidationOptions& opts) {
+    if (name == "ADT_TEST_TRIGGERS")
+        return "ADT_TEST_TRIGGERS is set by the worker from the request's triggers; give them as triggers";
+    if (name.substr(0, 12) == "AUTOPKGTEST_") return "AUTOPKGTEST_* variables are reserved for autopkgtest";
+    if (!opts.allow_webhook_env && (name == "UPSTREAM_PULL_REQUEST" || name == "GITHUB_STATUSES_URL"))
+        return "set only by the GitHub/GitLab webhook integration";
+    return std::nullopt;
 }
 
 void validate(const TestRequest& r, const ValidationOptions& opts) {
@@ -227,8 +238,9 @@ void validate(const TestRequest& r, const ValidationOptions& opts) {
     for (const auto& e : r.env) {
         auto eq = e.find('=');
         if (eq == std::string::npos) invalid("env", e, "must be NAME=value");
-        if (!is_identifier(std::string_view(e).substr(0, eq)))
-            invalid("env", e, "NAME must match ^[A-Za-z_][A-Za-z0-9_]*$");
+        const std::string_view name = std::string_view(e).substr(0, eq);
+        if (!is_identifier(name)) invalid("env", e, "NAME must match ^[A-Za-z_][A-Za-z0-9_]*$");
+        if (auto why = reserved_env_reason(name, opts)) invalid("env", e, *why);
         for (char c : e)
             if (is_control(static_cast<unsigned char>(c)))
                 invalid("env", e, "value contains control characters");
@@ -251,8 +263,7 @@ void validate(const TestRequest& r, const ValidationOptions& opts) {
         if (hash != std::string_view::npos && !is_git_ref(v.substr(hash + 1)))
             invalid("build-git", v, "ref after # must be a git ref name (letters, digits, ._/+-)");
     }
-    if (r.test_bzr)
-        invalid("test-bzr", *r.test_bzr, "bzr checkouts are not supported; use test-git");
+    if (r.test_bzr) invalid("test-bzr", *r.test_bzr, "bzr checkouts are not supported; use test-git");
 
     if (r.testname) {
         const auto& t = *r.testname;
@@ -272,8 +283,8 @@ void validate(const TestRequest& r, const ValidationOptions& opts) {
         }
         auto num = [&](std::size_t pos, std::size_t) { return (s[pos] - '0') * 10 + (s[pos + 1] - '0'); };
         if (ok)
-            ok = num(5, 2) >= 1 && num(5, 2) <= 12 && num(8, 2) >= 1 && num(8, 2) <= 31 &&
-                 num(11, 2) <= 23 && num(14, 2) <= 59 && num(17, 2) <= 60;
+            ok = num(5, 2) >= 1 && num(5, 2) <= 12 && num(8, 2) >= 1 && num(8, 2) <= 31 && num(11, 2) <= 23 &&
+                 num(14, 2) <= 59 && num(17, 2) <= 60;
         if (!ok) invalid("submit-time", s, "must be \"%Y-%m-%d %H:%M:%S\" with an optional %z suffix");
     }
 
@@ -313,20 +324,21 @@ void read_string_value(detail::JsonReader& in, const char* key, std::optional<st
 bool read_flag(detail::JsonReader& in, const char* key) {
     std::string s;
     switch (in.peek()) {
-    case detail::JsonType::boolean: return in.read_bool();
-    case detail::JsonType::number: {
-        auto n = in.read_number();
-        if (n == "1") return true;
-        if (n == "0") return false;
-        invalid(key, n, "must be \"1\", 1 or true (or false to disable)");
-    }
-    case detail::JsonType::string:
-        in.read_string(s);
-        if (s == "1" || s == "true") return true;
-        if (s.empty() || s == "0" || s == "false") return false;
-        invalid(key, "\"" + s + "\"", "must be \"1\", 1 or true (or false to disable)");
-    default:
-        invalid(key, in.skip_value(), "must be \"1\", 1 or true (or false to disable)");
+        case detail::JsonType::boolean:
+            return in.read_bool();
+        case detail::JsonType::number: {
+            auto n = in.read_number();
+            if (n == "1") return true;
+            if (n == "0") return false;
+            invalid(key, n, "must be \"1\", 1 or true (or false to disable)");
+        }
+        case detail::JsonType::string:
+            in.read_string(s);
+            if (s == "1" || s == "true") return true;
+            if (s.empty() || s == "0" || s == "false") return false;
+            invalid(key, "\"" + s + "\"", "must be \"1\", 1 or true (or false to disable)");
+        default:
+            invalid(key, in.skip_value(), "must be \"1\", 1 or true (or false to disable)");
     }
 }
 
@@ -351,7 +363,8 @@ TestRequest parse_request(std::string_view body, const ValidationOptions& opts) 
     if (sep != std::string_view::npos) {
         detail::JsonReader in(body.substr(sep + 1));
         if (in.peek() != detail::JsonType::object)
-            throw ParseError("request parameters must be a JSON object, got " + quote_for_message(in.skip_value()));
+            throw ParseError("request parameters must be a JSON object, got " +
+                             quote_for_message(in.skip_value()));
         in.begin_object();
         std::string key;
         while (in.next_key(key)) {
@@ -436,9 +449,9 @@ bool TestRequest::is_reference() const {
 bool TestRequest::operator==(const TestRequest& o) const {
     return package == o.package && triggers == o.triggers && ppas == o.ppas && env == o.env &&
            test_git == o.test_git && build_git == o.build_git && test_bzr == o.test_bzr &&
-           all_proposed == o.all_proposed && testname == o.testname &&
-           submit_time == o.submit_time && requester == o.requester && uuid == o.uuid &&
-           readable_by == o.readable_by && swiftuser == o.swiftuser;
+           all_proposed == o.all_proposed && testname == o.testname && submit_time == o.submit_time &&
+           requester == o.requester && uuid == o.uuid && readable_by == o.readable_by &&
+           swiftuser == o.swiftuser;
 }
 
 }  // namespace apcloud

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/exit_codes.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "core/json_reader.hpp"
 
@@ -188,7 +189,7 @@ void pack(const std::string& output_dir, const PackOptions& opt, const Sink& res
         {"duration", std::to_string(opt.duration) + "\n"},
     };
     const bool has_version = std::find(files.begin(), files.end(), "testpkg-version") != files.end();
-    if (!has_version && opt.package && opt.exitcode != 0 && opt.exitcode != 2 && opt.exitcode != 8)
+    if (!has_version && opt.package && reports_unknown_version(opt.exitcode))
         generated.emplace_back("testpkg-version", *opt.package + " unknown");
     if (opt.requester) generated.emplace_back("requester", *opt.requester + "\n");
 

@@ -22,6 +22,7 @@
 #include "autopkgtest_cloud/result.hpp"
 #include "autopkgtest_cloud/routing.hpp"
 #include "autopkgtest_cloud/url.hpp"
+#include "core/time_text.hpp"
 
 namespace apcloud {
 
@@ -140,16 +141,18 @@ void ResultsCache::save(const std::string& path) const {
 }
 
 bool ResultsCache::add(const std::string& trigger, const std::string& package, const std::string& arch,
-                       const CacheEntry& entry) {
+                       const CacheEntry& entry, bool reference_mode) {
     auto& slot = entries_[trigger][package];
     auto it = slot.find(arch);
     if (it != slot.end()) {
         const CacheEntry& old = it->second;
         const bool newer = entry.run_id > old.run_id;
+        // In reference mode a newer reference run replaces the baseline whatever it says.
+        const bool reference_update = reference_mode && trigger == migration_reference_trigger;
         if (is_pass(entry)) {
             if (is_pass(old) && !newer) return false;
         } else {
-            if (is_pass(old) || !newer) return false;
+            if ((is_pass(old) && !reference_update) || !newer) return false;
         }
     }
     slot[arch] = entry;
@@ -253,14 +256,29 @@ bool PendingTests::contains(const std::string& trigger, const std::string& src,
 
 namespace {
 
-// True when a run without result.tar started recently enough to be still
-// uploading; a run id that does not parse is never waited for.
-bool uploading(const std::string& run_id, std::int64_t now) {
+// The run's start (the time in its run id), or nullopt for a name that is not a run id.
+std::optional<std::int64_t> run_start(const std::string& run_id) {
     try {
-        return parse_run_id(run_id).unix_time > now - upload_grace_seconds;
+        return parse_run_id(run_id).unix_time;
     } catch (const ParseError&) {
-        return false;
+        return std::nullopt;
     }
+}
+
+// True when a run without result.tar is still being stored: one of its
+// objects was written less than upload_grace_seconds before `now` (a test may
+// run for hours, so its start says nothing; the worker writes result.tar
+// last, right after the others). A run whose objects cannot be listed or
+// dated counts as in progress when it started within the grace period.
+bool in_progress(Store& store, const std::string& container, const std::string& run_dir,
+                 const std::string& run_id, std::int64_t now) {
+    std::optional<std::int64_t> newest;
+    ListOptions opts;
+    opts.prefix = run_dir;
+    for (const auto& e : store.list_all(container, opts))
+        if (auto t = detail::parse_iso_time(e.last_modified)) newest = std::max(newest.value_or(*t), *t);
+    if (!newest) newest = run_start(run_id);
+    return newest && *newest > now - upload_grace_seconds;
 }
 
 }  // namespace
@@ -293,7 +311,7 @@ CollectedResults collect_results(Store& store, const std::string& container, con
     for (std::size_t i = 0; i < run_ids.size(); ++i) {
         if (!objects[i]) {
             ++out.missing;
-            if (uploading(run_ids[i], current)) {
+            if (in_progress(store, container, prefix + run_ids[i] + "/", run_ids[i], current)) {
                 for (std::size_t j = i + 1; j < run_ids.size(); ++j) out.held_back += objects[j] ? 1 : 0;
                 break;
             }
@@ -303,6 +321,11 @@ CollectedResults collect_results(Store& store, const std::string& container, con
         try {
             r = parse_result_tar(objects[i]->data);
         } catch (const ParseError&) {
+            ++out.corrupt;
+            continue;
+        }
+        // britney ignores a result that names another package.
+        if (r.package && *r.package != package) {
             ++out.corrupt;
             continue;
         }
@@ -318,26 +341,34 @@ CollectedResults collect_results(Store& store, const std::string& container, con
     return out;
 }
 
-CacheEntry cache_entry(const GatingResult& result, std::optional<std::int64_t> seen) {
-    return CacheEntry{std::string(britney_status(result.exitcode)), result.version.value_or("unknown"),
-                      result.run_id, seen ? *seen : static_cast<std::int64_t>(std::time(nullptr))};
+std::optional<CacheEntry> cache_entry(const GatingResult& result) {
+    std::string version;
+    if (result.version)
+        version = *result.version;
+    else if (reports_unknown_version(result.exitcode))
+        version = "unknown";  // britney repairs these itself
+    else
+        return std::nullopt;  // damaged: britney ignores it and keeps the test pending
+    return CacheEntry{std::string(britney_status(result.exitcode)), std::move(version), result.run_id,
+                      run_start(result.run_id).value_or(0)};
 }
 
 std::size_t record_results(ResultsCache& cache, PendingTests* pending, const std::string& package,
                            const std::string& arch, const std::vector<GatingResult>& results,
-                           std::optional<std::int64_t> seen) {
+                           bool reference_mode) {
     std::size_t stored = 0;
     for (const auto& r : results) {
         if (!r.triggers) continue;
-        const CacheEntry entry = cache_entry(r, seen);
+        const auto entry = cache_entry(r);
+        if (!entry) continue;
         for (const auto& trigger : *r.triggers) {
-            if (pending) pending->remove(trigger, package, arch);
             const auto slash = trigger.find('/');
             if (slash == std::string::npos) continue;
-            if (trigger.compare(0, slash, package) == 0 && slash == package.size() && r.version &&
-                version_compare(*r.version, std::string_view(trigger).substr(slash + 1)) < 0)
+            if (pending) pending->remove(trigger, package, arch);
+            if (trigger.compare(0, slash, package) == 0 && slash == package.size() &&
+                version_compare(entry->version, std::string_view(trigger).substr(slash + 1)) < 0)
                 continue;
-            if (cache.add(trigger, package, arch, entry)) ++stored;
+            if (cache.add(trigger, package, arch, *entry, reference_mode)) ++stored;
         }
     }
     return stored;
@@ -491,50 +522,66 @@ std::string_view verdict_name(Verdict v) noexcept {
             return "RUNNING";
         case Verdict::running_always_fail:
             return "RUNNING-ALWAYSFAIL";
+        case Verdict::running_reference:
+            return "RUNNING-REFERENCE";
     }
     return "FAIL";
 }
 
 namespace {
 
-// A cached status as a rank: PASS 2, NEUTRAL 1, anything else (FAIL, or an unknown string from a
-// hand-edited cache) 0, so an unknown status never counts as passing.
-int status_rank(const std::string& status) {
-    if (status == "PASS") return 2;
-    if (status == "NEUTRAL") return 1;
-    return 0;
+// britney's result_in_baseline: in reference mode the migration-reference/0
+// entry (nullopt: NONE); otherwise the first non-FAIL status over all
+// triggers, a PASS winning, else FAIL (also when there are no entries).
+std::optional<std::string> baseline_status(const ResultsCache& cache, const std::string& package,
+                                           const std::string& arch, bool reference_mode) {
+    if (reference_mode) {
+        auto ref = cache.get(std::string(migration_reference_trigger), package, arch);
+        if (!ref) return std::nullopt;
+        return ref->status;
+    }
+    std::string best = "FAIL";
+    for (const auto& [t, e] : cache.entries_for(package, arch)) {
+        if (e.status == "PASS") return e.status;
+        if (e.status == "NEUTRAL") best = e.status;
+    }
+    return best;
+}
+
+// britney's check_ever_passed_before: some result of package/arch, for any
+// trigger, PASSed at a version not higher than `max_version`.
+bool ever_passed(const ResultsCache& cache, const std::string& package, const std::string& arch,
+                 const std::string& max_version) {
+    for (const auto& [t, e] : cache.entries_for(package, arch))
+        if (e.status == "PASS" && version_compare(e.version, max_version) <= 0) return true;
+    return false;
 }
 
 }  // namespace
 
 Verdict decide(const ResultsCache& cache, const std::string& trigger, const std::string& package,
-               const std::string& arch, bool pending, bool reference_mode) {
-    // The baseline's rank, or nullopt when there is none.
-    std::optional<int> baseline;
-    if (reference_mode) {
-        if (auto ref = cache.get("migration-reference/0", package, arch)) baseline = status_rank(ref->status);
-    } else {
-        for (const auto& [t, e] : cache.entries_for(package, arch))
-            baseline = std::max(baseline.value_or(0), status_rank(e.status));
-    }
-    const bool passed_before = baseline && *baseline > 0;
-
+               const std::string& arch, bool pending, bool reference_mode,
+               const std::optional<std::string>& version, bool test_in_target) {
+    const auto baseline = baseline_status(cache, package, arch, reference_mode);
     auto result = cache.get(trigger, package, arch);
     if (!result) {
-        // britney requests a test that is neither cached nor pending, so it is shown as running
-        // (not yet run) whatever the baseline; only a pending test on a package that never passed
-        // is RUNNING-ALWAYSFAIL.
+        // britney requests a test that is neither cached nor pending: it is
+        // shown as running (not yet run) whatever the baseline.
         if (!pending) return Verdict::running;
-        return passed_before ? Verdict::running : Verdict::running_always_fail;
+        return baseline && *baseline == "FAIL" ? Verdict::running_always_fail : Verdict::running;
     }
-    switch (status_rank(result->status)) {
-        case 2:
-            return Verdict::pass;
-        case 1:
-            return Verdict::neutral;
-        default:
-            return passed_before ? Verdict::regression : Verdict::always_fail;
+    if (result->status == "PASS") return Verdict::pass;
+    if (result->status == "NEUTRAL") return Verdict::neutral;
+    // A failure (any other status string counts as one, as in britney).
+    const Verdict fail_verdict = ever_passed(cache, package, arch, version.value_or(result->version))
+                                     ? Verdict::regression
+                                     : Verdict::always_fail;
+    if (!baseline) {
+        // Reference mode without a reference result: britney requests one.
+        return test_in_target ? Verdict::running_reference : fail_verdict;
     }
+    if (*baseline == "FAIL") return Verdict::always_fail;
+    return fail_verdict;
 }
 
 }  // namespace apcloud

@@ -35,6 +35,7 @@
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "core/digest.hpp"
+#include "core/time_text.hpp"
 
 namespace apcloud {
 
@@ -90,12 +91,7 @@ private:
 
 // Swift's listing timestamp form, UTC with microseconds.
 std::string iso_time(const timespec& ts) {
-    std::tm tm{};
-    gmtime_r(&ts.tv_sec, &tm);
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(ts.tv_nsec / 1000));
-    return buf;
+    return detail::format_iso_time(ts.tv_sec, static_cast<unsigned>(ts.tv_nsec / 1000));
 }
 
 // A content type for a file that has no recorded one, from its extension.

@@ -14,6 +14,7 @@
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "core/digest.hpp"
+#include "core/time_text.hpp"
 #include "http/http_client.hpp"
 
 namespace apcloud {
@@ -47,60 +48,16 @@ std::string normalize_etag(std::string etag) {
     return etag;
 }
 
-std::string iso_from_unix(std::time_t t, const std::string& micros) {
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%s", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros.c_str());
-    return buf;
-}
-
 // X-Timestamp ("1711026252.12345") in the listing's ISO form, so head() and
 // list() agree to the microsecond.
 std::optional<std::string> iso_from_x_timestamp(const std::string& ts) {
     auto dot = ts.find('.');
     std::string secs = ts.substr(0, dot), frac = dot == std::string::npos ? "" : ts.substr(dot + 1);
-    if (secs.empty() || secs.find_first_not_of("0123456789") != std::string::npos ||
+    if (secs.empty() || secs.size() > 15 || secs.find_first_not_of("0123456789") != std::string::npos ||
         frac.find_first_not_of("0123456789") != std::string::npos)
         return std::nullopt;
     frac = (frac + "000000").substr(0, 6);
-    return iso_from_unix(static_cast<std::time_t>(std::stoll(secs)), frac);
-}
-
-// An HTTP date ("Tue, 24 Nov 2026 23:22:21 GMT") in ISO form, parsed by hand
-// because strptime's month names follow the locale.
-std::optional<std::string> iso_from_http_date(const std::string& date) {
-    static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    char mon[4] = {};
-    int day = 0, year = 0, h = 0, m = 0, s = 0;
-    if (std::sscanf(date.c_str(), "%*3s, %d %3s %d %d:%d:%d", &day, mon, &year, &h, &m, &s) != 6)
-        return std::nullopt;
-    for (int i = 0; i < 12; ++i) {
-        if (std::string_view(mon) == months[i]) {
-            std::tm tm{};
-            tm.tm_year = year - 1900;
-            tm.tm_mon = i;
-            tm.tm_mday = day;
-            tm.tm_hour = h;
-            tm.tm_min = m;
-            tm.tm_sec = s;
-            return iso_from_unix(timegm(&tm), "000000");
-        }
-    }
-    return std::nullopt;
-}
-
-// Keystone's "2024-03-21T13:04:12.000000Z" as a time_t.
-std::optional<std::time_t> parse_iso_utc(const std::string& text) {
-    std::tm tm{};
-    if (std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                    &tm.tm_min, &tm.tm_sec) != 6)
-        return std::nullopt;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
+    return detail::format_iso_time(std::stoll(secs), static_cast<unsigned>(std::stoul(frac)));
 }
 
 const char* status_text(int status) {
@@ -424,7 +381,7 @@ private:
         if (auto ts = r.header("X-Timestamp"))
             if (auto iso = iso_from_x_timestamp(*ts)) return *iso;
         if (auto lm = r.header("Last-Modified"))
-            if (auto iso = iso_from_http_date(*lm)) return *iso;
+            if (auto t = detail::parse_http_date(*lm)) return detail::format_iso_time(*t);
         return {};
     }
 
@@ -629,7 +586,7 @@ private:
             auto doc = nlohmann::json::parse(r.body);
             const auto& token = doc.at("token");
             if (token.contains("expires_at") && token["expires_at"].is_string())
-                if (auto exp = parse_iso_utc(token["expires_at"].get<std::string>()))
+                if (auto exp = detail::parse_iso_time(token["expires_at"].get<std::string>()))
                     lifetime = static_cast<long long>(*exp - std::time(nullptr));
             if (token.contains("catalog"))
                 for (const auto& service : token.at("catalog")) {

@@ -168,6 +168,8 @@ bool Worker::accept(Job& job) {
     try {
         ValidationOptions opts;
         opts.allow_local_sources = config_.allow_local_sources;
+        // Only the webhook path publishes to the upstream queues with the env it sets itself.
+        opts.allow_webhook_env = job.queue.context == QueueContext::upstream;
         job.request = parse_request(d.body, opts);
     } catch (const Error& e) {
         // Invalid requests never become valid: dead-letter, never requeue.
@@ -240,7 +242,7 @@ bool Worker::run_autopkgtest(Job& job) {
         publish_status(job, true, 0);
         RunResult r = runner_.run(spec);
         if (r.timed_out) {
-            job.exitcode = 20;
+            job.exitcode = exit_unexpected;
             log(req.package + ": autopkgtest did not finish within " + std::to_string(overall.count()) +
                 " s; storing an error");
             return true;
@@ -306,7 +308,7 @@ void Worker::announce(const Job& job) {
     if (auto v = read_text(job.out / "testpkg-version")) {
         while (!v->empty() && v->back() == '\n') v->pop_back();
         done.testpkg_version = *v;
-    } else if (job.exitcode != 0 && job.exitcode != 2 && job.exitcode != 8) {
+    } else if (reports_unknown_version(job.exitcode)) {
         done.testpkg_version = job.request.package + " unknown";
     }
     done.release = job.queue.release;

@@ -226,6 +226,11 @@ TEST_CASE("bad requests are dead-lettered with a named error and never reach a p
         {"gedit\n{\"env\": [\"A=" + std::string(200000, 'x') + "\"]}", "body"},
         {"ged\xc3\x28it", "UTF-8"},
         {"gedit\n{not json", "JSON"},
+        // Env names the system sets itself: a forged trigger must never count.
+        {"gedit\n{\"env\": [\"ADT_TEST_TRIGGERS=glib2.0/2.80-1\"]}", "ADT_TEST_TRIGGERS=glib2.0/2.80-1"},
+        {"gedit\n{\"env\": [\"AUTOPKGTEST_NORMAL_USER=root\"]}", "AUTOPKGTEST_NORMAL_USER"},
+        {"gedit\n{\"env\": [\"GITHUB_STATUSES_URL=https://evil.example/\"]}", "GITHUB_STATUSES_URL"},
+        {"gedit\n{\"env\": [\"UPSTREAM_PULL_REQUEST=1\"]}", "UPSTREAM_PULL_REQUEST"},
     };
     for (const auto& [body, field] : table) site.publish(queue, body);
     for (const auto& [body, field] : table) {
@@ -243,6 +248,29 @@ TEST_CASE("bad requests are dead-lettered with a named error and never reach a p
     CHECK_FALSE(depths[2].second);
     CHECK(site.fake_runs() == 0);  // nothing was run
     CHECK(site.runs("autopkgtest-noble", "gedit").empty());
+    // The dead letters keep the body and say why, naming the field and value.
+    auto dead = b->consume({queue + ".dead"}, 2s);
+    REQUIRE(dead);
+    CHECK(dead->body == table.front().first);
+    CHECK(dead->reason.find("package") != std::string::npos);
+}
+
+TEST_CASE("the upstream queues accept the webhook's own env, never ADT_TEST_TRIGGERS") {
+    Site site;
+    Rig rig(site);
+    const std::string upstream = "debci-upstream-noble-amd64";
+    site.publish(upstream,
+                 "gedit\n{\"build-git\": \"https://example.org/g.git\", \"env\": "
+                 "[\"ADT_TEST_TRIGGERS=glib2.0/2.80-1\"], \"triggers\": [\"gedit/1\"]}");
+    CHECK(rig.worker->process_one(2s) == WorkerStep::dead_lettered);
+    CHECK(site.logged("ADT_TEST_TRIGGERS=glib2.0/2.80-1"));
+    site.publish(upstream,
+                 "gedit\n{\"build-git\": \"https://example.org/g.git\", \"env\": "
+                 "[\"UPSTREAM_PULL_REQUEST=7\", \"GITHUB_STATUSES_URL=https://api.github.com/s\"], "
+                 "\"triggers\": [\"gedit/1\"]}");
+    CHECK(rig.worker->process_one(2s) == WorkerStep::stored);
+    CHECK(site.read("fake/argv").find("--env=UPSTREAM_PULL_REQUEST=7") != std::string::npos);
+    CHECK(site.fake_runs() == 1);
 }
 
 TEST_CASE("never_run packages get exit 99 without running") {

@@ -5,6 +5,7 @@ tree examples/hello-apc; the script requests, waits and prints verdicts.
 """
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -26,13 +27,13 @@ def data(tmp_path):
     return tmp_path / "apcloud-data"
 
 
-def _start_pool(data):
+def _start_pool(data, env=None):
     tool = os.environ.get("APCLOUD_TOOL")
     if not tool:
         pytest.fail("APCLOUD_TOOL (the apcloud program) is not set; run the tests with scripts/run-tests")
     data.mkdir(exist_ok=True)
     return subprocess.Popen([tool, "up", "--data", str(data), "--workers", "1"], stdout=subprocess.DEVNULL,
-                            stderr=open(data / "pool.log", "ab"))
+                            stderr=open(data / "pool.log", "ab"), env=env)
 
 
 def test_gate_example_requests_waits_and_decides(data):
@@ -65,3 +66,36 @@ def test_gate_example_requests_waits_and_decides(data):
 
     bad = _gate(data, "--trigger", "pango1.0/1.52-1", "--env", "NOT AN ENV", "hello-apc")
     assert bad.returncode == 3 and "env" in bad.stderr
+
+
+def test_gate_example_keeps_a_tmpfail_running(data, tmp_path):
+    """A testbed failure past the worker's retries is RUNNING to britney, never a REGRESSION."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    data.mkdir()
+    arch = subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True, text=True).stdout.strip()
+    test_data = pathlib.Path(os.environ["APCLOUD_TEST_DATA"])
+    # The pool's worker.conf, with the stand-in autopkgtest (a real testbed failure cannot be provoked
+    # on demand); apcloud up keeps a worker.conf it finds.
+    (data / "worker.conf").write_text(
+        f"[amqp]\nurl = sqlite://{data}/queue.db\n[swift]\nurl = file://{data}/results\n"
+        f"[autopkgtest]\nreleases = unstable\narchitectures = {arch}\n"
+        f"checkout_dir = {test_data / 'fake-autopkgtest'}\nwork_dir = {tmp_path}\nallow_local_sources = true\n"
+        "testbed_failure_retries = 1\ntestbed_failure_backoff = 0\nstatus_interval = 1\n[virt]\nargs = null\n")
+    source = str(TOP / "examples" / "hello-apc")
+    pool = _start_pool(data, dict(os.environ, FAKE_ADT_DIR=str(fake)))
+    try:
+        (fake / "exit").write_text("0\n")
+        first = _gate(data, "--trigger", "hello-apc/1.0-1", "--build-git", source, "hello-apc")
+        assert first.returncode == 0 and ": PASS (version 1.0-1" in first.stdout, first.stdout + first.stderr
+        # Exit 16 on every attempt, and no testpkg-version, as autopkgtest leaves it on a testbed failure.
+        (fake / "exit").write_text("16\n")
+        (fake / "version").write_text("none\n")
+        second = _gate(data, "--trigger", "glib2.0/2.80-1", "--build-git", source, "--timeout", "25", "hello-apc")
+        assert "argv" in os.listdir(fake) and (fake / "argv").read_text().count("--end--") == 3  # 1 + 1 + retry
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert re.search(r"^hello-apc unstable/\S+: RUNNING$", second.stdout, re.M), second.stdout
+        assert "REGRESSION" not in second.stdout
+    finally:
+        pool.send_signal(signal.SIGTERM)
+        pool.wait(timeout=60)

@@ -1,7 +1,9 @@
 """The apcloud module as gating code (britney) uses it: versions, cache, pending, results, sinks."""
 import json
+import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -99,6 +101,9 @@ def test_iter_results_on_a_local_store(tmp_path):
         _store_run(store, tmp_path, ids[i], 4 if i % 3 == 0 else 0,
                    None if i == 7 else "glib2.0/2.20-1 gtk+3.0/3.24-1", "44.2-%d" % i)
     store.put(CONTAINER, apcloud.result_dir(RELEASE, ARCH, PKG, ids[3]) + "/log.gz", b"partial")
+    # Written hours ago: an abandoned run, not one still being stored.
+    old = time.time() - 5 * 3600
+    os.utime(tmp_path / "store" / CONTAINER / apcloud.result_dir(RELEASE, ARCH, PKG, ids[3]) / "log.gz", (old, old))
     store.put(CONTAINER, apcloud.result_dir(RELEASE, ARCH, PKG, ids[5]) + "/result.tar", b"not a tar")
     assert store.get(CONTAINER, apcloud.result_dir(RELEASE, ARCH, PKG, ids[5]) + "/result.tar") == b"not a tar"
     assert store.get(CONTAINER, "nothing") is None
@@ -124,8 +129,9 @@ def test_iter_results_on_a_local_store(tmp_path):
     cache = apcloud.ResultsCache()
     for r in results:
         for trigger in r.triggers or []:
-            cache.add(trigger, PKG, ARCH, r, seen=1700001000)
-    assert cache.get("glib2.0/2.20-1", PKG, ARCH) == ["PASS", "44.2-11", ids[11], 1700001000]
+            cache.add(trigger, PKG, ARCH, r)
+    # seen is the time in the run id, not the time of collection.
+    assert cache.get("glib2.0/2.20-1", PKG, ARCH) == ["PASS", "44.2-11", ids[11], 1700000000 + 60 * 11]
     assert cache.latest_run_id(PKG, ARCH) == ids[11]
 
 
@@ -167,6 +173,44 @@ def test_sqlite_sink_publishes_to_the_broker(tmp_path):
     assert sink.send(apcloud.TestRequest(PKG, triggers=["glib2.0/2.20-1"]), RELEASE, ARCH) == "debci-noble-amd64"
 
 
+# britney's verdicts (pkg_test_result), one row per branch: cache entries as (trigger, status, version),
+# the trigger asked about, keyword arguments of decide, and britney's answer.
+VERDICT_ROWS = [
+    ([("t/1", "PASS", "1")], "t/1", {}, "PASS"),
+    ([("t/1", "NEUTRAL", "1")], "t/1", {}, "NEUTRAL"),
+    ([("a/1", "PASS", "1"), ("t/1", "FAIL", "1")], "t/1", {}, "REGRESSION"),
+    ([("a/1", "PASS", "0.9"), ("t/1", "FAIL", "1")], "t/1", {}, "REGRESSION"),
+    ([("a/1", "PASS", "2"), ("t/1", "FAIL", "1")], "t/1", {}, "ALWAYSFAIL"),          # pass only at a higher version
+    ([("a/1", "PASS", "2"), ("t/1", "FAIL", "1")], "t/1", {"version": "3"}, "REGRESSION"),
+    ([("a/1", "NEUTRAL", "1"), ("t/1", "FAIL", "1")], "t/1", {}, "ALWAYSFAIL"),       # neutral is no pass
+    ([("a/1", "FAIL", "1"), ("t/1", "FAIL", "1")], "t/1", {}, "ALWAYSFAIL"),          # baseline FAIL
+    ([("t/1", "FAIL", "1")], "t/1", {}, "ALWAYSFAIL"),
+    ([("migration-reference/0", "PASS", "1"), ("t/1", "FAIL", "1")], "t/1", {"reference": True}, "REGRESSION"),
+    ([("migration-reference/0", "FAIL", "1"), ("a/1", "PASS", "1"), ("t/1", "FAIL", "1")], "t/1",
+     {"reference": True}, "ALWAYSFAIL"),
+    ([("migration-reference/0", "NEUTRAL", "1"), ("a/1", "PASS", "1"), ("t/1", "FAIL", "1")], "t/1",
+     {"reference": True}, "REGRESSION"),
+    ([("a/1", "PASS", "1"), ("t/1", "FAIL", "1")], "t/1", {"reference": True}, "RUNNING-REFERENCE"),  # NONE
+    ([("a/1", "PASS", "1"), ("t/1", "FAIL", "1")], "t/1", {"reference": True, "test_in_target": False},
+     "REGRESSION"),
+    ([], "t/1", {"pending": True}, "RUNNING-ALWAYSFAIL"),
+    ([("a/1", "FAIL", "1")], "t/1", {"pending": True}, "RUNNING-ALWAYSFAIL"),
+    ([("a/1", "NEUTRAL", "1")], "t/1", {"pending": True}, "RUNNING"),
+    ([("a/1", "PASS", "1")], "t/1", {"pending": True}, "RUNNING"),
+    ([("a/1", "FAIL", "1")], "t/1", {"pending": True, "reference": True}, "RUNNING"),
+    ([("migration-reference/0", "FAIL", "1")], "t/1", {"pending": True, "reference": True}, "RUNNING-ALWAYSFAIL"),
+    ([], "t/1", {}, "RUNNING"),
+]
+
+
+@pytest.mark.parametrize("entries,trigger,kwargs,britney", VERDICT_ROWS)
+def test_decide_as_britney(entries, trigger, kwargs, britney):
+    cache = apcloud.ResultsCache()
+    for n, (t, status, version) in enumerate(entries):
+        assert cache.add(t, PKG, ARCH, [status, version, "20240101_00000%d_aaaaa@" % n, n])
+    assert apcloud.decide(cache, trigger, PKG, ARCH, **kwargs) == britney
+
+
 def test_decide_verdicts():
     cache = apcloud.ResultsCache()
     assert apcloud.decide(cache, "t/1", PKG, ARCH) == "RUNNING"
@@ -191,7 +235,8 @@ def test_decide_reference_mode():
     cache = apcloud.ResultsCache()
     cache.add("glib2.0/2.20-1", PKG, ARCH, ["PASS", "44.2-1", "20240101_000000_aaaaa@", 100])
     cache.add("gtk+3.0/3.24-1", PKG, ARCH, ["FAIL", "44.2-1", "20240102_000000_aaaaa@", 200])
-    assert apcloud.decide(cache, "gtk+3.0/3.24-1", PKG, ARCH, reference=True) == "ALWAYSFAIL"
+    assert apcloud.decide(cache, "gtk+3.0/3.24-1", PKG, ARCH, reference=True, test_in_target=False) == "REGRESSION"
+    assert apcloud.decide(cache, "gtk+3.0/3.24-1", PKG, ARCH, reference=True) == "RUNNING-REFERENCE"
     cache.add("migration-reference/0", PKG, ARCH, ["PASS", "44.2-1", "20240103_000000_aaaaa@", 300])
     assert apcloud.decide(cache, "gtk+3.0/3.24-1", PKG, ARCH, reference=True) == "REGRESSION"
     assert apcloud.decide(cache, "t/1", PKG, ARCH, True, True) == "RUNNING"

@@ -67,14 +67,36 @@ def test_result_without_triggers_is_ignored(site):
     assert site.verdict("glib2.0/2.80-1", "gedit") == "RUNNING-ALWAYSFAIL"
 
 
-def test_tmpfail(site):
+def test_tmpfail_stays_running(site):
+    # A testbed failure past the worker's retries: autopkgtest wrote no testpkg-version, and
+    # the worker writes none either (only exit 4, 12 and 20 get "gedit unknown"). britney
+    # ignores such a result as damaged, keeps the test pending and shows it RUNNING: a
+    # tmpfail must never become a REGRESSION.
     site.run("gedit", ["gtk+3.0/3.24-1"])
-    site.run("gedit", ["glib2.0/2.80-1"], exitcode=16)
+    site.run("gedit", ["glib2.0/2.80-1"], exitcode=16, version="none")
     results = site.collect("gedit")
-    assert [r.outcome for r in results] == ["pass", "tmpfail"]
-    assert site.cache.get("glib2.0/2.80-1", "gedit", ARCH)[0] == "FAIL"
-    assert site.verdict("glib2.0/2.80-1", "gedit") == "REGRESSION"
-    assert "trigger=glib2.0%2F2.80-1" in site.links("glib2.0/2.80-1", "gedit").retry
+    assert [(r.outcome, r.version) for r in results] == [("pass", "1.0-1"), ("tmpfail", None)]
+    assert site.cache.get("glib2.0/2.80-1", "gedit", ARCH) is None
+    assert site.pending.contains("glib2.0/2.80-1", "gedit", ARCH)
+    assert site.verdict("glib2.0/2.80-1", "gedit") == "RUNNING"
+    # An unexpected failure (20) without a version is repaired to "unknown", as britney does.
+    site.run("gedit", ["pango1.0/1.52-1"], exitcode=20, version="none")
+    # The tmpfail is read again (britney's marker is its newest cached result), still ignored.
+    tmpfail, error = site.collect("gedit")
+    assert tmpfail.exitcode == 16 and site.verdict("glib2.0/2.80-1", "gedit") == "RUNNING"
+    assert (error.outcome, error.version) == ("error", "unknown")
+    assert site.cache.get("pango1.0/1.52-1", "gedit", ARCH)[:2] == ["FAIL", "unknown"]
+    assert "trigger=pango1.0%2F1.52-1" in site.links("pango1.0/1.52-1", "gedit").retry
+
+
+def test_forged_trigger_is_refused(site):
+    # A requester cannot make a result count for a trigger it never installed.
+    request = apcloud.TestRequest("gedit", env=["ADT_TEST_TRIGGERS=glib2.0/2.80-1"])
+    with pytest.raises(apcloud.ValidationError, match="ADT_TEST_TRIGGERS") as bad:
+        site.sink.send(request, site.release, ARCH)
+    assert bad.value.field == "env" and bad.value.value == "ADT_TEST_TRIGGERS=glib2.0/2.80-1"
+    with pytest.raises(apcloud.ValidationError, match="AUTOPKGTEST_TMP"):
+        apcloud.TestRequest("gedit", env=["AUTOPKGTEST_TMP=/x"]).validate()
 
 
 def test_result_for_an_older_version_does_not_count(site):

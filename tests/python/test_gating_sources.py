@@ -95,8 +95,8 @@ def test_db_results_are_the_store_results(embedded, tmp_path):
 
     # Gating from either source gives the same state and verdicts.
     via_store, via_db = apcloud.ResultsCache(), apcloud.ResultsCache()
-    apcloud.record_results(via_store, "gedit", ARCH, store_results, seen=1)
-    apcloud.record_results(via_db, "gedit", ARCH, from_db, seen=1)
+    apcloud.record_results(via_store, "gedit", ARCH, store_results)
+    apcloud.record_results(via_db, "gedit", ARCH, from_db)
     for trigger in ("gtk+3.0/3.24-1", "glib2.0/2.80-1"):
         assert via_db.get(trigger, "gedit", ARCH) == via_store.get(trigger, "gedit", ARCH)
     assert apcloud.decide(via_db, "glib2.0/2.80-1", "gedit", ARCH) == "REGRESSION"

@@ -13,6 +13,7 @@
 #include "temp_dir.hpp"
 
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -264,6 +265,9 @@ TEST_CASE("collect_results reads the runs of a package from a store, in run-id o
     }
     const auto dir3 = result_dir("noble", "amd64", "gedit", ids[3]);
     store->put(c, dir3 + "/log.gz", gzip_compress("partial\n"), {});
+    // Written long ago: an abandoned run (its request ran again), not one being stored.
+    fs::last_write_time(d.path / c / dir3 / "log.gz",
+                        fs::file_time_type::clock::now() - std::chrono::hours(5));
     store->put(c, result_dir("noble", "amd64", "gedit", ids[5]) + "/result.tar", "not a tar", {});
     // Objects under the prefix that are not run directories are not runs.
     const auto prefix = package_prefix("noble", "amd64", "gedit");
@@ -302,16 +306,6 @@ TEST_CASE("collect_results reads the runs of a package from a store, in run-id o
     CHECK_THROWS_AS(collect_results(*store, "autopkgtest-nothere", "noble", "amd64", "gedit"), NotFound);
 }
 
-namespace {
-
-// The verdict name of decide() for gedit/amd64.
-std::string verdict(const ResultsCache& c, const std::string& trigger, bool pending = false,
-                    bool reference = false) {
-    return std::string(verdict_name(decide(c, trigger, "gedit", "amd64", pending, reference)));
-}
-
-}  // namespace
-
 TEST_CASE("verdict names") {
     CHECK(verdict_name(Verdict::pass) == "PASS");
     CHECK(verdict_name(Verdict::neutral) == "NEUTRAL");
@@ -320,94 +314,302 @@ TEST_CASE("verdict names") {
     CHECK(verdict_name(Verdict::always_fail) == "ALWAYSFAIL");
     CHECK(verdict_name(Verdict::running) == "RUNNING");
     CHECK(verdict_name(Verdict::running_always_fail) == "RUNNING-ALWAYSFAIL");
+    CHECK(verdict_name(Verdict::running_reference) == "RUNNING-REFERENCE");
 }
 
-TEST_CASE("decide: PASS and NEUTRAL results") {
-    ResultsCache c;
-    c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-1", "20240101_000000_aaaaa@", 1});
-    c.add("gtk+3.0/3.24-1", "gedit", "amd64", {"NEUTRAL", "44.2-1", "20240102_000000_aaaaa@", 2});
-    CHECK(verdict(c, "glib2.0/2.20-1") == "PASS");
-    CHECK(verdict(c, "glib2.0/2.20-1", true) == "PASS");
-    CHECK(verdict(c, "gtk+3.0/3.24-1") == "NEUTRAL");
-    // Another package or architecture has no result.
-    CHECK(decide(c, "glib2.0/2.20-1", "gedit", "arm64", true) == Verdict::running_always_fail);
-    CHECK(decide(c, "glib2.0/2.20-1", "hello", "amd64", false) == Verdict::running);
-}
+namespace {
 
-TEST_CASE("decide: a failure after a pass elsewhere is a REGRESSION") {
-    ResultsCache c;
-    c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-1", "20240101_000000_aaaaa@", 1});
-    c.add("gtk+3.0/3.24-1", "gedit", "amd64", {"FAIL", "44.2-1", "20240102_000000_aaaaa@", 2});
-    CHECK(verdict(c, "gtk+3.0/3.24-1") == "REGRESSION");
-    // A NEUTRAL baseline counts as having passed too.
-    ResultsCache n;
-    n.add("a/1", "gedit", "amd64", {"NEUTRAL", "1", "20240101_000000_aaaaa@", 1});
-    n.add("b/1", "gedit", "amd64", {"FAIL", "1", "20240102_000000_aaaaa@", 2});
-    CHECK(verdict(n, "b/1") == "REGRESSION");
-}
+// One cached result of gedit: trigger, status, version (arch amd64 unless given).
+struct Entry {
+    const char* trigger;
+    const char* status;
+    const char* version;
+    const char* arch = "amd64";
+};
 
-TEST_CASE("decide: a package that always failed is ALWAYSFAIL") {
-    ResultsCache c;
-    c.add("a/1", "gedit", "amd64", {"FAIL", "1", "20240101_000000_aaaaa@", 1});
-    c.add("b/1", "gedit", "amd64", {"FAIL", "1", "20240102_000000_aaaaa@", 2});
-    CHECK(verdict(c, "b/1") == "ALWAYSFAIL");
-    // No baseline at all: the failing result itself is the only one.
-    ResultsCache single;
-    single.add("b/1", "gedit", "amd64", {"FAIL", "1", "20240102_000000_aaaaa@", 2});
-    CHECK(verdict(single, "b/1") == "ALWAYSFAIL");
-    // A pass of another package or architecture is no baseline.
-    single.add("a/1", "gedit", "arm64", {"PASS", "1", "20240101_000000_aaaaa@", 1});
-    single.add("a/1", "hello", "amd64", {"PASS", "1", "20240101_000000_aaaaa@", 1});
-    CHECK(verdict(single, "b/1") == "ALWAYSFAIL");
-    // An unknown status never counts as a pass.
-    single.add("c/1", "gedit", "amd64", {"BOGUS", "1", "20240103_000000_aaaaa@", 3});
-    CHECK(verdict(single, "c/1") == "ALWAYSFAIL");
-}
+// One branch of britney's pkg_test_result / result_in_baseline / check_ever_passed_before.
+struct VerdictRow {
+    const char* what;
+    std::vector<Entry> cache;
+    const char* trigger;  // asked about
+    bool pending;
+    bool reference;
+    std::optional<std::string> version;  // the version under test; default: the result's
+    bool test_in_target;
+    const char* britney;  // what britney answers
+};
 
-TEST_CASE("decide: RUNNING or RUNNING-ALWAYSFAIL without a result") {
-    ResultsCache c;
-    CHECK(verdict(c, "t/1", true) == "RUNNING-ALWAYSFAIL");
-    CHECK(verdict(c, "t/1", false) == "RUNNING");
-    c.add("a/1", "gedit", "amd64", {"FAIL", "1", "20240101_000000_aaaaa@", 1});
-    CHECK(verdict(c, "t/1", true) == "RUNNING-ALWAYSFAIL");
-    CHECK(verdict(c, "t/1", false) == "RUNNING");
-    c.add("b/1", "gedit", "amd64", {"PASS", "1", "20240102_000000_aaaaa@", 2});
-    CHECK(verdict(c, "t/1", true) == "RUNNING");
-    CHECK(verdict(c, "t/1", false) == "RUNNING");
-}
+}  // namespace
 
-TEST_CASE("decide: reference mode uses only migration-reference/0") {
-    ResultsCache c;
-    c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-1", "20240101_000000_aaaaa@", 1});
-    c.add("gtk+3.0/3.24-1", "gedit", "amd64", {"FAIL", "44.2-1", "20240102_000000_aaaaa@", 2});
-    CHECK(verdict(c, "gtk+3.0/3.24-1", false, false) == "REGRESSION");
-    // Without a reference run, the pass for another trigger does not count.
-    CHECK(verdict(c, "gtk+3.0/3.24-1", false, true) == "ALWAYSFAIL");
-    CHECK(verdict(c, "t/1", true, true) == "RUNNING-ALWAYSFAIL");
-    c.add("migration-reference/0", "gedit", "arm64", {"PASS", "44.2-1", "20240103_000000_aaaaa@", 3});
-    CHECK(verdict(c, "gtk+3.0/3.24-1", false, true) == "ALWAYSFAIL");
-    c.add("migration-reference/0", "gedit", "amd64", {"FAIL", "44.2-1", "20240103_000000_aaaaa@", 3});
-    CHECK(verdict(c, "gtk+3.0/3.24-1", false, true) == "ALWAYSFAIL");
-    CHECK(verdict(c, "t/1", true, true) == "RUNNING-ALWAYSFAIL");
-    c.add("migration-reference/0", "gedit", "amd64", {"PASS", "44.2-1", "20240104_000000_aaaaa@", 4});
-    CHECK(verdict(c, "gtk+3.0/3.24-1", false, true) == "REGRESSION");
-    CHECK(verdict(c, "t/1", true, true) == "RUNNING");
-    CHECK(verdict(c, "glib2.0/2.20-1", false, true) == "PASS");
-    // In reference mode, a failing reference makes a pass elsewhere irrelevant the other way too.
-    ResultsCache r;
-    r.add("migration-reference/0", "gedit", "amd64", {"FAIL", "1", "20240101_000000_aaaaa@", 1});
-    r.add("a/1", "gedit", "amd64", {"PASS", "1", "20240102_000000_aaaaa@", 2});
-    r.add("b/1", "gedit", "amd64", {"FAIL", "1", "20240103_000000_aaaaa@", 3});
-    CHECK(verdict(r, "b/1", false, true) == "ALWAYSFAIL");
-    CHECK(verdict(r, "b/1", false, false) == "REGRESSION");
+TEST_CASE("decide: every branch of britney's verdict, row by row (SPEC.md 9)") {
+    const std::vector<VerdictRow> rows = {
+        // A result for the trigger that passed.
+        {"pass", {{"t/1", "PASS", "1"}}, "t/1", false, false, {}, true, "PASS"},
+        {"pass while still pending", {{"t/1", "PASS", "1"}}, "t/1", true, false, {}, true, "PASS"},
+        {"neutral", {{"t/1", "NEUTRAL", "1"}}, "t/1", false, false, {}, true, "NEUTRAL"},
+        {"neutral, failures elsewhere",
+         {{"a/1", "FAIL", "1"}, {"t/1", "NEUTRAL", "1"}},
+         "t/1",
+         false,
+         false,
+         {},
+         true,
+         "NEUTRAL"},
+        // Failures, baseline over all triggers.
+        {"fail, passed before at the same version",
+         {{"a/1", "PASS", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         false,
+         {},
+         true,
+         "REGRESSION"},
+        {"fail, passed before at a lower version",
+         {{"a/1", "PASS", "0.9"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         false,
+         {},
+         true,
+         "REGRESSION"},
+        {"fail, passed only at a higher version",
+         {{"a/1", "PASS", "2"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         false,
+         {},
+         true,
+         "ALWAYSFAIL"},
+        {"fail, the version under test is higher than the pass",
+         {{"a/1", "PASS", "2"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         false,
+         std::string("3"),
+         true,
+         "REGRESSION"},
+        {"fail, the version under test is lower than the pass",
+         {{"a/1", "PASS", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         false,
+         std::string("0.5"),
+         true,
+         "ALWAYSFAIL"},
+        {"fail, baseline NEUTRAL (neutral never counts as a pass)",
+         {{"a/1", "NEUTRAL", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         false,
+         {},
+         true,
+         "ALWAYSFAIL"},
+        {"fail, baseline NEUTRAL and a pass",
+         {{"a/1", "NEUTRAL", "1"}, {"b/1", "PASS", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         false,
+         {},
+         true,
+         "REGRESSION"},
+        {"fail, baseline FAIL (only failures)",
+         {{"a/1", "FAIL", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         false,
+         {},
+         true,
+         "ALWAYSFAIL"},
+        {"fail, no other result", {{"t/1", "FAIL", "1"}}, "t/1", false, false, {}, true, "ALWAYSFAIL"},
+        {"fail, passes only on another architecture",
+         {{"a/1", "PASS", "1", "arm64"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         false,
+         {},
+         true,
+         "ALWAYSFAIL"},
+        {"an unknown status is a failure and never a pass",
+         {{"a/1", "BOGUS", "1"}, {"t/1", "BOGUS", "1"}},
+         "t/1",
+         false,
+         false,
+         {},
+         true,
+         "ALWAYSFAIL"},
+        {"fail with version 'unknown' (exit 4 without testpkg-version), passed before at the version under "
+         "test",
+         {{"a/1", "PASS", "1"}, {"t/1", "FAIL", "unknown"}},
+         "t/1",
+         false,
+         false,
+         std::string("1"),
+         true,
+         "REGRESSION"},
+        // Reference mode: the baseline is migration-reference/0 alone.
+        {"reference PASS, fail",
+         {{"migration-reference/0", "PASS", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         true,
+         "REGRESSION"},
+        {"reference FAIL, passed for another trigger",
+         {{"migration-reference/0", "FAIL", "1"}, {"a/1", "PASS", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         true,
+         "ALWAYSFAIL"},
+        {"reference NEUTRAL, passed for another trigger",
+         {{"migration-reference/0", "NEUTRAL", "1"}, {"a/1", "PASS", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         true,
+         "REGRESSION"},
+        {"reference NEUTRAL, never passed",
+         {{"migration-reference/0", "NEUTRAL", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         true,
+         "ALWAYSFAIL"},
+        {"reference PASS at a higher version only",
+         {{"migration-reference/0", "PASS", "2"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         true,
+         "ALWAYSFAIL"},
+        {"reference NONE, test in the target suite: reference requested",
+         {{"a/1", "PASS", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         true,
+         "RUNNING-REFERENCE"},
+        {"reference NONE, test not in the target suite, passed before",
+         {{"a/1", "PASS", "1"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         false,
+         "REGRESSION"},
+        {"reference NONE, test not in the target suite, never passed",
+         {{"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         false,
+         "ALWAYSFAIL"},
+        {"reference on another architecture is NONE here",
+         {{"migration-reference/0", "PASS", "1", "arm64"}, {"t/1", "FAIL", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         false,
+         "ALWAYSFAIL"},
+        {"reference mode, the trigger passed",
+         {{"migration-reference/0", "FAIL", "1"}, {"t/1", "PASS", "1"}},
+         "t/1",
+         false,
+         true,
+         {},
+         true,
+         "PASS"},
+        // No result for the trigger.
+        {"pending, no results at all (baseline FAIL)",
+         {},
+         "t/1",
+         true,
+         false,
+         {},
+         true,
+         "RUNNING-ALWAYSFAIL"},
+        {"pending, baseline FAIL",
+         {{"a/1", "FAIL", "1"}},
+         "t/1",
+         true,
+         false,
+         {},
+         true,
+         "RUNNING-ALWAYSFAIL"},
+        {"pending, baseline NEUTRAL", {{"a/1", "NEUTRAL", "1"}}, "t/1", true, false, {}, true, "RUNNING"},
+        {"pending, baseline PASS",
+         {{"a/1", "FAIL", "1"}, {"b/1", "PASS", "1"}},
+         "t/1",
+         true,
+         false,
+         {},
+         true,
+         "RUNNING"},
+        {"not pending, not yet requested", {{"a/1", "FAIL", "1"}}, "t/1", false, false, {}, true, "RUNNING"},
+        {"pending, reference NONE", {{"a/1", "FAIL", "1"}}, "t/1", true, true, {}, true, "RUNNING"},
+        {"pending, reference FAIL",
+         {{"migration-reference/0", "FAIL", "1"}, {"a/1", "PASS", "1"}},
+         "t/1",
+         true,
+         true,
+         {},
+         true,
+         "RUNNING-ALWAYSFAIL"},
+        {"pending, reference PASS",
+         {{"migration-reference/0", "PASS", "1"}},
+         "t/1",
+         true,
+         true,
+         {},
+         true,
+         "RUNNING"},
+    };
+    for (const auto& row : rows) {
+        const std::string what = row.what;
+        CAPTURE(what);
+        ResultsCache c;
+        int n = 0;
+        for (const auto& e : row.cache) {
+            ++n;
+            REQUIRE(c.add(e.trigger, "gedit", e.arch,
+                          {e.status, e.version, "20240101_00000" + std::to_string(n) + "_aaaaa@", n}));
+        }
+        const Verdict v = decide(c, row.trigger, "gedit", "amd64", row.pending, row.reference, row.version,
+                                 row.test_in_target);
+        CHECK(std::string(verdict_name(v)) == row.britney);
+        CHECK(v != Verdict::fail);
+    }
 }
 
 TEST_CASE("decide: a PASS not replaced by a later FAIL stays PASS") {
     ResultsCache c;
     CHECK(c.add("glib2.0/2.20-1", "gedit", "amd64", {"PASS", "44.2-1", "20240101_000000_aaaaa@", 1}));
     CHECK_FALSE(c.add("glib2.0/2.20-1", "gedit", "amd64", {"FAIL", "44.2-2", "20240102_000000_aaaaa@", 2}));
-    CHECK(verdict(c, "glib2.0/2.20-1") == "PASS");
-    CHECK(verdict(c, "glib2.0/2.20-1", true, true) == "PASS");
+    CHECK(decide(c, "glib2.0/2.20-1", "gedit", "amd64", false) == Verdict::pass);
+    CHECK(decide(c, "glib2.0/2.20-1", "gedit", "amd64", true, true) == Verdict::pass);
+}
+
+TEST_CASE("results cache: in reference mode the reference entry follows the newest reference run") {
+    ResultsCache c;
+    const CacheEntry pass{"PASS", "1", "20240101_000000_aaaaa@", 1},
+        fail{"FAIL", "1", "20240102_000000_aaaaa@", 2};
+    CHECK(c.add("migration-reference/0", "gedit", "amd64", pass, true));
+    CHECK(c.add("migration-reference/0", "gedit", "amd64", fail, true));
+    CHECK(c.get("migration-reference/0", "gedit", "amd64")->status == "FAIL");
+    // Not in reference mode, and never for other triggers.
+    ResultsCache d;
+    d.add("migration-reference/0", "gedit", "amd64", pass);
+    CHECK_FALSE(d.add("migration-reference/0", "gedit", "amd64", fail));
+    d.add("t/1", "gedit", "amd64", pass, true);
+    CHECK_FALSE(d.add("t/1", "gedit", "amd64", fail, true));
 }
 
 TEST_CASE("results cache: entries_for lists package/arch over all triggers") {
@@ -430,7 +632,7 @@ TEST_CASE("collect_results stops before a run that is still uploading, not befor
     auto store = open_store("file://" + d.path.string());
     const std::string c = "autopkgtest-noble";
     store->ensure_container(c, ContainerAcl::public_container());
-    const std::int64_t now = 1800000000;
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
     const auto a = make_run_id(now - 30, "a"), b = make_run_id(now - 20, "b"), e = make_run_id(now - 10, "e");
     store_run(*store, c, a, 0, std::string("t/1"), "1");
     store_run(*store, c, e, 0, std::string("t/1"), "1");
@@ -449,14 +651,56 @@ TEST_CASE("collect_results stops before a run that is still uploading, not befor
     CHECK(next.results[0].run_id == b);
     CHECK(next.results[1].run_id == e);
 
-    // A run left without result.tar for longer than the grace period was abandoned (its
-    // request ran again): it no longer holds back the runs after it.
-    const auto old = make_run_id(now - upload_grace_seconds - 1, "old");
+    // A run whose objects were all written longer ago than the grace period was abandoned
+    // (its request ran again): it no longer holds back the runs after it.
+    const auto old = make_run_id(now - 3 * 3600, "old");
     store->put(c, result_dir("noble", "amd64", "gedit", old) + "/log.gz", gzip_compress("partial\n"), {});
-    auto all = collect_results(*store, c, "noble", "amd64", "gedit", std::nullopt, now);
+    const std::int64_t later_now = static_cast<std::int64_t>(std::time(nullptr)) + upload_grace_seconds + 1;
+    auto all = collect_results(*store, c, "noble", "amd64", "gedit", std::nullopt, later_now);
     CHECK(all.results.size() == 3);
     CHECK(all.missing == 1);
     CHECK(all.held_back == 0);
+}
+
+TEST_CASE("collect_results waits for a long test still uploading: judged by its objects, not its start") {
+    TempDir d;
+    auto store = open_store("file://" + d.path.string());
+    const std::string c = "autopkgtest-noble";
+    store->ensure_container(c, ContainerAcl::public_container());
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    // A 3-hour test: started long ago, its log.gz written just now, result.tar still to come.
+    const auto long_run = make_run_id(now - 3 * 3600, "long");
+    const auto later = make_run_id(now - 3600, "later");
+    store_run(*store, c, later, 0, std::string("t/1"), "1");
+    store->put(c, result_dir("noble", "amd64", "gedit", long_run) + "/log.gz", gzip_compress("hours\n"), {});
+    auto got = collect_results(*store, c, "noble", "amd64", "gedit", std::nullopt, now);
+    CHECK(got.results.empty());  // the marker must not move past the long run
+    CHECK(got.missing == 1);
+    CHECK(got.held_back == 1);
+    // Once its result.tar is there, both are read in order.
+    store_run(*store, c, long_run, 4, std::string("t/1"), "1");
+    got = collect_results(*store, c, "noble", "amd64", "gedit", std::nullopt, now);
+    REQUIRE(got.results.size() == 2);
+    CHECK(got.results[0].run_id == long_run);
+    CHECK(got.results[1].run_id == later);
+    // A run id that is not one, with nothing in it, is never waited for.
+    CHECK(collect_results(*store, c, "noble", "amd64", "gedit", later, now).results.empty());
+}
+
+TEST_CASE("collect_results skips a result.tar that names another package") {
+    TempDir d;
+    auto store = open_store("file://" + d.path.string());
+    const std::string c = "autopkgtest-noble";
+    store->ensure_container(c, ContainerAcl::public_container());
+    TempDir out;
+    out.write("testpkg-version", "evince 1\n");
+    PackOptions o;
+    const auto id = make_run_id(1700000000, "x");
+    store->put(c, result_dir("noble", "amd64", "gedit", id) + "/result.tar",
+               pack_results(out.path.string(), o).result_tar, {});
+    auto got = collect_results(*store, c, "noble", "amd64", "gedit");
+    CHECK(got.results.empty());
+    CHECK(got.corrupt == 1);
 }
 
 namespace {
@@ -485,23 +729,53 @@ TEST_CASE("record_results: britney's rules for triggers, older versions and pend
                    std::vector<std::string>{"glib2.0/2.80-1", "notrigger"}),
         run_result("20240101_000002_ccccc@", 0, "2.0-1", std::nullopt),
     };
-    CHECK(record_results(cache, &pending, "gedit", "amd64", results, 7) == 1);
+    CHECK(record_results(cache, &pending, "gedit", "amd64", results) == 1);
     // The PASS for glib stays; the run of gedit 1.0-1 does not count for gedit/2.0-1.
     CHECK(cache.get("glib2.0/2.80-1", "gedit", "amd64")->run_id == "20240101_000000_aaaaa@");
-    CHECK(cache.get("glib2.0/2.80-1", "gedit", "amd64")->seen == 7);
+    // seen is the time in the run id (britney's ADT_RETRY_OLDER_THAN and reference ages use it).
+    CHECK(cache.get("glib2.0/2.80-1", "gedit", "amd64")->seen == 1704067200);
     CHECK_FALSE(cache.get("gedit/2.0-1", "gedit", "amd64"));
     CHECK_FALSE(cache.get("notrigger", "gedit", "amd64"));
-    // Every trigger of a result leaves pending, counted or not; the result without triggers clears nothing.
+    // Every valid trigger of a result leaves pending, counted or not; the result without triggers
+    // clears nothing; a trigger without '/' is no trigger.
     CHECK_FALSE(pending.contains("glib2.0/2.80-1", "gedit", "amd64"));
     CHECK_FALSE(pending.contains("gedit/2.0-1", "gedit", "amd64"));
-    CHECK_FALSE(pending.contains("notrigger", "gedit", "amd64"));
+    CHECK(pending.contains("notrigger", "gedit", "amd64"));
     CHECK(pending.contains("gtk/1", "gedit", "amd64"));
     // A trigger naming another package at any version counts; an equal or newer tested version counts.
     CHECK(record_results(cache, nullptr, "gedit", "amd64",
                          {run_result("20240102_000000_ddddd@", 0, "2.0-1",
                                      std::vector<std::string>{"gedit/2.0-1"})}) == 1);
     CHECK(cache.get("gedit/2.0-1", "gedit", "amd64")->status == "PASS");
-    CHECK(cache.get("gedit/2.0-1", "gedit", "amd64")->seen > 1700000000);  // now
+    CHECK(cache.get("gedit/2.0-1", "gedit", "amd64")->seen == 1704153600);
+}
+
+TEST_CASE("record_results: a tmpfail without a version stays pending and never becomes a regression") {
+    ResultsCache cache;
+    PendingTests pending;
+    pending.add("glib2.0/2.80-1", "gedit", "amd64");
+    const std::vector<std::string> glib{"glib2.0/2.80-1"};
+    CHECK(record_results(cache, &pending, "gedit", "amd64",
+                         {run_result("20240101_000000_aaaaa@", 0, "1", std::vector<std::string>{"gtk/1"}),
+                          run_result("20240102_000000_aaaaa@", 16, std::nullopt, glib)}) == 1);
+    CHECK_FALSE(cache.get("glib2.0/2.80-1", "gedit", "amd64"));
+    CHECK(pending.contains("glib2.0/2.80-1", "gedit", "amd64"));
+    CHECK(decide(cache, "glib2.0/2.80-1", "gedit", "amd64", true) == Verdict::running);
+    // Exit codes 4, 12 and 20 without a version are repaired to "unknown", as britney does.
+    for (int code : {4, 12, 20}) {
+        CAPTURE(code);
+        ResultsCache c;
+        CHECK(record_results(c, nullptr, "gedit", "amd64",
+                             {run_result("20240103_000000_aaaaa@", code, std::nullopt, glib)}) == 1);
+        CHECK(c.get("glib2.0/2.80-1", "gedit", "amd64")->version == "unknown");
+        CHECK(c.get("glib2.0/2.80-1", "gedit", "amd64")->status == "FAIL");
+    }
+    for (int code : {0, 2, 6, 8, 14, 16, 99}) {
+        CAPTURE(code);
+        CHECK_FALSE(cache_entry(run_result("20240103_000000_aaaaa@", code, std::nullopt, glib)));
+    }
+    // With a version, a tmpfail is a FAIL to britney (it never sees "unknown" for it).
+    CHECK(cache_entry(run_result("20240103_000000_aaaaa@", 16, std::string("1"), glib))->status == "FAIL");
 }
 
 TEST_CASE("result_links: log, artifacts, history and retry URLs, encoded") {

@@ -17,9 +17,9 @@ py::list entry_to_list(const CacheEntry& e) {
         std::vector<py::object>{py::str(e.status), py::str(e.version), py::str(e.run_id), py::int_(e.seen)});
 }
 
-// A GatingResult, or a [STATUS, version, run_id, seen] sequence.
-CacheEntry entry_from(const py::handle& result, std::optional<std::int64_t> seen) {
-    if (py::isinstance<GatingResult>(result)) return cache_entry(result.cast<const GatingResult&>(), seen);
+// A GatingResult (nullopt when damaged), or a [STATUS, version, run_id, seen] sequence.
+std::optional<CacheEntry> entry_from(const py::handle& result) {
+    if (py::isinstance<GatingResult>(result)) return cache_entry(result.cast<const GatingResult&>());
     std::tuple<std::string, std::string, std::string, std::int64_t> v;
     try {
         v = result.cast<decltype(v)>();
@@ -196,13 +196,17 @@ void register_gating(py::module_& m) {
         .def(
             "add",
             [](ResultsCache& c, const std::string& trigger, const std::string& package,
-               const std::string& arch, const py::object& result, std::optional<std::int64_t> seen) {
-                return c.add(trigger, package, arch, entry_from(result, seen));
+               const std::string& arch, const py::object& result, bool reference) {
+                auto entry = entry_from(result);
+                return entry && c.add(trigger, package, arch, *entry, reference);
             },
-            "trigger"_a, "package"_a, "arch"_a, "result"_a, "seen"_a = py::none(),
-            "Records a GatingResult (seen at `seen`, default now) or a [STATUS, version, run_id, seen]\n"
-            "sequence. A PASS is never replaced by a non-PASS; a newer PASS replaces anything; a non-PASS\n"
-            "replaces a non-PASS only with a newer run id. True when stored.")
+            "trigger"_a, "package"_a, "arch"_a, "result"_a, "reference"_a = false,
+            "Records a GatingResult (seen: the time in its run id; a damaged one, without a version and\n"
+            "not exit 4/12/20, is not recorded) or a [STATUS, version, run_id, seen] sequence. A PASS is\n"
+            "never replaced by a non-PASS (with reference=True, except for migration-reference/0); a PASS\n"
+            "replaces a non-PASS and an older PASS; a non-PASS replaces a non-PASS only with a newer run "
+            "id.\n"
+            "True when stored.")
         .def(
             "get",
             [](const ResultsCache& c, const std::string& trigger, const std::string& package,
@@ -219,27 +223,31 @@ void register_gating(py::module_& m) {
         "record_results",
         [](ResultsCache& cache, const std::string& package, const std::string& arch,
            const std::vector<GatingResult>& results, PendingTests* pending,
-           std::optional<std::int64_t> seen) {
-            return record_results(cache, pending, package, arch, results, seen);
-        },
-        "cache"_a, "package"_a, "arch"_a, "results"_a, "pending"_a = py::none(), "seen"_a = py::none(),
+           bool reference) { return record_results(cache, pending, package, arch, results, reference); },
+        "cache"_a, "package"_a, "arch"_a, "results"_a, "pending"_a = py::none(), "reference"_a = false,
         "Feeds results of package/arch (from iter_results or iter_db_results) into the cache by\n"
-        "britney's rules: each result counts for each of its triggers (none without triggers); a result\n"
-        "for a trigger naming the package itself at a newer version than tested is ignored for it; a PASS\n"
-        "is never overwritten. Every trigger of a result is removed from pending (when given). seen\n"
-        "defaults to now. Returns the number of cache entries stored.");
+        "britney's rules: a damaged result (no version, exit code not 4/12/20: e.g. a tmpfail) is\n"
+        "ignored and stays pending; each other result counts for each of its triggers (none without\n"
+        "triggers); a result for a trigger naming the package itself at a newer version than tested is\n"
+        "ignored for it; a PASS is never overwritten. Every trigger of a counted result is removed from\n"
+        "pending (when given). seen is the time in the run id. Returns the number of cache entries stored.");
     m.def(
         "decide",
         [](const ResultsCache& cache, const std::string& trigger, const std::string& package,
-           const std::string& arch, bool pending, bool reference) {
-            return std::string(verdict_name(decide(cache, trigger, package, arch, pending, reference)));
+           const std::string& arch, bool pending, bool reference, std::optional<std::string> version,
+           bool test_in_target) {
+            return std::string(verdict_name(
+                decide(cache, trigger, package, arch, pending, reference, version, test_in_target)));
         },
         "cache"_a, "trigger"_a, "package"_a, "arch"_a, "pending"_a = false, "reference"_a = false,
-        "britney's verdict for package/arch triggered by trigger: 'PASS', 'NEUTRAL', 'REGRESSION',\n"
-        "'ALWAYSFAIL', 'RUNNING' or 'RUNNING-ALWAYSFAIL'. The baseline is the best result for package/arch\n"
-        "over all triggers, or with reference=True only the 'migration-reference/0' entry. A failure is a\n"
-        "REGRESSION when the baseline passed (PASS or NEUTRAL), else ALWAYSFAIL. Without a result: RUNNING,\n"
-        "or RUNNING-ALWAYSFAIL when pending and the baseline failed or is absent.");
+        "version"_a = py::none(), "test_in_target"_a = true,
+        "britney's verdict for package/arch triggered by trigger, exactly as britney's pkg_test_result:\n"
+        "'PASS', 'NEUTRAL', 'REGRESSION', 'ALWAYSFAIL', 'RUNNING', 'RUNNING-ALWAYSFAIL' or\n"
+        "'RUNNING-REFERENCE'. A failure is a REGRESSION only when some result of package/arch (any trigger)\n"
+        "PASSed at a version <= version (the version under test; default: the failed result's) and the\n"
+        "baseline is not FAIL; else ALWAYSFAIL. The baseline is the best result over all triggers, or with\n"
+        "reference=True the 'migration-reference/0' entry (none: RUNNING-REFERENCE when test_in_target).\n"
+        "Without a result: RUNNING, or RUNNING-ALWAYSFAIL when pending and the baseline is FAIL.");
 
     py::class_<PendingTests>(m, "PendingTests", "britney's pending tests: {trigger: {src: [arches]}}.")
         .def(py::init<>(), "No pending tests.")
