@@ -13,8 +13,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include "bench_util.hpp"
 #include <unistd.h>
+#include "bench_util.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -267,7 +267,7 @@ int main(int argc, char** argv) {
     try {
         const std::string container = "apcloud-bench-store-" + std::to_string(objects);
         const Layout layout = make_layout(objects);
-        auto writer = apcloud::open_store("swift+" + auth);
+        auto writer = apcloud::open_store("swift+" + auth, {}, apcloud::process_environment());
         setup(*writer, container, layout);
 
         std::printf("bench-store: %zu result.tar objects (~10 kB) under %zu packages, container %s at %s\n",

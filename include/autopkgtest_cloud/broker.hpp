@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "autopkgtest_cloud/credentials.hpp"
+
 namespace apcloud {
 
 /// The fanout exchange of running-test status (transient).
@@ -20,11 +22,11 @@ inline constexpr const char* testcomplete_exchange = "testcomplete.fanout";
 /// One message handed to a consumer. It stays owned by that consumer until it
 /// is acked, requeued or dead-lettered (or the consumer dies).
 struct Delivery {
-    std::string queue;       ///< the queue it came from
-    std::string body;        ///< the message body
-    std::uint64_t tag = 0;   ///< identifies the delivery to ack/requeue/dead_letter
-    bool redelivered = false;  ///< delivered before and not acked
-    std::uint32_t attempt = 1; ///< 1 on first delivery; counted where the backend can
+    std::string queue;          ///< the queue it came from
+    std::string body;           ///< the message body
+    std::uint64_t tag = 0;      ///< identifies the delivery to ack/requeue/dead_letter
+    bool redelivered = false;   ///< delivered before and not acked
+    std::uint32_t attempt = 1;  ///< 1 on first delivery; counted where the backend can
     /// For a message read from a dead-letter queue (`<queue>.dead`): the
     /// reason given to Broker::dead_letter; empty otherwise.
     std::string reason;
@@ -78,8 +80,10 @@ public:
 /// Opens a broker from its URL:
 /// - `sqlite:///path/queue.db` — the embedded broker (one file, many processes);
 /// - `amqp://user:pass@host:port/vhost` (`amqps://` for TLS) — RabbitMQ.
-/// Credentials missing from an amqp URL come from APCLOUD_AMQP_USER /
-/// APCLOUD_AMQP_PASSWORD. Throws ConfigError naming the URL otherwise.
-std::unique_ptr<Broker> open_broker(const std::string& url);
+/// Credentials: resolve_broker_credentials(url, credentials, env); pass
+/// process_environment() to let APCLOUD_AMQP_* variables count. Throws
+/// ConfigError naming the URL otherwise.
+std::unique_ptr<Broker> open_broker(const std::string& url, const BrokerCredentials& credentials = {},
+                                    const Environment& env = {});
 
 }  // namespace apcloud

@@ -80,6 +80,25 @@ public:
     using Error::Error;
 };
 
+/// An operating system call failed: `error_code()` is the errno value,
+/// `path()` the file or directory at fault (empty when none). The message is
+/// "cannot <what> '<path>': <strerror text>".
+class SystemError : public Error {
+public:
+    SystemError(int errno_value, std::string_view what, std::string path = {});
+    /// The errno value.
+    int error_code() const noexcept { return errno_; }
+    /// The file or directory at fault.
+    const std::string& path() const noexcept { return path_; }
+
+private:
+    int errno_;
+    std::string path_;
+};
+
+/// The text of an errno value (strerror, thread-safe).
+std::string errno_message(int errno_value);
+
 /// Renders a value for an error message: quoted, with control characters and
 /// invalid UTF-8 escaped, and cut after `max_len` bytes so a huge input cannot
 /// flood a log.

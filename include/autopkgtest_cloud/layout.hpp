@@ -28,24 +28,38 @@ std::string make_run_id(std::int64_t unix_time, std::string_view body);
 
 /// A parsed run id.
 struct RunId {
-    std::int64_t unix_time = 0;     ///< start of the run, seconds since the epoch (UTC)
+    std::int64_t unix_time = 0;       ///< start of the run, seconds since the epoch (UTC)
     std::optional<std::string> hash;  ///< the 5 hex digits; absent in the old form
 };
 
 /// Parses a run id, new form or the old `YYYYMMDD_HHMMSS@`; throws ParseError.
 RunId parse_run_id(std::string_view run_id);
 
+/// The start of a run (the time in its id), or nullopt when `run_id` is not one.
+std::optional<std::int64_t> run_id_time(std::string_view run_id) noexcept;
+
 /// The directory of one run: `RELEASE/ARCH/PREFIX/PACKAGE/RUN_ID` (no trailing slash).
 std::string result_dir(std::string_view release, std::string_view arch, std::string_view package,
                        std::string_view run_id);
 
 /// The listing prefix of all runs of one package: `RELEASE/ARCH/PREFIX/PACKAGE/`.
-std::string package_prefix(std::string_view release, std::string_view arch,
-                           std::string_view package);
+std::string package_prefix(std::string_view release, std::string_view arch, std::string_view package);
+
+/// One file a run stores, and how it is stored (SPEC.md section 3).
+struct RunFile {
+    std::string_view name;
+    std::string_view content_type;
+    std::string_view content_encoding;  ///< empty: none
+};
 
 /// The files a run stores, in upload order (result.tar last so that a client
-/// that sees it finds the others).
-inline constexpr const char* run_files[] = {"log.gz", "artifacts.tar.gz", "result.tar"};
+/// that sees it finds the others). log.gz is served as gzip-encoded text so
+/// browsers show it inline.
+inline constexpr RunFile run_file_table[] = {
+    {"log.gz", "text/plain; charset=UTF-8", "gzip"},
+    {"artifacts.tar.gz", "application/x-gzip", ""},
+    {"result.tar", "application/x-tar", ""},
+};
 
 /// Formats unix time as `%Y%m%d_%H%M%S` UTC.
 std::string format_timestamp(std::int64_t unix_time);

@@ -103,7 +103,14 @@ struct Trigger {
 /// Parses and validates `src/version`.
 Trigger parse_trigger(std::string_view trigger);
 
-/// True when `name` is a valid source package name (`^[a-z0-9][a-z0-9.+-]+$`).
+/// The rule source package names follow, as error messages state it.
+inline constexpr std::string_view package_name_rule =
+    "must match ^[a-z0-9][a-z0-9.+-]+$ (at most 120 characters)";
+
+/// Throws ValidationError("package", name, package_name_rule) for an invalid name.
+void check_package_name(std::string_view name);
+
+/// True when `name` is a valid source package name (package_name_rule).
 bool is_valid_package_name(std::string_view name) noexcept;
 
 /// True when `version` is a valid version (`^[A-Za-z0-9.+:~-]+$`).

@@ -43,8 +43,8 @@ QueueName parse_queue_name(std::string_view name);
 QueueContext choose_context(const TestRequest& request, bool huge = false) noexcept;
 
 /// The queue a request for `release`/`arch` must be published to.
-std::string queue_for(const TestRequest& request, std::string_view release,
-                      std::string_view arch, bool huge = false);
+std::string queue_for(const TestRequest& request, std::string_view release, std::string_view arch,
+                      bool huge = false);
 
 /// Every queue of the given releases and architectures, all contexts, in
 /// the order a worker should prefer them: plain, ppa, upstream, huge (bulk
@@ -52,10 +52,21 @@ std::string queue_for(const TestRequest& request, std::string_view release,
 std::vector<std::string> queue_names(const std::vector<std::string>& releases,
                                      const std::vector<std::string>& arches);
 
-/// True when `release` is a valid release name (`^[a-z][a-z0-9.]*$`).
+/// The rule release names follow, as error messages state it.
+inline constexpr std::string_view release_rule = "must match ^[a-z][a-z0-9.]*$ (at most 20 characters)";
+/// The rule architecture names follow, as error messages state it.
+inline constexpr std::string_view arch_rule = "must match ^[a-z0-9][a-z0-9_]*$ (at most 20 characters)";
+
+/// True when `release` is a valid release name (release_rule).
 bool is_valid_release(std::string_view release) noexcept;
 
-/// True when `arch` is a valid architecture name (`^[a-z0-9][a-z0-9_]*$`).
+/// True when `arch` is a valid architecture name (arch_rule).
 bool is_valid_arch(std::string_view arch) noexcept;
+
+/// Throws ValidationError("release", release, release_rule) for an invalid name.
+void check_release(std::string_view release);
+
+/// Throws ValidationError("arch", arch, arch_rule) for an invalid name.
+void check_arch(std::string_view arch);
 
 }  // namespace apcloud

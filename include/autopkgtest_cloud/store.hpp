@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "autopkgtest_cloud/credentials.hpp"
+
 namespace apcloud {
 
 /// Who may read a container.
@@ -54,20 +56,20 @@ struct PutOptions {
 /// One line of a container listing: an object, or (with a delimiter) a
 /// "subdir" that rolls up every name sharing a prefix up to the delimiter.
 struct ListEntry {
-    std::string name;   ///< object name, or subdir name ending with the delimiter
+    std::string name;  ///< object name, or subdir name ending with the delimiter
     bool subdir = false;
-    std::uint64_t bytes = 0;  ///< objects only
-    std::string etag;         ///< objects only
-    std::string content_type; ///< objects only
-    std::string last_modified; ///< objects only
+    std::uint64_t bytes = 0;    ///< objects only
+    std::string etag;           ///< objects only
+    std::string content_type;   ///< objects only
+    std::string last_modified;  ///< objects only
 };
 
 /// Swift's container listing parameters, with exactly Swift's semantics.
 struct ListOptions {
-    std::string prefix;                ///< only names starting with this
-    std::optional<char> delimiter;     ///< roll names up to the first delimiter after the prefix
-    std::string marker;                ///< only names strictly greater (exclusive)
-    std::string end_marker;            ///< only names strictly smaller (exclusive); empty: no bound
+    std::string prefix;                  ///< only names starting with this
+    std::optional<char> delimiter;       ///< roll names up to the first delimiter after the prefix
+    std::string marker;                  ///< only names strictly greater (exclusive)
+    std::string end_marker;              ///< only names strictly smaller (exclusive); empty: no bound
     std::size_t limit = max_list_limit;  ///< at most this many entries (1..10000)
 
     /// Swift's default and maximum page size.
@@ -108,24 +110,17 @@ public:
                                                         const std::vector<std::string>& names);
 };
 
-/// Credentials for stores that need them (Swift); empty fields are taken from
-/// the environment (APCLOUD_SWIFT_USER, APCLOUD_SWIFT_KEY, ... or the
-/// OpenStack OS_* variables).
-struct StoreCredentials {
-    std::string user;
-    std::string key;
-    std::string project;       ///< Keystone v3 project name
-    std::string user_domain;   ///< Keystone v3 user domain (default "Default")
-    std::string project_domain;///< Keystone v3 project domain (default "Default")
-};
-
 /// Opens a store from its URL:
 /// - `file:///path` — a local directory laid out like the containers;
 /// - `swift+http://host:port/auth/v1.0` or `swift+https://...` — Swift with v1
 ///   (tempauth) auth; `.../v3` for Keystone v3;
 /// - `http(s)://host/v1/AUTH_x` — a public Swift storage URL (reads only, no token).
-/// Throws ConfigError naming the URL when it is not one of these.
-std::unique_ptr<Store> open_store(const std::string& url, const StoreCredentials& credentials = {});
+/// Credentials: resolve_store_credentials(url, credentials, env); pass
+/// process_environment() to let APCLOUD_SWIFT_* and OS_* variables count.
+/// Throws ConfigError naming the URL when it is not one of these, or when
+/// Swift credentials are missing.
+std::unique_ptr<Store> open_store(const std::string& url, const StoreCredentials& credentials = {},
+                                  const Environment& env = {});
 
 /// Object names a store refuses: empty, over 1024 bytes, not UTF-8, with NUL,
 /// absolute, or with `.`/`..` path segments. Throws ValidationError("object", name).

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "autopkgtest_cloud/broker.hpp"
+#include "autopkgtest_cloud/log.hpp"
 #include "autopkgtest_cloud/runner.hpp"
 #include "autopkgtest_cloud/store.hpp"
 #include "autopkgtest_cloud/worker_config.hpp"
@@ -27,7 +28,7 @@ struct WorkerEnvironment {
     std::function<std::int64_t()> now;
     /// Sleeps between retries; replaceable for tests.
     std::function<void(std::chrono::seconds)> sleep;
-    /// Log lines (one event each); default: stderr.
+    /// Log lines (one event each); default: the library's log (log.hpp).
     std::function<void(const std::string&)> log;
 };
 
@@ -59,11 +60,13 @@ private:
     struct Job;  // one delivery on its way through the steps below (worker.cpp)
 
     // consume -> accept -> run -> pack + store -> announce -> ack
-    WorkerStep handle(const Delivery& delivery);
+    WorkerStep handle(const Delivery& delivery);     // the error policy around run_steps
+    WorkerStep run_steps(const Delivery& delivery);  // the steps below, in order
+    void give_back(const Delivery& delivery, const std::string& why);
     bool accept(Job& job);  // false: dead-lettered
     void choose_run_id(Job& job);
-    bool run_autopkgtest(Job& job);  // false: given back (runner crash)
-    bool store_results(Job& job);    // false: given back (store unreachable)
+    void run_autopkgtest(Job& job);  // throws when the runner itself failed
+    void store_results(Job& job);    // throws when the store stayed unreachable
     void announce(const Job& job);
     void publish_status(const Job& job, bool running, std::uint64_t elapsed);
     void upload(const std::string& container, const std::string& dir, const std::string& files_dir,
@@ -71,7 +74,7 @@ private:
     void renew(const Delivery& delivery);
     void store_retrying(const std::string& what, const std::function<void()>& keepalive,
                         const std::function<void()>& action);
-    void log(const std::string& line) const;
+    void log(LogLevel level, const std::string& line) const;
 
     WorkerConfig config_;
     WorkerEnvironment env_;
@@ -80,5 +83,18 @@ private:
     Runner& runner_;
     std::vector<std::string> queues_;
 };
+
+/// How a worker process runs (autopkgtest-cloud-worker).
+struct WorkerServiceOptions {
+    std::string config_path = "/etc/autopkgtest-cloud/worker.conf";
+    std::map<std::string, std::string> extra_vars;  ///< `-v K=V`
+    int count = 0;                                  ///< stop after this many requests (0: until `stop`)
+};
+
+/// Reads worker.conf (secrets may come from this process's environment),
+/// opens its store, broker and the autopkgtest runner, and runs a Worker until
+/// `stop` becomes true or `count` requests are done. Throws ConfigError for a
+/// bad configuration, naming section, key and value.
+void run_worker_service(const WorkerServiceOptions& options, const std::atomic<bool>& stop);
 
 }  // namespace apcloud

@@ -1,7 +1,7 @@
 /// @file worker_config.hpp
-/// Worker configuration (`worker.conf`, SPEC.md section 5), per-package lists
-/// and the autopkgtest command line built from a request. All pure: the
-/// caller reads files and the environment and hands their contents in.
+/// Worker configuration (`worker.conf`, SPEC.md section 5) and per-package
+/// lists. All pure: the caller reads files and the environment and hands
+/// their contents in.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "autopkgtest_cloud/credentials.hpp"
 #include "autopkgtest_cloud/request.hpp"
 
 namespace apcloud {
@@ -27,14 +28,14 @@ struct Timeouts {
 /// A parsed `worker.conf`.
 struct WorkerConfig {
     // [amqp]
-    std::string broker_url;            ///< `url`, or amqp:// built from host/user/password
+    std::string broker_url;                ///< `url`, or amqp:// built from host and vhost
+    BrokerCredentials broker_credentials;  ///< resolved: URL, `user`/`password`, environment
     // [swift]
-    std::string store_url;             ///< `url` (file:// or swift+http(s)://...)
-    std::string store_user;            ///< `username` (Swift)
-    std::string store_key;             ///< `password` (Swift)
+    std::string store_url;               ///< `url` (file:// or swift+http(s)://...)
+    StoreCredentials store_credentials;  ///< resolved: URL, `username`/`password`/Keystone keys, environment
     // [autopkgtest]
-    std::string checkout_dir;          ///< autopkgtest checkout; empty: `autopkgtest` from PATH
-    std::string per_package_config_dir;///< holds big_packages, long_tests, never_run
+    std::string checkout_dir;            ///< autopkgtest checkout; empty: `autopkgtest` from PATH
+    std::string per_package_config_dir;  ///< holds big_packages, long_tests, never_run
     std::vector<std::string> releases;
     std::vector<std::string> architectures;
     std::string setup_command;
@@ -51,7 +52,7 @@ struct WorkerConfig {
     Timeouts timeouts;                    ///< for ordinary tests
     Timeouts long_timeouts{300, 3000, 40000, 900, 40000};  ///< long_tests and big packages
     // [virt]
-    std::vector<std::string> virt_args;   ///< words, before substitution
+    std::vector<std::string> virt_args;  ///< words, before substitution
     std::string package_size_default;
     std::string package_size_big;
 
@@ -61,13 +62,23 @@ struct WorkerConfig {
     bool virt_is_null() const { return !virt_args.empty() && virt_args.front() == "null"; }
 };
 
-/// Parses worker.conf text. `env` supplies secrets missing from the file
-/// (APCLOUD_AMQP_URL, APCLOUD_AMQP_PASSWORD, APCLOUD_STORE_URL,
-/// APCLOUD_SWIFT_USER, APCLOUD_SWIFT_KEY) and `extra_vars` the `-v K=V`
-/// variables. Throws ConfigError naming section, key and value for anything
+/// Parses worker.conf text. `env` supplies what the file leaves out
+/// (APCLOUD_AMQP_URL, APCLOUD_STORE_URL, and the credentials of
+/// resolve_broker_credentials and resolve_store_credentials) and
+/// `extra_vars` the `-v K=V` variables. Throws ConfigError naming section, key and value for anything
 /// invalid, including a `$VARIABLE` that is neither built in nor given.
-WorkerConfig parse_worker_config(std::string_view ini_text, const std::map<std::string, std::string>& env = {},
+WorkerConfig parse_worker_config(std::string_view ini_text,
+                                 const std::map<std::string, std::string>& env = {},
                                  const std::map<std::string, std::string>& extra_vars = {});
+
+/// worker.conf text that parse_worker_config reads back as `config` (with
+/// `extra_vars` naming the variables it refers to). Credentials are written
+/// too: give the file mode 0600 when they are set.
+std::string render_worker_config(const WorkerConfig& config);
+
+/// `NAME=VALUE` words (the worker's `-v` options) as a map; throws
+/// ValidationError("variable", word) for a word without a name or '='.
+std::map<std::string, std::string> parse_variables(const std::vector<std::string>& assignments);
 
 /// One line of a per-package list: `pkg[/arch[/release]]` with shell wildcards.
 struct PackagePattern {
@@ -97,32 +108,9 @@ struct PackageLists {
     PackageList never_run;
 };
 
-/// What a run is, beyond the request.
-struct RunContext {
-    std::string release;
-    std::string arch;
-    std::string host_arch;     ///< architecture of the worker host
-    std::string hostname;
-    std::string uuid;          ///< id of this run
-    std::int64_t timestamp = 0;///< start of the run (unix seconds)
-    std::string output_dir;    ///< autopkgtest --output-dir
-};
-
 /// Replaces `$NAME` / `${NAME}` in `text` with `vars`; throws ConfigError
 /// naming `where` for an unknown variable.
 std::string substitute(std::string_view text, const std::map<std::string, std::string>& vars,
                        std::string_view where);
-
-/// The built-in variables of a run: RELEASE, ARCHITECTURE, HOSTARCH,
-/// PACKAGENAME, PACKAGESIZE, TIMESTAMP, HOSTNAME, UUID, plus the extras.
-std::map<std::string, std::string> run_variables(const WorkerConfig& config, const TestRequest& request,
-                                                 const RunContext& run, const PackageLists& lists,
-                                                 const std::map<std::string, std::string>& extra_vars = {});
-
-/// The autopkgtest argv (argv[0] included) for a validated request, in the
-/// order of SPEC.md section 5. Never passes anything through a shell.
-std::vector<std::string> autopkgtest_argv(const WorkerConfig& config, const TestRequest& request,
-                                          const RunContext& run, const PackageLists& lists,
-                                          const std::map<std::string, std::string>& extra_vars = {});
 
 }  // namespace apcloud

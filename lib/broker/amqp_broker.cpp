@@ -10,8 +10,8 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -560,7 +560,8 @@ std::string make_consumer_id() {
         std::fclose(f);
     }
     char buf[32];
-    std::snprintf(buf, sizeof buf, ".%d.%02x%02x%02x%02x", static_cast<int>(::getpid()), rnd[0], rnd[1], rnd[2], rnd[3]);
+    std::snprintf(buf, sizeof buf, ".%d.%02x%02x%02x%02x", static_cast<int>(::getpid()), rnd[0], rnd[1],
+                  rnd[2], rnd[3]);
     return id + buf;
 }
 
@@ -581,7 +582,8 @@ public:
             for (auto& [tag, h] : held_) {
                 if (h.lease_queue.empty() || !conn_ || !conn_->alive()) continue;
                 try {
-                    publish_with_attempt(h.queue, h, nullptr, "returning a leased message to " + quoted(h.queue));
+                    publish_with_attempt(h.queue, h, nullptr,
+                                         "returning a leased message to " + quoted(h.queue));
                     end_lease(h);
                 } catch (const std::exception&) {
                     // The lease expires and returns it anyway.
@@ -657,7 +659,8 @@ public:
         std::lock_guard<std::mutex> lock(mu_);
         if (leased(delivery)) {
             Held h = held_.at(delivery.tag);
-            const std::string what = "requeueing delivery " + std::to_string(delivery.tag) + " of queue " + quoted(h.queue);
+            const std::string what =
+                "requeueing delivery " + std::to_string(delivery.tag) + " of queue " + quoted(h.queue);
             // Back on its queue first (confirmed), then the lease ends: a crash
             // in between can only duplicate the request, never lose it.
             retrying(what, [&] { publish_with_attempt(h.queue, h, nullptr, what); });
@@ -683,7 +686,8 @@ public:
         if (leased(delivery)) {
             Held h = held_.at(delivery.tag);
             const std::string dead = h.queue + ".dead";
-            const std::string what = "dead-lettering a message of queue " + quoted(h.queue) + " to " + quoted(dead);
+            const std::string what =
+                "dead-lettering a message of queue " + quoted(h.queue) + " to " + quoted(dead);
             retrying(what, [&] { copy_to_dead(h.queue, h.body, reason, what); });
             retrying(what, [&] { end_lease(h); });
             held_.erase(delivery.tag);
@@ -710,8 +714,8 @@ public:
         std::lock_guard<std::mutex> lock(mu_);
         if (!leased(delivery)) return;  // without leases RabbitMQ holds it (heartbeats keep the connection)
         Held h = held_.at(delivery.tag);
-        const std::string what = "renewing the lease of delivery " + std::to_string(delivery.tag) + " of queue " +
-                                 quoted(h.queue);
+        const std::string what =
+            "renewing the lease of delivery " + std::to_string(delivery.tag) + " of queue " + quoted(h.queue);
         // A fresh copy first (confirmed), then the older ones go: at every
         // moment at least one unexpired copy exists.
         retrying(what, [&] { publish_lease_copy(h, what); });
@@ -751,7 +755,7 @@ private:
         std::string queue;
         std::string lease_queue;  // non-empty once the delivery lives in a lease
         std::uint32_t attempt = 1;
-        std::string body;         // kept for lease copies and requeues
+        std::string body;  // kept for lease copies and requeues
     };
     // A delivery read from the socket and not yet handed out.
     struct Buffered {
@@ -872,7 +876,8 @@ private:
             throw;
         }
         Held original = h;
-        settle(original, d, "acking (now leased)", [&] { return amqp_basic_ack(conn_->get(), con_ch_, original.amqp_tag, 0); });
+        settle(original, d, "acking (now leased)",
+               [&] { return amqp_basic_ack(conn_->get(), con_ch_, original.amqp_tag, 0); });
     }
 
     template <class F>
@@ -1403,14 +1408,9 @@ milliseconds parse_seconds(const Url& url, const std::string& key, const std::st
     return milliseconds(static_cast<long long>(v * 1000));
 }
 
-std::string env_or_empty(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? v : "";
-}
-
 }  // namespace
 
-AmqpParams amqp_params(const Url& url) {
+AmqpParams amqp_params(const Url& url, const BrokerCredentials& credentials) {
     AmqpParams p;
     if (url.scheme != "amqp" && url.scheme != "amqps")
         throw ConfigError("not an AMQP URL: " + url.redacted() + " (expected amqp:// or amqps://)");
@@ -1419,14 +1419,9 @@ AmqpParams amqp_params(const Url& url) {
     if (url.host.empty()) throw ConfigError("AMQP URL without a host: " + p.redacted);
     p.host = url.host;
     p.port = url.port.value_or(p.tls ? 5671 : 5672);
-    p.user = url.user.empty() ? env_or_empty("APCLOUD_AMQP_USER") : url.user;
-    if (url.has_password) {
-        p.password = url.password;
-    } else if (const char* pw = std::getenv("APCLOUD_AMQP_PASSWORD")) {
-        p.password = pw;
-    } else {
-        p.user.clear();
-    }
+    p.user = credentials.user;
+    p.password = credentials.password;
+    if (!credentials.has_password) p.user.clear();
     if (p.user.empty())
         throw ConfigError(
             "no AMQP credentials for " + p.redacted +
@@ -1438,7 +1433,7 @@ AmqpParams amqp_params(const Url& url) {
         throw ConfigError("AMQP URL path must be one vhost segment (write a '/' in it as %2F): " +
                           p.redacted);
     p.vhost = raw.empty() ? "/" : percent_decode(raw);
-    p.cacert = env_or_empty("APCLOUD_AMQP_CACERT");
+    p.cacert = credentials.cacert;
     for (const auto& [key, value] : url.query) {
         if (key == "heartbeat") {
             p.heartbeat_s = static_cast<int>(parse_seconds(url, key, value, 0, 3600).count() / 1000);
@@ -1451,7 +1446,7 @@ AmqpParams amqp_params(const Url& url) {
         } else if (key == "lease") {
             p.lease = parse_seconds(url, key, value, 1, 7 * 86400);
         } else if (key == "cacert") {
-            p.cacert = value;
+            // Taken into the credentials (resolve_broker_credentials).
         } else if (key == "cert") {
             p.cert = value;
         } else if (key == "key") {
@@ -1478,8 +1473,8 @@ AmqpParams amqp_params(const Url& url) {
     return p;
 }
 
-std::unique_ptr<Broker> make_amqp_broker(const Url& url) {
-    return std::make_unique<AmqpBroker>(amqp_params(url));
+std::unique_ptr<Broker> make_amqp_broker(const Url& url, const BrokerCredentials& credentials) {
+    return std::make_unique<AmqpBroker>(amqp_params(url, credentials));
 }
 
 }  // namespace apcloud

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "autopkgtest_cloud/broker.hpp"
+#include "autopkgtest_cloud/credentials.hpp"
 #include "autopkgtest_cloud/url.hpp"
 
 namespace apcloud {
@@ -22,8 +23,8 @@ namespace apcloud {
 ///                       0 means a single attempt);
 /// - `confirm_timeout=S` how long a publish waits for the publisher confirm
 ///                       and an RPC for its reply (default 60);
-/// - `cacert=PATH`       CA bundle for amqps (default: APCLOUD_AMQP_CACERT, else
-///                       Debian's /etc/ssl/certs/ca-certificates.crt);
+/// - `cacert=PATH`       CA bundle for amqps (default: the credentials' cacert,
+///                       APCLOUD_AMQP_CACERT, else Debian's ca-certificates.crt);
 /// - `cert=PATH`, `key=PATH`  client certificate and key for amqps;
 /// - `verify=0`          do not verify the server certificate and host name
 ///                       (default 1: verify both).
@@ -49,10 +50,11 @@ struct AmqpParams {
     std::string redacted;  ///< the URL without password, for messages
 };
 
-/// Builds the connection parameters; credentials missing from the URL come
-/// from APCLOUD_AMQP_USER / APCLOUD_AMQP_PASSWORD. Throws ConfigError naming
-/// the (redacted) URL when something is missing or malformed.
-AmqpParams amqp_params(const Url& url);
+/// Builds the connection parameters from the URL and the resolved
+/// credentials (resolve_broker_credentials: this adapter never reads the
+/// environment). Throws ConfigError naming the (redacted) URL when something
+/// is missing or malformed.
+AmqpParams amqp_params(const Url& url, const BrokerCredentials& credentials);
 
 /// Connects to the broker at `amqp(s)://user:pass@host:port/vhost`
 /// (see AmqpParams for the query keys). Retries a refused connection for
@@ -85,6 +87,6 @@ AmqpParams amqp_params(const Url& url);
 ///   reconnect. The attempt count travels in the header x-apcloud-attempt;
 /// - a background thread answers heartbeats while the caller is busy
 ///   elsewhere (a worker running a test while it holds its delivery).
-std::unique_ptr<Broker> make_amqp_broker(const Url& url);
+std::unique_ptr<Broker> make_amqp_broker(const Url& url, const BrokerCredentials& credentials);
 
 }  // namespace apcloud

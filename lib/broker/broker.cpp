@@ -16,7 +16,8 @@ Subscription::~Subscription() = default;
 
 void Broker::renew(const Delivery&) {}
 
-std::unique_ptr<Broker> open_broker(const std::string& url) {
+std::unique_ptr<Broker> open_broker(const std::string& url, const BrokerCredentials& credentials,
+                                    const Environment& env) {
     Url u = parse_url(url);
     if (u.scheme == "sqlite") {
         if (u.path.empty() || u.path.front() != '/')
@@ -25,8 +26,10 @@ std::unique_ptr<Broker> open_broker(const std::string& url) {
     }
     if (u.scheme == "amqp" || u.scheme == "amqps") {
 #if APCLOUD_HAVE_AMQP
-        return make_amqp_broker(u);
+        return make_amqp_broker(u, resolve_broker_credentials(u, credentials, env));
 #else
+        (void)credentials;
+        (void)env;
         throw ConfigError("this build has no AMQP support (meson option amqp): " + u.redacted());
 #endif
     }

@@ -1,6 +1,11 @@
 // Message digests as lowercase hex over OpenSSL's EVP interface.
 #include "core/digest.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <openssl/evp.h>
 
 #include "autopkgtest_cloud/error.hpp"
@@ -41,6 +46,29 @@ std::string Digest::hex() {
 std::string hex_digest(const char* algorithm, std::string_view data) {
     Digest d(algorithm);
     d.update(data);
+    return d.hex();
+}
+
+std::optional<std::string> file_hex_digest(const char* algorithm, const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return std::nullopt;
+        throw SystemError(errno, "open", path);
+    }
+    Digest d(algorithm);
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int err = errno;
+            ::close(fd);
+            throw SystemError(err, "read", path);
+        }
+        if (n == 0) break;
+        d.update(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
     return d.hex();
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,5 +32,9 @@ private:
 
 /// The digest of `data` as lowercase hex.
 std::string hex_digest(const char* algorithm, std::string_view data);
+
+/// The digest of a file's content as lowercase hex, read in blocks; nullopt
+/// when the file does not exist, SystemError for other failures.
+std::optional<std::string> file_hex_digest(const char* algorithm, const std::string& path);
 
 }  // namespace apcloud::detail

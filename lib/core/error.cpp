@@ -2,6 +2,7 @@
 #include "autopkgtest_cloud/error.hpp"
 
 #include <cstdio>
+#include <cstring>
 
 #include "autopkgtest_cloud/request.hpp"
 
@@ -36,5 +37,18 @@ ValidationError::ValidationError(std::string field, std::string value, std::stri
     : Error("invalid " + field + " " + quote_for_message(value) + ": " + std::string(reason)),
       field_(std::move(field)),
       value_(std::move(value)) {}
+
+std::string errno_message(int errno_value) {
+    char buf[256];
+    // GNU strerror_r returns the message (maybe not in buf).
+    return ::strerror_r(errno_value, buf, sizeof buf);
+}
+
+SystemError::SystemError(int errno_value, std::string_view what, std::string path)
+    : Error(path.empty() ? "cannot " + std::string(what) + ": " + errno_message(errno_value)
+                         : "cannot " + std::string(what) + " " + quote_for_message(path) + ": " +
+                               errno_message(errno_value)),
+      errno_(errno_value),
+      path_(std::move(path)) {}
 
 }  // namespace apcloud

@@ -9,14 +9,6 @@
 
 namespace apcloud {
 
-namespace {
-
-void check_component(const char* field, std::string_view v, bool ok, const char* rule) {
-    if (!ok) throw ValidationError(field, std::string(v), rule);
-}
-
-}  // namespace
-
 std::string srcpkg_prefix(std::string_view package) {
     if (package.empty()) throw ValidationError("package", "", "must not be empty");
     if (package.substr(0, 3) == "lib") return std::string(package.substr(0, 4));
@@ -24,7 +16,7 @@ std::string srcpkg_prefix(std::string_view package) {
 }
 
 std::string container_name(std::string_view release, const std::vector<std::string>& ppas, bool private_run) {
-    check_component("release", release, is_valid_release(release), "must match ^[a-z][a-z0-9.]*$");
+    check_release(release);
     std::string out = "autopkgtest-";
     out += release;
     bool priv = private_run;
@@ -81,10 +73,18 @@ RunId parse_run_id(std::string_view id) {
     return out;
 }
 
+std::optional<std::int64_t> run_id_time(std::string_view run_id) noexcept {
+    try {
+        return parse_run_id(run_id).unix_time;
+    } catch (...) {
+        return std::nullopt;
+    }
+}
+
 std::string package_prefix(std::string_view release, std::string_view arch, std::string_view package) {
-    check_component("release", release, is_valid_release(release), "must match ^[a-z][a-z0-9.]*$");
-    check_component("arch", arch, is_valid_arch(arch), "must match ^[a-z0-9][a-z0-9_]*$");
-    check_component("package", package, is_valid_package_name(package), "must match ^[a-z0-9][a-z0-9.+-]+$");
+    check_release(release);
+    check_arch(arch);
+    check_package_name(package);
     std::string out(release);
     out += '/';
     out += arch;

@@ -137,6 +137,10 @@ bool is_valid_package_name(std::string_view name) noexcept {
            all_of(name, [](char c) { return is_lower_alnum(c) || c == '.' || c == '+' || c == '-'; });
 }
 
+void check_package_name(std::string_view name) {
+    if (!is_valid_package_name(name)) invalid("package", name, package_name_rule);
+}
+
 bool is_valid_version(std::string_view v) noexcept {
     return !v.empty() && v.size() <= max_version_len &&
            all_of(v, [](char c) { return is_alnum(c) || std::strchr(".+:~-", c) != nullptr; });
@@ -207,8 +211,7 @@ std::optional<std::string_view> reserved_env_reason(std::string_view name, const
 }
 
 void validate(const TestRequest& r, const ValidationOptions& opts) {
-    if (!is_valid_package_name(r.package))
-        invalid("package", r.package, "must match ^[a-z0-9][a-z0-9.+-]+$ (at most 120 characters)");
+    check_package_name(r.package);
 
     bool reference = false;
     for (const auto& t : r.triggers) {
@@ -358,8 +361,7 @@ TestRequest parse_request(std::string_view body, const ValidationOptions& opts) 
     TestRequest r;
     auto sep = body.find_first_of("\n ");
     r.package = std::string(body.substr(0, sep));
-    if (!is_valid_package_name(r.package))
-        invalid("package", r.package, "must match ^[a-z0-9][a-z0-9.+-]+$ (at most 120 characters)");
+    check_package_name(r.package);
     if (sep != std::string_view::npos) {
         detail::JsonReader in(body.substr(sep + 1));
         if (in.peek() != detail::JsonType::object)

@@ -160,9 +160,9 @@ std::vector<std::string> regular_files(const fs::path& dir) {
     std::vector<std::string> out;
     std::error_code ec;
     fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
-    if (ec) throw Error("cannot read output directory " + dir.string() + ": " + ec.message());
+    if (ec) throw SystemError(ec.value(), "read output directory", dir.string());
     for (; it != end; it.increment(ec)) {
-        if (ec) throw Error("cannot read output directory " + dir.string() + ": " + ec.message());
+        if (ec) throw SystemError(ec.value(), "read output directory", dir.string());
         const auto st = it->symlink_status();
         if (fs::is_regular_file(st)) out.push_back(fs::relative(it->path(), dir).generic_string());
     }

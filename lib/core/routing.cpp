@@ -10,7 +10,9 @@ namespace apcloud {
 namespace {
 constexpr std::string_view queue_prefix = "debci-";
 
-bool lower_or_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool lower_or_digit(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 }  // namespace
 
 bool is_valid_release(std::string_view r) noexcept {
@@ -23,12 +25,24 @@ bool is_valid_arch(std::string_view a) noexcept {
            std::all_of(a.begin(), a.end(), [](char c) { return lower_or_digit(c) || c == '_'; });
 }
 
+void check_release(std::string_view release) {
+    if (!is_valid_release(release)) throw ValidationError("release", std::string(release), release_rule);
+}
+
+void check_arch(std::string_view arch) {
+    if (!is_valid_arch(arch)) throw ValidationError("arch", std::string(arch), arch_rule);
+}
+
 std::string_view context_name(QueueContext c) noexcept {
     switch (c) {
-    case QueueContext::plain: return "";
-    case QueueContext::huge: return "huge";
-    case QueueContext::ppa: return "ppa";
-    case QueueContext::upstream: return "upstream";
+        case QueueContext::plain:
+            return "";
+        case QueueContext::huge:
+            return "huge";
+        case QueueContext::ppa:
+            return "ppa";
+        case QueueContext::upstream:
+            return "upstream";
     }
     return "";
 }
@@ -41,10 +55,8 @@ QueueContext parse_context(std::string_view name) {
 }
 
 std::string queue_name(std::string_view release, std::string_view arch, QueueContext context) {
-    if (!is_valid_release(release))
-        throw ValidationError("release", std::string(release), "must match ^[a-z][a-z0-9.]*$");
-    if (!is_valid_arch(arch))
-        throw ValidationError("arch", std::string(arch), "must match ^[a-z0-9][a-z0-9_]*$");
+    check_release(release);
+    check_arch(arch);
     std::string out(queue_prefix);
     if (context != QueueContext::plain) {
         out += context_name(context);
@@ -101,8 +113,7 @@ QueueContext choose_context(const TestRequest& r, bool huge) noexcept {
     return QueueContext::plain;
 }
 
-std::string queue_for(const TestRequest& r, std::string_view release, std::string_view arch,
-                      bool huge) {
+std::string queue_for(const TestRequest& r, std::string_view release, std::string_view arch, bool huge) {
     return queue_name(release, arch, choose_context(r, huge));
 }
 

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "autopkgtest_cloud/credentials.hpp"
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/routing.hpp"
 #include "autopkgtest_cloud/url.hpp"
@@ -27,11 +28,30 @@ const std::map<std::string, std::set<std::string>> known_keys = {
      {"url", "auth_url", "username", "password", "region_name", "project_name", "tenant", "user_domain_name",
       "project_domain_name", "auth_version"}},
     {"autopkgtest",
-     {"checkout_dir", "per_package_config_dir", "releases", "architectures", "setup_command", "setup_command2",
-      "extra_args", "allow_local_sources", "testbed_failure_retries", "status_interval", "timeout_short",
-      "timeout_install", "timeout_test", "timeout_copy", "timeout_build", "long_timeout_test",
-      "long_timeout_build", "testbed_failure_backoff", "upload_retries", "upload_backoff", "max_attempts",
-      "work_dir", "retry_delay", "debug"}},
+     {"checkout_dir",
+      "per_package_config_dir",
+      "releases",
+      "architectures",
+      "setup_command",
+      "setup_command2",
+      "extra_args",
+      "allow_local_sources",
+      "testbed_failure_retries",
+      "status_interval",
+      "timeout_short",
+      "timeout_install",
+      "timeout_test",
+      "timeout_copy",
+      "timeout_build",
+      "long_timeout_test",
+      "long_timeout_build",
+      "testbed_failure_backoff",
+      "upload_retries",
+      "upload_backoff",
+      "max_attempts",
+      "work_dir",
+      "retry_delay",
+      "debug"}},
     {"virt", {"args", "package_size_default", "package_size_big"}},
 };
 
@@ -48,13 +68,15 @@ std::vector<std::string> words(std::string_view s) {
     return out;
 }
 
-int positive_int(const Sections& ini, const std::string& section, const std::string& key, int fallback, int min) {
+int positive_int(const Sections& ini, const std::string& section, const std::string& key, int fallback,
+                 int min) {
     auto sit = ini.find(section);
     if (sit == ini.end()) return fallback;
     auto kit = sit->second.find(key);
     if (kit == sit->second.end()) return fallback;
     const std::string& v = kit->second;
-    if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    if (v.empty() || v.size() > 9 ||
+        !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
         bad(section, key, v, "must be a whole number");
     int n = std::stoi(v);
     if (n < min) bad(section, key, v, "must be at least " + std::to_string(min));
@@ -77,14 +99,19 @@ std::string get(const Sections& ini, const std::string& section, const std::stri
     return kit == sit->second.end() ? std::string() : kit->second;
 }
 
-std::string env_or(const std::map<std::string, std::string>& env, const char* name, const std::string& value) {
+std::string env_or(const std::map<std::string, std::string>& env, const char* name,
+                   const std::string& value) {
     if (!value.empty()) return value;
     auto it = env.find(name);
     return it == env.end() ? std::string() : it->second;
 }
 
-bool is_var_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
-bool is_var_char(char c) { return is_var_start(c) || (c >= '0' && c <= '9'); }
+bool is_var_start(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+bool is_var_char(char c) {
+    return is_var_start(c) || (c >= '0' && c <= '9');
+}
 
 // Names of the variables `text` refers to.
 std::vector<std::string> referenced_variables(std::string_view text) {
@@ -129,7 +156,8 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     for (const auto& [section, keys] : ini) {
         auto known = known_keys.find(section);
         if (known == known_keys.end())
-            throw ConfigError("worker.conf: unknown section [" + section + "] (expected amqp, swift, autopkgtest, virt)");
+            throw ConfigError("worker.conf: unknown section [" + section +
+                              "] (expected amqp, swift, autopkgtest, virt)");
         for (const auto& [key, value] : keys)
             if (!known->second.count(key)) bad(section, key, value, "unknown key");
     }
@@ -137,16 +165,22 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     WorkerConfig c;
     // [amqp]: a URL (amqp:// or sqlite://), or the reference's host/user/password.
     c.broker_url = env_or(env, "APCLOUD_AMQP_URL", get(ini, "amqp", "url"));
+    BrokerCredentials broker_given;
+    broker_given.user = get(ini, "amqp", "user");
+    if (ini.count("amqp") && ini.at("amqp").count("password")) {
+        broker_given.password = ini.at("amqp").at("password");
+        broker_given.has_password = true;
+    }
     if (c.broker_url.empty() && !get(ini, "amqp", "host").empty()) {
-        std::string password = env_or(env, "APCLOUD_AMQP_PASSWORD", get(ini, "amqp", "password"));
         std::string vhost = get(ini, "amqp", "vhost");
-        c.broker_url = "amqp://" + percent_encode(get(ini, "amqp", "user")) + ":" + percent_encode(password) + "@" +
-                       get(ini, "amqp", "host") + "/" + percent_encode(vhost.empty() ? "/" : vhost);
+        c.broker_url =
+            "amqp://" + get(ini, "amqp", "host") + "/" + percent_encode(vhost.empty() ? "/" : vhost);
     }
     if (c.broker_url.empty()) bad("amqp", "url", "", "no broker configured (url, host, or APCLOUD_AMQP_URL)");
     const Url broker = parse_url(c.broker_url);
     if (broker.scheme != "amqp" && broker.scheme != "amqps" && broker.scheme != "sqlite")
         bad("amqp", "url", broker.redacted(), "must be amqp://, amqps:// or sqlite://");
+    c.broker_credentials = resolve_broker_credentials(broker, broker_given, env);
     // Workers hold a request for a whole test, which may outlast RabbitMQ's
     // consumer ack timeout: they take leases ([amqp] lease seconds, default
     // 600) unless the URL sets its own.
@@ -156,21 +190,32 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
             amqp_lease = std::atof(given->second.c_str());
         } else {
             int lease = positive_int(ini, "amqp", "lease", 600, 30);
-            c.broker_url += (c.broker_url.find('?') == std::string::npos ? "?" : "&") + std::string("lease=") +
-                            std::to_string(lease);
+            c.broker_url += (c.broker_url.find('?') == std::string::npos ? "?" : "&") +
+                            std::string("lease=") + std::to_string(lease);
             amqp_lease = lease;
         }
     }
 
     // [swift]: a store URL, or the reference's auth_url + username/password.
     c.store_url = env_or(env, "APCLOUD_STORE_URL", get(ini, "swift", "url"));
-    if (c.store_url.empty() && !get(ini, "swift", "auth_url").empty()) c.store_url = "swift+" + get(ini, "swift", "auth_url");
-    if (c.store_url.empty()) bad("swift", "url", "", "no result store configured (url, auth_url, or APCLOUD_STORE_URL)");
-    auto store_scheme = parse_url(c.store_url).scheme;
-    if (store_scheme != "file" && store_scheme != "swift+http" && store_scheme != "swift+https")
-        bad("swift", "url", parse_url(c.store_url).redacted(), "must be file://, swift+http:// or swift+https://");
-    c.store_user = env_or(env, "APCLOUD_SWIFT_USER", get(ini, "swift", "username"));
-    c.store_key = env_or(env, "APCLOUD_SWIFT_KEY", get(ini, "swift", "password"));
+    if (c.store_url.empty() && !get(ini, "swift", "auth_url").empty())
+        c.store_url = "swift+" + get(ini, "swift", "auth_url");
+    if (c.store_url.empty())
+        bad("swift", "url", "", "no result store configured (url, auth_url, or APCLOUD_STORE_URL)");
+    const Url store = parse_url(c.store_url);
+    if (store.scheme != "file" && store.scheme != "swift+http" && store.scheme != "swift+https")
+        bad("swift", "url", store.redacted(), "must be file://, swift+http:// or swift+https://");
+    StoreCredentials store_given;
+    store_given.user = get(ini, "swift", "username");
+    store_given.key = get(ini, "swift", "password");
+    store_given.project = get(ini, "swift", "project_name").empty() ? get(ini, "swift", "tenant")
+                                                                    : get(ini, "swift", "project_name");
+    store_given.user_domain = get(ini, "swift", "user_domain_name");
+    store_given.project_domain = get(ini, "swift", "project_domain_name");
+    store_given.region = get(ini, "swift", "region_name");
+    if (auto v = get(ini, "swift", "auth_version"); !v.empty() && v != "1" && v != "1.0" && v != "3")
+        bad("swift", "auth_version", v, "must be 1 or 3 (Keystone v3); the URL's path decides which");
+    c.store_credentials = resolve_store_credentials(store, store_given, env);
 
     // [autopkgtest]
     c.checkout_dir = get(ini, "autopkgtest", "checkout_dir");
@@ -180,9 +225,10 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     if (c.releases.empty()) bad("autopkgtest", "releases", "", "list at least one release");
     if (c.architectures.empty()) bad("autopkgtest", "architectures", "", "list at least one architecture");
     for (const auto& r : c.releases)
-        if (!is_valid_release(r)) bad("autopkgtest", "releases", r, "release must match ^[a-z][a-z0-9.]*$");
+        if (!is_valid_release(r)) bad("autopkgtest", "releases", r, "release " + std::string(release_rule));
     for (const auto& a : c.architectures)
-        if (!is_valid_arch(a)) bad("autopkgtest", "architectures", a, "architecture must match ^[a-z0-9][a-z0-9_]*$");
+        if (!is_valid_arch(a))
+            bad("autopkgtest", "architectures", a, "architecture " + std::string(arch_rule));
     c.setup_command = get(ini, "autopkgtest", "setup_command");
     c.setup_command2 = get(ini, "autopkgtest", "setup_command2");
     c.extra_args = words(get(ini, "autopkgtest", "extra_args"));
@@ -193,7 +239,8 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     // one (the embedded broker renews its own from a thread).
     if (amqp_lease && *amqp_lease < 3.0 * c.status_interval)
         bad("autopkgtest", "status_interval", std::to_string(c.status_interval),
-            "must be at most a third of the broker lease (" + std::to_string(static_cast<long>(*amqp_lease)) + " s)");
+            "must be at most a third of the broker lease (" + std::to_string(static_cast<long>(*amqp_lease)) +
+                " s)");
     c.testbed_failure_backoff = positive_int(ini, "autopkgtest", "testbed_failure_backoff", 30, 0);
     c.upload_retries = positive_int(ini, "autopkgtest", "upload_retries", 5, 1);
     c.upload_backoff = positive_int(ini, "autopkgtest", "upload_backoff", 10, 0);
@@ -213,7 +260,8 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
 
     // [virt]
     c.virt_args = words(get(ini, "virt", "args"));
-    if (c.virt_args.empty()) bad("virt", "args", "", "name the virtualization server, e.g. `null` or `lxd ...`");
+    if (c.virt_args.empty())
+        bad("virt", "args", "", "name the virtualization server, e.g. `null` or `lxd ...`");
     c.package_size_default = get(ini, "virt", "package_size_default");
     c.package_size_big = get(ini, "virt", "package_size_big");
 
@@ -221,13 +269,103 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     auto check_vars = [&](const std::string& section, const std::string& key, const std::string& value) {
         for (const auto& v : referenced_variables(value))
             if (!builtin_variables.count(v) && !extra_vars.count(v))
-                bad(section, key, value, "unknown variable $" + v + " (built in: RELEASE ARCHITECTURE HOSTARCH "
-                                         "PACKAGENAME PACKAGESIZE TIMESTAMP HOSTNAME UUID; others need -v " + v + "=...)");
+                bad(section, key, value,
+                    "unknown variable $" + v +
+                        " (built in: RELEASE ARCHITECTURE HOSTARCH "
+                        "PACKAGENAME PACKAGESIZE TIMESTAMP HOSTNAME UUID; others need -v " +
+                        v + "=...)");
     };
     check_vars("autopkgtest", "setup_command", c.setup_command);
     check_vars("autopkgtest", "setup_command2", c.setup_command2);
     check_vars("virt", "args", get(ini, "virt", "args"));
     return c;
+}
+
+namespace {
+
+// Writes `key = value` lines of one section; continuation lines for values
+// with newlines (as inih reads them back), nothing for empty values.
+class IniWriter {
+public:
+    void section(const char* name) { out_ += (out_.empty() ? "[" : "\n[") + std::string(name) + "]\n"; }
+    void put(const char* key, const std::string& value) {
+        if (value.empty()) return;
+        if (value.find(" ;") != std::string::npos || value.find("\t;") != std::string::npos ||
+            value.front() == ' ' || value.back() == ' ')
+            throw ConfigError(std::string("cannot write ") + key + " = " + quote_for_message(value) +
+                              " to worker.conf: an inline ';' comment or surrounding blanks would change it");
+        std::string v = value;
+        for (std::size_t p = 0; (p = v.find('\n', p)) != std::string::npos; p += 2) v.insert(p + 1, "\t");
+        out_ += std::string(key) + " = " + v + "\n";
+    }
+    void put(const char* key, int value) { put(key, std::to_string(value)); }
+    void put(const char* key, const std::vector<std::string>& words) {
+        std::string joined;
+        for (const auto& w : words) joined += (joined.empty() ? "" : " ") + w;
+        put(key, joined);
+    }
+    std::string text() && { return std::move(out_); }
+
+private:
+    std::string out_;
+};
+
+}  // namespace
+
+std::string render_worker_config(const WorkerConfig& c) {
+    IniWriter w;
+    w.section("amqp");
+    w.put("url", c.broker_url);
+    w.put("user", c.broker_credentials.user);
+    if (c.broker_credentials.has_password) w.put("password", c.broker_credentials.password);
+    w.section("swift");
+    w.put("url", c.store_url);
+    w.put("username", c.store_credentials.user);
+    w.put("password", c.store_credentials.key);
+    w.put("project_name", c.store_credentials.project);
+    w.put("user_domain_name", c.store_credentials.user_domain);
+    w.put("project_domain_name", c.store_credentials.project_domain);
+    w.put("region_name", c.store_credentials.region);
+    w.section("autopkgtest");
+    w.put("releases", c.releases);
+    w.put("architectures", c.architectures);
+    w.put("checkout_dir", c.checkout_dir);
+    w.put("per_package_config_dir", c.per_package_config_dir);
+    w.put("setup_command", c.setup_command);
+    w.put("setup_command2", c.setup_command2);
+    w.put("extra_args", c.extra_args);
+    w.put("allow_local_sources", c.allow_local_sources ? "true" : "false");
+    w.put("testbed_failure_retries", c.testbed_failure_retries);
+    w.put("status_interval", c.status_interval);
+    w.put("testbed_failure_backoff", c.testbed_failure_backoff);
+    w.put("upload_retries", c.upload_retries);
+    w.put("upload_backoff", c.upload_backoff);
+    w.put("max_attempts", c.max_attempts);
+    w.put("work_dir", c.work_dir);
+    w.put("timeout_short", c.timeouts.short_);
+    w.put("timeout_install", c.timeouts.install);
+    w.put("timeout_test", c.timeouts.test);
+    w.put("timeout_copy", c.timeouts.copy);
+    w.put("timeout_build", c.timeouts.build);
+    w.put("long_timeout_test", c.long_timeouts.test);
+    w.put("long_timeout_build", c.long_timeouts.build);
+    w.section("virt");
+    w.put("args", c.virt_args);
+    w.put("package_size_default", c.package_size_default);
+    w.put("package_size_big", c.package_size_big);
+    return std::move(w).text();
+}
+
+std::map<std::string, std::string> parse_variables(const std::vector<std::string>& assignments) {
+    std::map<std::string, std::string> vars;
+    for (const auto& a : assignments) {
+        auto eq = a.find('=');
+        if (eq == std::string::npos || eq == 0 || !is_var_start(a[0]) ||
+            !std::all_of(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(eq), is_var_char))
+            throw ValidationError("variable", a, "must be NAME=VALUE with NAME like a shell variable");
+        vars[a.substr(0, eq)] = a.substr(eq + 1);
+    }
+    return vars;
 }
 
 PackageList PackageList::parse(std::string_view text) {
@@ -259,8 +397,8 @@ PackageList PackageList::parse(std::string_view text) {
 bool PackageList::matches(std::string_view package, std::string_view arch, std::string_view release) const {
     const std::string pkg(package), a(arch), r(release);
     return std::any_of(patterns_.begin(), patterns_.end(), [&](const PackagePattern& p) {
-        return fnmatch(p.package.c_str(), pkg.c_str(), 0) == 0 && fnmatch(p.arch.c_str(), a.c_str(), 0) == 0 &&
-               fnmatch(p.release.c_str(), r.c_str(), 0) == 0;
+        return fnmatch(p.package.c_str(), pkg.c_str(), 0) == 0 &&
+               fnmatch(p.arch.c_str(), a.c_str(), 0) == 0 && fnmatch(p.release.c_str(), r.c_str(), 0) == 0;
     });
 }
 
@@ -292,96 +430,12 @@ std::string substitute(std::string_view text, const std::map<std::string, std::s
         }
         auto it = vars.find(name);
         if (it == vars.end())
-            throw ConfigError(std::string(where) + ": unknown variable $" + name + " in " + quote_for_message(text));
+            throw ConfigError(std::string(where) + ": unknown variable $" + name + " in " +
+                              quote_for_message(text));
         out += it->second;
         i = end - 1;
     }
     return out;
-}
-
-std::map<std::string, std::string> run_variables(const WorkerConfig& c, const TestRequest& r, const RunContext& run,
-                                                 const PackageLists& lists,
-                                                 const std::map<std::string, std::string>& extra_vars) {
-    std::map<std::string, std::string> vars = extra_vars;
-    const bool big = lists.big_packages.matches(r.package, run.arch, run.release);
-    vars["RELEASE"] = run.release;
-    vars["ARCHITECTURE"] = run.arch;
-    vars["HOSTARCH"] = run.host_arch;
-    vars["PACKAGENAME"] = r.package;
-    vars["PACKAGESIZE"] = big ? c.package_size_big : c.package_size_default;
-    vars["TIMESTAMP"] = std::to_string(run.timestamp);
-    vars["HOSTNAME"] = run.hostname;
-    vars["UUID"] = run.uuid;
-    return vars;
-}
-
-std::vector<std::string> autopkgtest_argv(const WorkerConfig& c, const TestRequest& r, const RunContext& run,
-                                          const PackageLists& lists,
-                                          const std::map<std::string, std::string>& extra_vars) {
-    const auto vars = run_variables(c, r, run, lists, extra_vars);
-    const bool long_run = lists.long_tests.matches(r.package, run.arch, run.release) ||
-                          lists.big_packages.matches(r.package, run.arch, run.release);
-    const Timeouts& t = long_run ? c.long_timeouts : c.timeouts;
-
-    std::vector<std::string> argv = {c.autopkgtest_program(), "--output-dir", run.output_dir,
-                                     "--timeout-copy=" + std::to_string(t.copy)};
-    argv.insert(argv.end(), c.extra_args.begin(), c.extra_args.end());
-    for (const auto* cmd : {&c.setup_command, &c.setup_command2})
-        if (!cmd->empty()) {
-            argv.push_back("--setup-commands");
-            argv.push_back(substitute(*cmd, vars, "setup_command"));
-        }
-    for (const auto& p : r.ppas) {
-        // Only public PPAs go to autopkgtest as ppa:; private ones carry credentials
-        // and are added as an authenticated apt source.
-        auto spec = parse_ppa(p);
-        if (spec.is_private()) {
-            argv.push_back("--add-apt-source=deb https://" + spec.user + ":" + spec.token +
-                           "@private-ppa.launchpadcontent.net/" + spec.lpuser + "/" + spec.name + "/ubuntu " +
-                           run.release + " main");
-        } else {
-            argv.push_back("--add-apt-source=ppa:" + spec.lpuser + "/" + spec.name);
-        }
-    }
-    if (!c.virt_is_null()) {
-        if (r.all_proposed) {
-            argv.push_back("--apt-pocket=proposed");
-        } else if (!r.is_reference() && !r.triggers.empty()) {
-            std::string pin = "--apt-pocket=proposed=";
-            for (std::size_t i = 0; i < r.triggers.size(); ++i) {
-                pin += i ? ",src:" : "src:";
-                pin += parse_trigger(r.triggers[i]).source;
-            }
-            argv.push_back(pin);
-        }
-        argv.push_back("--apt-upgrade");
-    }
-    if (r.test_git) {
-        // "URL branch" -> autopkgtest's "URL#branch".
-        std::string target = *r.test_git;
-        auto sp = target.find(' ');
-        if (sp != std::string::npos) target[sp] = '#';
-        argv.push_back("--no-built-binaries");
-        argv.push_back(target);
-    } else if (r.build_git) {
-        argv.push_back(*r.build_git);
-    } else {
-        argv.push_back(r.package);
-    }
-    argv.push_back("--timeout-short=" + std::to_string(t.short_));
-    argv.push_back("--timeout-install=" + std::to_string(t.install));
-    argv.push_back("--timeout-test=" + std::to_string(t.test));
-    argv.push_back("--timeout-build=" + std::to_string(t.build));
-    for (const auto& e : r.env) argv.push_back("--env=" + e);
-    if (!r.triggers.empty()) {
-        std::string triggers = "--env=ADT_TEST_TRIGGERS=";
-        for (std::size_t i = 0; i < r.triggers.size(); ++i) triggers += (i ? " " : "") + r.triggers[i];
-        argv.push_back(triggers);
-    }
-    if (r.testname) argv.push_back("--testname=" + *r.testname);
-    argv.push_back("--");
-    for (const auto& w : c.virt_args) argv.push_back(substitute(w, vars, "[virt] args"));
-    return argv;
 }
 
 }  // namespace apcloud

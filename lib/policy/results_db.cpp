@@ -10,14 +10,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <memory>
 #include <thread>
 
 #include "apcloud_config.h"
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/exit_codes.hpp"
+#include "autopkgtest_cloud/file_io.hpp"
 #include "autopkgtest_cloud/gating.hpp"
 #include "autopkgtest_cloud/result.hpp"
 #include "autopkgtest_cloud/url.hpp"
@@ -30,35 +29,22 @@ namespace apcloud {
 
 namespace {
 
-// The SHA-256 of a file's content as lowercase hex, read in blocks.
+// The SHA-256 of a file's content as lowercase hex.
 std::string file_sha256(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        if (errno == ENOENT)
-            throw NotFound("results database " + quote_for_message(path) + " does not exist");
-        throw Error("cannot read " + quote_for_message(path) + ": " + std::strerror(errno));
-    }
-    detail::Digest digest("sha256");
-    std::string block(1 << 16, '\0');
-    while (in) {
-        in.read(block.data(), static_cast<std::streamsize>(block.size()));
-        if (in.gcount() > 0) digest.update(block.data(), static_cast<std::size_t>(in.gcount()));
-    }
-    if (in.bad()) throw Error("cannot read " + quote_for_message(path));
-    return digest.hex();
+    auto digest = detail::file_hex_digest("sha256", path);
+    if (!digest) throw NotFound("results database " + quote_for_message(path) + " does not exist");
+    return *digest;
 }
 
 // The digest a checksum file announces: its first word, 64 hex digits
 // (lowercased). The rest (`sha256sum`'s "  name") is ignored.
 std::string announced_sha256(const std::string& sha256_path) {
-    std::ifstream in(sha256_path, std::ios::binary);
-    if (!in) {
-        if (errno == ENOENT)
-            throw NotFound("checksum file " + quote_for_message(sha256_path) + " does not exist");
-        throw Error("cannot read " + quote_for_message(sha256_path) + ": " + std::strerror(errno));
-    }
-    std::string word;
-    in >> word;
+    auto text = read_file_if_exists(sha256_path);
+    if (!text) throw NotFound("checksum file " + quote_for_message(sha256_path) + " does not exist");
+    const auto start = text->find_first_not_of(" \t\r\n");
+    std::string word = start == std::string::npos
+                           ? std::string()
+                           : text->substr(start, text->find_first_of(" \t\r\n", start) - start);
     bool ok = word.size() == 64;
     for (char& c : word) {
         ok = ok && std::isxdigit(static_cast<unsigned char>(c));
@@ -151,25 +137,17 @@ namespace {
 
 // Copies a file:// source into `dest` (not fsynced).
 void copy_local(const std::string& source, const std::string& dest) {
-    std::ifstream in(source, std::ios::binary);
-    if (!in) {
-        if (errno == ENOENT) throw NotFound(quote_for_message(source) + " does not exist");
-        throw Error("cannot read " + quote_for_message(source) + ": " + std::strerror(errno));
+    auto content = read_file_if_exists(source);
+    if (!content) throw NotFound(quote_for_message(source) + " does not exist");
+    int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw SystemError(errno, "create", dest);
+    try {
+        write_all(fd, *content, dest);
+    } catch (...) {
+        ::close(fd);
+        throw;
     }
-    std::ofstream out(dest, std::ios::binary | std::ios::trunc);
-    out << in.rdbuf();
-    out.flush();
-    if (!out || in.bad())
-        throw Error("cannot copy " + quote_for_message(source) + " to " + quote_for_message(dest));
-}
-
-void fsync_path(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error("cannot open " + quote_for_message(path) + ": " + std::strerror(errno));
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) throw Error("cannot fsync " + quote_for_message(path) + ": " + std::strerror(err));
+    if (::close(fd) != 0) throw SystemError(errno, "close", dest);
 }
 
 #if APCLOUD_HAVE_SWIFT
@@ -230,11 +208,12 @@ void download_results_db(const std::string& url, const std::string& path, int re
                           quote_for_message(u.redacted()));
     }
     verify_results_db(temp_db, temp_sum);
-    fsync_path(temp_db);
-    fsync_path(temp_sum);
-    if (std::rename(temp_db.c_str(), path.c_str()) != 0 ||
-        std::rename(temp_sum.c_str(), (path + ".sha256").c_str()) != 0)
-        throw Error("cannot rename the download to " + quote_for_message(path) + ": " + std::strerror(errno));
+    fsync_file(temp_db);
+    fsync_file(temp_sum);
+    if (std::rename(temp_db.c_str(), path.c_str()) != 0)
+        throw SystemError(errno, "rename the download to", path);
+    if (std::rename(temp_sum.c_str(), (path + ".sha256").c_str()) != 0)
+        throw SystemError(errno, "rename the download to", path + ".sha256");
 }
 
 }  // namespace apcloud

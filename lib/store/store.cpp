@@ -72,7 +72,8 @@ void check_container_name(std::string_view name) {
     if (!is_valid_utf8(name)) bad("container name is not UTF-8");
 }
 
-std::unique_ptr<Store> open_store(const std::string& url, const StoreCredentials& credentials) {
+std::unique_ptr<Store> open_store(const std::string& url, const StoreCredentials& credentials,
+                                  const Environment& env) {
     Url u = parse_url(url);
     if (u.scheme == "file") {
         if (!u.host.empty() && u.host != "localhost")
@@ -83,9 +84,10 @@ std::unique_ptr<Store> open_store(const std::string& url, const StoreCredentials
     }
     if (u.scheme == "swift+http" || u.scheme == "swift+https" || u.scheme == "http" || u.scheme == "https") {
 #if APCLOUD_HAVE_SWIFT
-        return make_swift_store(u, credentials);
+        return make_swift_store(u, resolve_store_credentials(u, credentials, env));
 #else
         (void)credentials;
+        (void)env;
         throw ConfigError("this build has no Swift support (meson option swift): " + u.redacted());
 #endif
     }

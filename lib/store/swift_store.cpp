@@ -25,11 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 enum class AuthKind { v1, keystone_v3, anonymous };
 
-std::string env_or(const char* name, const std::string& fallback = {}) {
-    const char* v = std::getenv(name);
-    return v && *v ? std::string(v) : fallback;
-}
-
 std::string first_nonempty(std::initializer_list<std::string> values) {
     for (const auto& v : values)
         if (!v.empty()) return v;
@@ -680,30 +675,18 @@ std::unique_ptr<Store> make_swift_store(const Url& url, const StoreCredentials& 
     std::string interface = first_nonempty({q("interface"), "public"});
     if (kind != AuthKind::anonymous) {
         const bool v3 = kind == AuthKind::keystone_v3;
-        creds.user = first_nonempty({url.user, credentials.user, env_or("APCLOUD_SWIFT_USER"),
-                                     v3 ? env_or("OS_USERNAME") : std::string()});
-        creds.key = first_nonempty({url.has_password ? url.password : std::string(), credentials.key,
-                                    env_or("APCLOUD_SWIFT_KEY"), v3 ? env_or("OS_PASSWORD") : std::string()});
+        creds = credentials;
         if (creds.user.empty() || creds.key.empty())
             throw ConfigError("Swift store " + url.redacted() +
                               ": no credentials (give user and key in the URL, the configuration, or "
                               "APCLOUD_SWIFT_USER and APCLOUD_SWIFT_KEY" +
                               (v3 ? std::string(" or OS_USERNAME and OS_PASSWORD)") : std::string(")")));
-        if (v3) {
-            creds.project = first_nonempty({q("project"), credentials.project,
-                                            env_or("APCLOUD_SWIFT_PROJECT"), env_or("OS_PROJECT_NAME")});
-            creds.user_domain = first_nonempty(
-                {q("user_domain"), credentials.user_domain, env_or("OS_USER_DOMAIN_NAME"), "Default"});
-            creds.project_domain = first_nonempty({q("project_domain"), credentials.project_domain,
-                                                   env_or("OS_PROJECT_DOMAIN_NAME"), "Default"});
-            if (creds.project.empty())
-                throw ConfigError(
-                    "Swift store " + url.redacted() +
-                    ": Keystone v3 needs a project (?project=, the configuration, or OS_PROJECT_NAME)");
-        }
+        if (v3 && creds.project.empty())
+            throw ConfigError(
+                "Swift store " + url.redacted() +
+                ": Keystone v3 needs a project (?project=, the configuration, or OS_PROJECT_NAME)");
     }
-    const std::string region = first_nonempty(
-        {q("region"), kind == AuthKind::keystone_v3 ? env_or("OS_REGION_NAME") : std::string()});
+    const std::string region = kind == AuthKind::keystone_v3 ? credentials.region : std::string();
     return std::make_unique<SwiftStore>(kind, origin + path, shown, std::move(creds), options, region,
                                         interface);
 }

@@ -36,12 +36,12 @@ struct SwiftOptions {
 /// - `http(s)://host/v1/AUTH_x`: a public storage URL, anonymous reads only;
 /// - `http(s)://host/auth/v1.0` and `http(s)://host/v3` are taken as auth
 ///   URLs too (swift-start and OpenStack rc files print them that way).
-/// Credentials: the URL's user info, else `credentials`, else the
-/// environment (APCLOUD_SWIFT_USER/KEY, for v3 also OS_USERNAME/PASSWORD,
-/// OS_PROJECT_NAME, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME, OS_REGION_NAME).
-/// Query parameters: those of SwiftOptions, and for Keystone v3 `project`,
-/// `user_domain`, `project_domain`, `region`, `interface`. Throws ConfigError
-/// for an unknown parameter or missing credentials; never authenticates here.
+/// `credentials` are the resolved ones (resolve_store_credentials: this
+/// adapter never reads the environment). Query parameters: those of
+/// SwiftOptions, and for Keystone v3 `project`, `user_domain`,
+/// `project_domain`, `region` (already taken into `credentials`), `interface`.
+/// Throws ConfigError for an unknown parameter or missing credentials; never
+/// authenticates here.
 std::unique_ptr<Store> make_swift_store(const Url& url, const StoreCredentials& credentials);
 
 /// How many times `store` (a Swift store) has obtained a token, for tests

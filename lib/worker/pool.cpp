@@ -8,53 +8,59 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <thread>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/file_io.hpp"
 #include "autopkgtest_cloud/routing.hpp"
+#include "autopkgtest_cloud/tool.hpp"
+#include "autopkgtest_cloud/worker_config.hpp"
 
 namespace fs = std::filesystem;
 
 namespace apcloud {
 
-std::string LocalSite::store_url() const { return "file://" + data_dir + "/results"; }
-std::string LocalSite::broker_url() const { return "sqlite://" + data_dir + "/queue.db"; }
-std::string LocalSite::config_path() const { return data_dir + "/worker.conf"; }
-std::string LocalSite::log_dir() const { return data_dir + "/log"; }
+std::string LocalSite::store_url() const {
+    return "file://" + data_dir + "/results";
+}
+std::string LocalSite::broker_url() const {
+    return "sqlite://" + data_dir + "/queue.db";
+}
+std::string LocalSite::config_path() const {
+    return data_dir + "/worker.conf";
+}
+std::string LocalSite::log_dir() const {
+    return data_dir + "/log";
+}
 
 LocalSite prepare_local_site(const std::string& data_dir, const std::vector<std::string>& releases,
                              const std::vector<std::string>& architectures) {
     LocalSite site;
     site.data_dir = fs::absolute(data_dir).lexically_normal().string();
     if (site.data_dir.size() > 1 && site.data_dir.back() == '/') site.data_dir.pop_back();
-    for (const auto& r : releases)
-        if (!is_valid_release(r)) throw ValidationError("release", r, "must match ^[a-z][a-z0-9.]*$");
-    for (const auto& a : architectures)
-        if (!is_valid_arch(a)) throw ValidationError("arch", a, "must match ^[a-z0-9][a-z0-9_]*$");
+    for (const auto& r : releases) check_release(r);
+    for (const auto& a : architectures) check_arch(a);
     std::error_code ec;
     for (const auto& d : {site.data_dir, site.data_dir + "/results", site.log_dir(), site.data_dir + "/lists",
                           site.data_dir + "/work"}) {
         fs::create_directories(d, ec);
-        if (ec) throw Error("cannot create " + d + ": " + ec.message());
+        if (ec) throw SystemError(ec.value(), "create directory", d);
     }
     if (!fs::exists(site.config_path())) {
-        auto join = [](const std::vector<std::string>& v) {
-            std::string s;
-            for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
-            return s;
-        };
-        std::ofstream conf(site.config_path());
-        conf << "# worker.conf for one machine: embedded broker, directory store, null runner.\n"
-             << "[amqp]\nurl = " << site.broker_url() << "\n\n"
-             << "[swift]\nurl = " << site.store_url() << "\n\n"
-             << "[autopkgtest]\nreleases = " << join(releases) << "\narchitectures = " << join(architectures)
-             << "\nper_package_config_dir = " << site.data_dir << "/lists\nwork_dir = " << site.data_dir
-             << "/work\n# the null runner tests on this machine: only local sources make sense\n"
-             << "allow_local_sources = true\n\n"
-             << "[virt]\nargs = null\n";
-        if (!conf) throw Error("cannot write " + site.config_path());
+        WorkerConfig c;
+        c.broker_url = site.broker_url();
+        c.store_url = site.store_url();
+        c.releases = releases;
+        c.architectures = architectures;
+        c.per_package_config_dir = site.data_dir + "/lists";
+        c.work_dir = site.data_dir + "/work";
+        // The null runner tests on this machine: only local sources make sense.
+        c.allow_local_sources = true;
+        c.virt_args = {"null"};
+        write_atomically(site.config_path(),
+                         "# worker.conf for one machine: embedded broker, directory store, null runner.\n" +
+                             render_worker_config(c));
     }
     return site;
 }
@@ -106,11 +112,12 @@ void run_worker_pool(const PoolOptions& o, const std::atomic<bool>& stop) {
                 std::cerr << "apcloud up: worker " << i << " exited with " << code << "\n";
                 if (code == 0) {
                     s.done = true;
-                } else if (code == 75) {
+                } else if (code == exit_restart) {
                     s.restart_at = clock::now();
                 } else {
                     s.failures++;
-                    s.restart_at = clock::now() + std::chrono::seconds(std::min(60, 1 << std::min(s.failures, 6)));
+                    s.restart_at =
+                        clock::now() + std::chrono::seconds(std::min(60, 1 << std::min(s.failures, 6)));
                 }
             } else if (!s.done && clock::now() >= s.restart_at) {
                 s.pid = start_worker(o, static_cast<int>(i));

@@ -5,8 +5,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,12 +28,12 @@ public:
         using clock = std::chrono::steady_clock;
         if (spec.argv.empty()) throw Error("runner: empty argv");
         int log_fd = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (log_fd < 0) throw Error("runner: cannot open log " + spec.log_path + ": " + std::strerror(errno));
+        if (log_fd < 0) throw SystemError(errno, "open the run log", spec.log_path);
         // A pipe closed on exec tells the parent whether execvp worked.
         int status_pipe[2];
         if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
             ::close(log_fd);
-            throw Error(std::string("runner: pipe: ") + std::strerror(errno));
+            throw SystemError(errno, "create a pipe for the runner");
         }
         std::vector<char*> argv;
         for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -45,7 +45,7 @@ public:
             ::close(log_fd);
             ::close(status_pipe[0]);
             ::close(status_pipe[1]);
-            throw Error(std::string("runner: fork: ") + std::strerror(errno));
+            throw SystemError(errno, "fork the runner");
         }
         if (pid == 0) {
             ::setpgid(0, 0);
@@ -70,7 +70,8 @@ public:
         ::close(status_pipe[1]);
         RunResult result;
         int err = 0;
-        if (::read(status_pipe[0], &err, sizeof err) == static_cast<ssize_t>(sizeof err)) result.exec_failed = true;
+        if (::read(status_pipe[0], &err, sizeof err) == static_cast<ssize_t>(sizeof err))
+            result.exec_failed = true;
         ::close(status_pipe[0]);
 
         // Wait on a pidfd so the run's end is seen at once; poll where the
@@ -82,7 +83,7 @@ public:
         for (;;) {
             pid_t r = ::waitpid(pid, &status, WNOHANG);
             if (r == pid) break;
-            if (r < 0 && errno != EINTR) throw Error(std::string("runner: waitpid: ") + std::strerror(errno));
+            if (r < 0 && errno != EINTR) throw SystemError(errno, "wait for the runner");
             const auto now = clock::now();
             if (spec.timeout.count() > 0 && !result.timed_out && now - start >= spec.timeout) {
                 result.timed_out = true;
@@ -105,7 +106,8 @@ public:
         // Leftover processes of the group (daemons a test started) must not outlive the run.
         ::kill(-pid, SIGKILL);
         result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start);
-        if (WIFEXITED(status) && !result.exec_failed && !result.timed_out) result.exit_code = WEXITSTATUS(status);
+        if (WIFEXITED(status) && !result.exec_failed && !result.timed_out)
+            result.exit_code = WEXITSTATUS(status);
         if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
         return result;
     }
@@ -113,6 +115,8 @@ public:
 
 }  // namespace
 
-std::unique_ptr<Runner> make_process_runner() { return std::make_unique<ProcessRunner>(); }
+std::unique_ptr<Runner> make_process_runner() {
+    return std::make_unique<ProcessRunner>();
+}
 
 }  // namespace apcloud

@@ -5,33 +5,32 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <optional>
 #include <thread>
 
+#include "autopkgtest_cloud/autopkgtest_argv.hpp"
+#include "autopkgtest_cloud/credentials.hpp"
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/events.hpp"
 #include "autopkgtest_cloud/exit_codes.hpp"
+#include "autopkgtest_cloud/file_io.hpp"
 #include "autopkgtest_cloud/layout.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "autopkgtest_cloud/result.hpp"
 #include "autopkgtest_cloud/routing.hpp"
+#include "core/logging.hpp"
 
 namespace fs = std::filesystem;
 
 namespace apcloud {
 
 namespace {
-
-std::optional<std::string> read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) return std::nullopt;
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // The last `max` bytes of a file, or all of it.
 std::string read_tail(const fs::path& p, std::size_t max, std::string& head) {
@@ -49,12 +48,20 @@ std::string read_tail(const fs::path& p, std::size_t max, std::string& head) {
     return tail;
 }
 
+const detail::Logger logger("worker");
+
+// A step that cannot complete this time (runner crash, store unreachable):
+// the request is given back for another try.
+struct GiveBack : Error {
+    using Error::Error;
+};
+
 // A scratch directory removed when the run is over, whatever happens.
 struct ScratchDir {
     fs::path path;
     explicit ScratchDir(const std::string& base) {
         std::string tmpl = base + "/apcloud-run-XXXXXX";
-        if (!::mkdtemp(tmpl.data())) throw Error("cannot create a run directory in " + base);
+        if (!::mkdtemp(tmpl.data())) throw SystemError(errno, "create a run directory in", base);
         path = tmpl;
     }
     ~ScratchDir() {
@@ -79,11 +86,11 @@ Worker::Worker(WorkerConfig config, WorkerEnvironment env, Store& store, Broker&
     for (const auto& q : queues_) broker_.declare_queue(q);
 }
 
-void Worker::log(const std::string& line) const {
+void Worker::log(LogLevel level, const std::string& line) const {
     if (env_.log)
         env_.log(line);
     else
-        std::cerr << "worker: " << line << std::endl;
+        log_message(level, logger.component(), line);
 }
 
 WorkerStep Worker::process_one(std::chrono::milliseconds wait) {
@@ -94,6 +101,27 @@ WorkerStep Worker::process_one(std::chrono::milliseconds wait) {
 
 void Worker::run(const std::atomic<bool>& stop) {
     while (!stop.load()) process_one(std::chrono::milliseconds(1000));
+}
+
+void run_worker_service(const WorkerServiceOptions& options, const std::atomic<bool>& stop) {
+    std::optional<std::string> text;
+    try {
+        text = read_file_if_exists(options.config_path);
+    } catch (const SystemError& e) {
+        throw ConfigError(e.what());
+    }
+    if (!text)
+        throw ConfigError("cannot read " + quote_for_message(options.config_path) + ": it does not exist");
+    const WorkerConfig config = parse_worker_config(*text, process_environment(), options.extra_vars);
+    auto store = open_store(config.store_url, config.store_credentials);
+    auto broker = open_broker(config.broker_url, config.broker_credentials);
+    auto runner = make_process_runner();
+    WorkerEnvironment env;
+    env.extra_vars = options.extra_vars;
+    Worker worker(config, env, *store, *broker, *runner);
+    if (options.count <= 0) return worker.run(stop);
+    for (int done = 0; done < options.count && !stop.load();)
+        if (worker.process_one(std::chrono::milliseconds(1000)) != WorkerStep::idle) ++done;
 }
 
 // One delivery on its way through the worker's steps.
@@ -112,7 +140,32 @@ struct Worker::Job {
     explicit Job(const Delivery& d) : delivery(d), queue(parse_queue_name(d.queue)) {}
 };
 
+// The worker's error policy, in one place: whatever goes wrong with one
+// request (a step giving up, a filesystem error, memory) gives that request
+// back and is logged; the worker goes on with the next one.
 WorkerStep Worker::handle(const Delivery& d) {
+    try {
+        return run_steps(d);
+    } catch (const std::exception& e) {
+        give_back(d, e.what());
+    } catch (...) {
+        give_back(d, "unknown error");
+    }
+    return WorkerStep::requeued;
+}
+
+void Worker::give_back(const Delivery& d, const std::string& why) {
+    log(LogLevel::error, fmt::format("request from {} given back: {}", d.queue, why));
+    try {
+        broker_.requeue(d);
+    } catch (const std::exception& e) {
+        // The broker returns an unsettled delivery by itself (closed channel, expired lease).
+        log(LogLevel::error,
+            fmt::format("could not give the request back ({}); the broker will redeliver it", e.what()));
+    }
+}
+
+WorkerStep Worker::run_steps(const Delivery& d) {
     Job job(d);
     if (!accept(job)) return WorkerStep::dead_lettered;
 
@@ -122,14 +175,15 @@ WorkerStep Worker::handle(const Delivery& d) {
     job.out = job.work->path / "out";
     job.runlog = job.work->path / "runner.log";
 
-    if (!run_autopkgtest(job)) return WorkerStep::requeued;
+    run_autopkgtest(job);
     job.duration = static_cast<std::uint64_t>(std::max<std::int64_t>(0, env_.now() - job.start));
     publish_status(job, false, job.duration);
-    if (!store_results(job)) return WorkerStep::requeued;
+    store_results(job);
     announce(job);
     broker_.ack(d);
-    log(job.request.package + " on " + job.queue.release + "/" + job.queue.arch + ": exit " +
-        std::to_string(job.exitcode) + ", stored in " + job.container + "/" + job.dir);
+    log(LogLevel::info,
+        fmt::format("{} on {}/{}: exit {}, stored in {}/{}; request acked", job.request.package,
+                    job.queue.release, job.queue.arch, job.exitcode, job.container, job.dir));
     return WorkerStep::stored;
 }
 
@@ -149,8 +203,8 @@ void Worker::choose_run_id(Job& job) {
         } catch (const Error&) {
         }
         if (!taken) return;
-        log(job.request.package + ": run id " + job.run_id +
-            " is taken by an identical request; waiting a second");
+        log(LogLevel::info, fmt::format("{}: run id {} is taken by an identical request; waiting a second",
+                                        job.request.package, job.run_id));
         env_.sleep(std::chrono::seconds(1));
     }
 }
@@ -160,9 +214,9 @@ void Worker::choose_run_id(Job& job) {
 bool Worker::accept(Job& job) {
     const Delivery& d = job.delivery;
     if (d.attempt > static_cast<std::uint32_t>(config_.max_attempts)) {
-        broker_.dead_letter(d, "delivered " + std::to_string(d.attempt) + " times without completing");
-        log("dead-lettered a request from " + d.queue + " after " + std::to_string(d.attempt) +
-            " deliveries");
+        broker_.dead_letter(d, fmt::format("delivered {} times without completing", d.attempt));
+        log(LogLevel::warning,
+            fmt::format("dead-lettered a request from {} after {} deliveries", d.queue, d.attempt));
         return false;
     }
     try {
@@ -174,15 +228,15 @@ bool Worker::accept(Job& job) {
     } catch (const Error& e) {
         // Invalid requests never become valid: dead-letter, never requeue.
         broker_.dead_letter(d, e.what());
-        log("rejected a request from " + d.queue + ": " + e.what());
+        log(LogLevel::warning, fmt::format("rejected a request from {}: {}", d.queue, e.what()));
         return false;
     }
     // Per-package lists are read for every request, so edits apply at once.
     if (!config_.per_package_config_dir.empty()) {
         const fs::path dir = config_.per_package_config_dir;
-        job.lists.big_packages = PackageList::parse(read_text(dir / "big_packages").value_or(""));
-        job.lists.long_tests = PackageList::parse(read_text(dir / "long_tests").value_or(""));
-        job.lists.never_run = PackageList::parse(read_text(dir / "never_run").value_or(""));
+        job.lists.big_packages = PackageList::parse(read_file_if_exists(dir / "big_packages").value_or(""));
+        job.lists.long_tests = PackageList::parse(read_file_if_exists(dir / "long_tests").value_or(""));
+        job.lists.never_run = PackageList::parse(read_file_if_exists(dir / "never_run").value_or(""));
     }
     return true;
 }
@@ -196,22 +250,23 @@ void Worker::publish_status(const Job& job, bool running, std::uint64_t elapsed)
                               teststatus_json(job.request, job.queue.release, job.queue.arch, running,
                                               elapsed, make_logtail(text)));
     } catch (const Error& e) {
-        log(std::string("could not publish status: ") + e.what());
+        log(LogLevel::warning, fmt::format("could not publish status: {}", e.what()));
     }
 }
 
 // Runs autopkgtest (retrying testbed failures) and sets job.exitcode; a
-// package on the never_run list gets exit 99 without a run. False when the
-// runner itself failed and the request was given back.
-bool Worker::run_autopkgtest(Job& job) {
+// package on the never_run list gets exit 99 without a run. Throws GiveBack
+// when the runner itself failed.
+void Worker::run_autopkgtest(Job& job) {
     const TestRequest& req = job.request;
     const QueueName& q = job.queue;
     if (job.lists.never_run.matches(req.package, q.arch, q.release)) {
         fs::create_directories(job.out);
-        std::ofstream(job.out / "testpkg-version") << req.package << " blacklisted";
+        write_atomically(job.out / "testpkg-version", req.package + " blacklisted");
         job.exitcode = exit_denylisted;
-        log(req.package + " is on the never_run list: exit 99 without running");
-        return true;
+        log(LogLevel::info, fmt::format("{} is on the never_run list: exit {} without running", req.package,
+                                        exit_denylisted));
+        return;
     }
     RunContext rc;
     rc.release = q.release;
@@ -221,9 +276,7 @@ bool Worker::run_autopkgtest(Job& job) {
     rc.uuid = req.uuid.value_or(job.run_id.substr(0, job.run_id.size() - 1));
     rc.timestamp = job.start;
     rc.output_dir = job.out.string();
-    const bool long_run = job.lists.long_tests.matches(req.package, q.arch, q.release) ||
-                          job.lists.big_packages.matches(req.package, q.arch, q.release);
-    const Timeouts& t = long_run ? config_.long_timeouts : config_.timeouts;
+    const Timeouts& t = timeouts_for(config_, job.lists, req.package, q.arch, q.release);
     // autopkgtest enforces its own timeouts; this one only catches a hung runner.
     const auto overall = std::chrono::seconds(t.short_ + t.install + t.test + t.copy + t.build + 600);
     for (int attempt = 0;; ++attempt) {
@@ -238,38 +291,37 @@ bool Worker::run_autopkgtest(Job& job) {
             publish_status(job, true, static_cast<std::uint64_t>(elapsed.count()));
             renew(job.delivery);
         };
-        log("running " + req.package + " on " + q.release + "/" + q.arch + " from " + job.delivery.queue);
+        log(LogLevel::info,
+            fmt::format("running {} on {}/{} from {}", req.package, q.release, q.arch, job.delivery.queue));
         publish_status(job, true, 0);
         RunResult r = runner_.run(spec);
         if (r.timed_out) {
             job.exitcode = exit_unexpected;
-            log(req.package + ": autopkgtest did not finish within " + std::to_string(overall.count()) +
-                " s; storing an error");
-            return true;
+            log(LogLevel::warning, fmt::format("{}: autopkgtest did not finish within {} s; storing an error",
+                                               req.package, overall.count()));
+            return;
         }
         if (!r.exited()) {
             // autopkgtest itself crashed or could not start: not a result. Give the
             // request back; max_attempts bounds the loop.
             publish_status(job, false, static_cast<std::uint64_t>(r.duration.count() / 1000));
-            broker_.requeue(job.delivery);
-            log(req.package + ": autopkgtest " +
-                (r.exec_failed ? "could not be started"
-                               : "crashed (signal " + std::to_string(r.signal) + ")") +
-                "; request given back");
-            return false;
+            throw GiveBack(
+                r.exec_failed ? fmt::format("autopkgtest for {} could not be started", req.package)
+                              : fmt::format("autopkgtest for {} crashed (signal {})", req.package, r.signal));
         }
         job.exitcode = r.exit_code;
-        if (job.exitcode != exit_testbed_failure || attempt >= config_.testbed_failure_retries) return true;
+        if (job.exitcode != exit_testbed_failure || attempt >= config_.testbed_failure_retries) return;
         auto wait = std::chrono::seconds(static_cast<long>(config_.testbed_failure_backoff) << attempt);
-        log(req.package + ": testbed failure (exit 16), retry " + std::to_string(attempt + 1) + " of " +
-            std::to_string(config_.testbed_failure_retries) + " in " + std::to_string(wait.count()) + " s");
+        log(LogLevel::warning,
+            fmt::format("{}: testbed failure (exit {}), retry {} of {} in {} s", req.package,
+                        exit_testbed_failure, attempt + 1, config_.testbed_failure_retries, wait.count()));
         env_.sleep(wait);
     }
 }
 
-// Packs the run's files and uploads them (retrying); false when the store
-// stayed unreachable and the request was given back.
-bool Worker::store_results(Job& job) {
+// Packs the run's files and uploads them (retrying); throws GiveBack when the
+// store stayed unreachable.
+void Worker::store_results(Job& job) {
     const fs::path files = job.work->path / "files";
     fs::create_directories(files);
     fs::create_directories(job.out);
@@ -288,12 +340,9 @@ bool Worker::store_results(Job& job) {
                        [&] { store_.ensure_container(job.container, acl); });
         upload(job.container, job.dir, files.string(), keepalive);
     } catch (const Error& e) {
-        broker_.requeue(job.delivery);
-        log(job.request.package + ": could not store results in " + job.container + "/" + job.dir + ": " +
-            e.what() + "; request given back");
-        return false;
+        throw GiveBack(fmt::format("could not store the results of {} in {}/{}: {}", job.request.package,
+                                   job.container, job.dir, e.what()));
     }
-    return true;
 }
 
 // Publishes the testcomplete event; its loss is logged, not fatal (the web
@@ -305,12 +354,9 @@ void Worker::announce(const Job& job) {
     done.duration = job.duration;
     done.exitcode = job.exitcode;
     done.package = job.request.package;
-    if (auto v = read_text(job.out / "testpkg-version")) {
-        while (!v->empty() && v->back() == '\n') v->pop_back();
-        done.testpkg_version = *v;
-    } else if (reports_unknown_version(job.exitcode)) {
-        done.testpkg_version = job.request.package + " unknown";
-    }
+    // What result.tar says, as packed (the one place that decides testpkg-version).
+    const Result packed = parse_result_tar(read_file(job.work->path / "files" / "result.tar"));
+    if (packed.package && packed.version) done.testpkg_version = *packed.package + " " + *packed.version;
     done.release = job.queue.release;
     done.requester = job.request.requester;
     done.swift_dir = job.dir;
@@ -319,7 +365,7 @@ void Worker::announce(const Job& job) {
     try {
         broker_.publish_event(testcomplete_exchange, testcomplete_json(done));
     } catch (const Error& e) {
-        log(std::string("could not publish testcomplete: ") + e.what());
+        log(LogLevel::warning, fmt::format("could not publish testcomplete: {}", e.what()));
     }
 }
 
@@ -327,7 +373,7 @@ void Worker::renew(const Delivery& d) {
     try {
         broker_.renew(d);
     } catch (const Error& e) {
-        log(std::string("could not renew the request's lease: ") + e.what());
+        log(LogLevel::warning, fmt::format("could not renew the request's lease: {}", e.what()));
     }
 }
 
@@ -341,7 +387,8 @@ void Worker::store_retrying(const std::string& what, const std::function<void()>
         } catch (const Error& e) {
             if (attempt >= config_.upload_retries) throw;
             auto wait = std::chrono::seconds(static_cast<long>(config_.upload_backoff) << (attempt - 1));
-            log(what + " failed (" + e.what() + "); retry in " + std::to_string(wait.count()) + " s");
+            log(LogLevel::warning, fmt::format("{} failed ({}); retry {} of {} in {} s", what, e.what(),
+                                               attempt, config_.upload_retries - 1, wait.count()));
             env_.sleep(wait);
         }
     }
@@ -350,19 +397,14 @@ void Worker::store_retrying(const std::string& what, const std::function<void()>
 void Worker::upload(const std::string& container, const std::string& dir, const std::string& files_dir,
                     const std::function<void()>& keepalive) {
     // result.tar last: a client that sees it finds the others.
-    for (const char* name : run_files) {
-        auto data = read_text(fs::path(files_dir) / name);
-        if (!data) throw StoreError(std::string("packed file missing: ") + name);
+    for (const RunFile& file : run_file_table) {
+        const std::string name(file.name);
+        auto data = read_file_if_exists(fs::path(files_dir) / name);
+        if (!data) throw StoreError("packed file missing: " + name);
         PutOptions po;
-        if (std::string(name) == "log.gz") {
-            po.content_type = "text/plain; charset=UTF-8";
-            po.content_encoding = "gzip";
-        } else if (std::string(name) == "result.tar") {
-            po.content_type = "application/x-tar";
-        } else {
-            po.content_type = "application/x-gzip";
-        }
-        store_retrying(std::string("upload of ") + name, keepalive,
+        po.content_type = file.content_type;
+        if (!file.content_encoding.empty()) po.content_encoding = std::string(file.content_encoding);
+        store_retrying("upload of " + name, keepalive,
                        [&] { store_.put(container, dir + "/" + name, *data, po); });
     }
 }

@@ -729,7 +729,7 @@ TEST_CASE("record_results: britney's rules for triggers, older versions and pend
                    std::vector<std::string>{"glib2.0/2.80-1", "notrigger"}),
         run_result("20240101_000002_ccccc@", 0, "2.0-1", std::nullopt),
     };
-    CHECK(record_results(cache, &pending, "gedit", "amd64", results) == 1);
+    CHECK(record_results(cache, "gedit", "amd64", results, &pending) == 1);
     // The PASS for glib stays; the run of gedit 1.0-1 does not count for gedit/2.0-1.
     CHECK(cache.get("glib2.0/2.80-1", "gedit", "amd64")->run_id == "20240101_000000_aaaaa@");
     // seen is the time in the run id (britney's ADT_RETRY_OLDER_THAN and reference ages use it).
@@ -743,7 +743,7 @@ TEST_CASE("record_results: britney's rules for triggers, older versions and pend
     CHECK(pending.contains("notrigger", "gedit", "amd64"));
     CHECK(pending.contains("gtk/1", "gedit", "amd64"));
     // A trigger naming another package at any version counts; an equal or newer tested version counts.
-    CHECK(record_results(cache, nullptr, "gedit", "amd64",
+    CHECK(record_results(cache, "gedit", "amd64",
                          {run_result("20240102_000000_ddddd@", 0, "2.0-1",
                                      std::vector<std::string>{"gedit/2.0-1"})}) == 1);
     CHECK(cache.get("gedit/2.0-1", "gedit", "amd64")->status == "PASS");
@@ -755,9 +755,10 @@ TEST_CASE("record_results: a tmpfail without a version stays pending and never b
     PendingTests pending;
     pending.add("glib2.0/2.80-1", "gedit", "amd64");
     const std::vector<std::string> glib{"glib2.0/2.80-1"};
-    CHECK(record_results(cache, &pending, "gedit", "amd64",
+    CHECK(record_results(cache, "gedit", "amd64",
                          {run_result("20240101_000000_aaaaa@", 0, "1", std::vector<std::string>{"gtk/1"}),
-                          run_result("20240102_000000_aaaaa@", 16, std::nullopt, glib)}) == 1);
+                          run_result("20240102_000000_aaaaa@", 16, std::nullopt, glib)},
+                         &pending) == 1);
     CHECK_FALSE(cache.get("glib2.0/2.80-1", "gedit", "amd64"));
     CHECK(pending.contains("glib2.0/2.80-1", "gedit", "amd64"));
     CHECK(decide(cache, "glib2.0/2.80-1", "gedit", "amd64", true) == Verdict::running);
@@ -765,7 +766,7 @@ TEST_CASE("record_results: a tmpfail without a version stays pending and never b
     for (int code : {4, 12, 20}) {
         CAPTURE(code);
         ResultsCache c;
-        CHECK(record_results(c, nullptr, "gedit", "amd64",
+        CHECK(record_results(c, "gedit", "amd64",
                              {run_result("20240103_000000_aaaaa@", code, std::nullopt, glib)}) == 1);
         CHECK(c.get("glib2.0/2.80-1", "gedit", "amd64")->version == "unknown");
         CHECK(c.get("glib2.0/2.80-1", "gedit", "amd64")->status == "FAIL");

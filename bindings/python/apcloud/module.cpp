@@ -7,5 +7,6 @@ PYBIND11_MODULE(_apcloud, m) {
     apcloud::python::register_request(m);
     apcloud::python::register_layout(m);
     apcloud::python::register_results(m);
+    apcloud::python::register_store(m);
     apcloud::python::register_gating(m);
 }

@@ -34,6 +34,17 @@ void register_errors(py::module_& m) {
     static PyObject* integrity =
         new_class(m, "IntegrityError", error, "Downloaded data does not match its published checksum.");
 
+    // Also an OSError, so `except OSError` catches failed file operations as in Python itself.
+    static PyObject* system = [&] {
+        py::tuple bases = py::make_tuple(py::handle(error), py::handle(PyExc_OSError));
+        PyObject* cls = PyErr_NewExceptionWithDoc(
+            "apcloud.SystemError", "An operating system call failed; errno and filename name it.",
+            bases.ptr(), nullptr);
+        if (!cls) throw py::error_already_set();
+        m.add_object("SystemError", py::handle(cls));
+        return cls;
+    }();
+
     py::register_exception_translator([](std::exception_ptr p) {
         auto raise = [](PyObject* cls, const std::exception& e) { PyErr_SetString(cls, e.what()); };
         try {
@@ -59,6 +70,10 @@ void register_errors(py::module_& m) {
             raise(http, e);
         } catch (const IntegrityError& e) {
             raise(integrity, e);
+        } catch (const SystemError& e) {
+            py::object exc = py::reinterpret_borrow<py::object>(system)(e.error_code(), e.what());
+            exc.attr("filename") = py::bytes(e.path()).attr("decode")("utf-8", "replace");
+            PyErr_SetObject(system, exc.ptr());
         } catch (const Error& e) {
             raise(error, e);
         }

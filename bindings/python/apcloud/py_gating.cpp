@@ -1,4 +1,4 @@
-// Python bindings of gating.hpp and store.hpp (what britney-style gating code uses).
+// Python bindings of gating.hpp (what britney-style gating code uses).
 #include <pybind11/stl.h>
 #include <autopkgtest_cloud/gating.hpp>
 #include <autopkgtest_cloud/store.hpp>
@@ -30,11 +30,11 @@ std::optional<CacheEntry> entry_from(const py::handle& result) {
     return CacheEntry{std::get<0>(v), std::get<1>(v), std::get<2>(v), std::get<3>(v)};
 }
 
-std::vector<GatingResult> collect(Store& store, const std::string& container, const std::string& release,
-                                  const std::string& arch, const std::string& package,
-                                  const std::optional<std::string>& after) {
+CollectedResults collect(Store& store, const std::string& container, const std::string& release,
+                         const std::string& arch, const std::string& package,
+                         const std::optional<std::string>& after, std::optional<std::int64_t> now) {
     py::gil_scoped_release release_gil;
-    return collect_results(store, container, release, arch, package, after).results;
+    return collect_results(store, container, release, arch, package, after, now);
 }
 
 }  // namespace
@@ -43,65 +43,6 @@ void register_gating(py::module_& m) {
     m.def(
         "version_compare", [](const std::string& a, const std::string& b) { return version_compare(a, b); },
         "a"_a, "b"_a, "Compares Debian versions like dpkg --compare-versions: -1, 0 or 1.");
-
-    py::class_<Store>(m, "Store", "A result store (Swift semantics): containers of objects.")
-        .def(
-            "ensure_container",
-            [](Store& s, const std::string& container, bool public_read, const std::string& read_user) {
-                py::gil_scoped_release r;
-                s.ensure_container(container, ContainerAcl{public_read, read_user});
-            },
-            "container"_a, "public"_a = true, "read_user"_a = "",
-            "Creates the container if needed and sets its read ACL.")
-        .def(
-            "put",
-            [](Store& s, const std::string& container, const std::string& name, const py::bytes& data,
-               const std::string& content_type, std::optional<std::string> content_encoding) {
-                std::string_view view = data;
-                PutOptions o{content_type, std::move(content_encoding)};
-                py::gil_scoped_release r;
-                s.put(container, name, view, o);
-            },
-            "container"_a, "name"_a, "data"_a, "content_type"_a = "application/octet-stream",
-            "content_encoding"_a = py::none(), "Stores an object atomically, replacing any previous one.")
-        .def(
-            "get",
-            [](Store& s, const std::string& container, const std::string& name) -> py::object {
-                std::optional<Object> o;
-                {
-                    py::gil_scoped_release r;
-                    o = s.get(container, name);
-                }
-                if (!o) return py::none();
-                return py::bytes(o->data);
-            },
-            "container"_a, "name"_a, "The object's content, or None when it does not exist.")
-        .def(
-            "list",
-            [](Store& s, const std::string& container, const std::string& prefix,
-               std::optional<char> delimiter, const std::string& marker, std::size_t limit) {
-                ListOptions o;
-                o.prefix = prefix;
-                o.delimiter = delimiter;
-                o.marker = marker;
-                o.limit = limit;
-                std::vector<ListEntry> entries;
-                {
-                    py::gil_scoped_release r;
-                    entries = s.list(container, o);
-                }
-                std::vector<std::string> names;
-                for (auto& e : entries) names.push_back(std::move(e.name));
-                return names;
-            },
-            "container"_a, "prefix"_a = "", "delimiter"_a = py::none(), "marker"_a = "",
-            "limit"_a = ListOptions::max_list_limit,
-            "One page of the listing: object names, and subdir names ending with the delimiter.");
-
-    m.def(
-        "open_store", [](const std::string& url) { return open_store(url); }, "url"_a,
-        "Opens a store: file:///path, swift+http(s)://.../auth/v1.0 or .../v3, or a public "
-        "http(s)://host/v1/AUTH_x URL. Credentials come from the environment.");
 
     py::class_<GatingResult>(m, "GatingResult", "One run's result as gating code sees it.")
         .def_readonly("run_id", &GatingResult::run_id, "The run id (directory name, ending with '@').")
@@ -115,28 +56,73 @@ void register_gating(py::module_& m) {
             return "<GatingResult " + r.run_id + " exitcode=" + std::to_string(r.exitcode) + ">";
         });
 
+    py::class_<CollectedResults>(m, "CollectedResults", "What collect_results found.")
+        .def_readonly("results", &CollectedResults::results, "GatingResult list, in run-id order.")
+        .def_readonly("missing", &CollectedResults::missing,
+                      "Runs without result.tar (upload in progress, or abandoned).")
+        .def_readonly("corrupt", &CollectedResults::corrupt,
+                      "Runs whose result.tar could not be parsed or names another package.")
+        .def_readonly("held_back", &CollectedResults::held_back,
+                      "Complete runs not returned because an earlier one is still being stored.")
+        .def("__repr__", [](const CollectedResults& c) {
+            return "<CollectedResults " + std::to_string(c.results.size()) + " results, " +
+                   std::to_string(c.missing) + " missing, " + std::to_string(c.corrupt) + " corrupt, " +
+                   std::to_string(c.held_back) + " held back>";
+        });
+
+    const char* collect_doc =
+        "The runs of package in a store (a Store, or its URL: then the store is opened for this call\n"
+        "only), in run-id order, only those after the run id `after` when given. Runs with a corrupt\n"
+        "result.tar, or abandoned without one, are skipped and counted. The results stop before a run\n"
+        "whose result.tar is still being stored (judged by when its objects were written, see\n"
+        "upload_grace_seconds), so the newest result is always a safe next `after` marker. `now` (unix\n"
+        "seconds) defaults to the current time.";
+    m.def("collect_results", &collect, "store"_a, "container"_a, "release"_a, "arch"_a, "package"_a,
+          "after"_a = py::none(), "now"_a = py::none(), collect_doc);
+    m.def(
+        "collect_results",
+        [](const std::string& store_url, const std::string& container, const std::string& release,
+           const std::string& arch, const std::string& package, std::optional<std::string> after,
+           std::optional<std::int64_t> now) {
+            auto store = open_store(store_url, {}, process_environment());
+            return collect(*store, container, release, arch, package, after, now);
+        },
+        "store_url"_a, "container"_a, "release"_a, "arch"_a, "package"_a, "after"_a = py::none(),
+        "now"_a = py::none(), collect_doc);
+    // iter_results: the results alone (collect_results(...).results), the name gating scripts use.
     m.def(
         "iter_results",
         [](Store& store, const std::string& container, const std::string& release, const std::string& arch,
            const std::string& package, std::optional<std::string> after) {
-            return collect(store, container, release, arch, package, after);
+            return collect(store, container, release, arch, package, after, std::nullopt).results;
         },
         "store"_a, "container"_a, "release"_a, "arch"_a, "package"_a, "after"_a = py::none());
     m.def(
         "iter_results",
         [](const std::string& store_url, const std::string& container, const std::string& release,
            const std::string& arch, const std::string& package, std::optional<std::string> after) {
-            auto store = open_store(store_url);
-            return collect(*store, container, release, arch, package, after);
+            auto store = open_store(store_url, {}, process_environment());
+            return collect(*store, container, release, arch, package, after, std::nullopt).results;
         },
         "store_url"_a, "container"_a, "release"_a, "arch"_a, "package"_a, "after"_a = py::none(),
-        "The results of package's runs in a store (a Store or its URL), in run-id order, as a list of\n"
-        "GatingResult; only runs after the run id `after` when given. Runs with a corrupt result.tar,\n"
-        "or abandoned without one, are skipped. The list stops before a run whose result.tar is still\n"
-        "being uploaded (started less than 10 minutes ago), so using the newest result as the next\n"
-        "`after` marker never skips a result that has not arrived yet. For many packages open the\n"
-        "store once (open_store) and pass it: a URL opens a new store (and logs in) on every call.");
+        "collect_results(...).results: the GatingResult list alone.");
+    m.attr("upload_grace_seconds") = upload_grace_seconds;
 
+    const char* db_doc =
+        "The results of package's runs in a downloaded results database (autopkgtest.db), in run-id order;\n"
+        "only runs with run_id > after when given (britney's query). With sha256 (the path of the .sha256\n"
+        "file) the database is verified first: IntegrityError when it does not match. NotFound when the "
+        "file\n"
+        "is missing, ParseError when it is not such a database.";
+    m.def(
+        "collect_db_results",
+        [](const std::string& db_path, const std::string& release, const std::string& arch,
+           const std::string& package, std::optional<std::string> after, std::optional<std::string> sha256) {
+            py::gil_scoped_release release_gil;
+            return collect_db_results(db_path, release, arch, package, after, sha256);
+        },
+        "db_path"_a, "release"_a, "arch"_a, "package"_a, "after"_a = py::none(), "sha256"_a = py::none(),
+        db_doc);
     m.def(
         "iter_db_results",
         [](const std::string& db_path, const std::string& release, const std::string& arch,
@@ -145,10 +131,7 @@ void register_gating(py::module_& m) {
             return collect_db_results(db_path, release, arch, package, after, sha256).results;
         },
         "db_path"_a, "release"_a, "arch"_a, "package"_a, "after"_a = py::none(), "sha256"_a = py::none(),
-        "The results of package's runs in a downloaded results database (autopkgtest.db), in run-id order,\n"
-        "as a list of GatingResult; only runs with run_id > after when given (britney's query). With\n"
-        "sha256 (the path of the .sha256 file) the database is verified first: IntegrityError when it does\n"
-        "not match. NotFound when the file is missing, ParseError when it is not such a database.");
+        "collect_db_results(...).results: the GatingResult list alone.");
     m.def(
         "verify_results_db",
         [](const std::string& db_path, const std::string& sha256) {
@@ -220,11 +203,8 @@ void register_gating(py::module_& m) {
              "The newest run id cached for package/arch over all triggers, or None.");
 
     m.def(
-        "record_results",
-        [](ResultsCache& cache, const std::string& package, const std::string& arch,
-           const std::vector<GatingResult>& results, PendingTests* pending,
-           bool reference) { return record_results(cache, pending, package, arch, results, reference); },
-        "cache"_a, "package"_a, "arch"_a, "results"_a, "pending"_a = py::none(), "reference"_a = false,
+        "record_results", &record_results, "cache"_a, "package"_a, "arch"_a, "results"_a,
+        "pending"_a = py::none(), "reference"_a = false,
         "Feeds results of package/arch (from iter_results or iter_db_results) into the cache by\n"
         "britney's rules: a damaged result (no version, exit code not 4/12/20: e.g. a tmpfail) is\n"
         "ignored and stays pending; each other result counts for each of its triggers (none without\n"
@@ -281,7 +261,7 @@ void register_gating(py::module_& m) {
         [](const std::string& url, bool declare_queues, bool allow_local_sources) {
             ValidationOptions options;
             options.allow_local_sources = allow_local_sources;
-            return open_sink(url, declare_queues, options);
+            return open_sink(url, declare_queues, options, process_environment());
         },
         "url"_a, "declare_queues"_a = false, "allow_local_sources"_a = false,
         "Opens a request sink: amqp(s):// or sqlite:// publish to the broker (NotFound for a missing\n"

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <autopkgtest_cloud/credentials.hpp>
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/url.hpp>
 #include <string>
@@ -11,8 +12,10 @@
 using namespace apcloud;
 
 namespace {
+// As open_broker does it: credentials resolved from the URL and this process's environment.
 AmqpParams params(const std::string& url) {
-    return amqp_params(parse_url(url));
+    const Url u = parse_url(url);
+    return amqp_params(u, resolve_broker_credentials(u, {}, process_environment()));
 }
 
 // Sets or clears an environment variable for the scope of a test.

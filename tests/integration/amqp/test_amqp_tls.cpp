@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <autopkgtest_cloud/broker.hpp>
+#include <autopkgtest_cloud/credentials.hpp>
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/url.hpp>
 #include <chrono>
@@ -95,7 +96,7 @@ TEST_CASE("amqps: verified against the given CA; refused without it, at once") {
     }
     SUBCASE("the CA from APCLOUD_AMQP_CACERT") {
         setenv("APCLOUD_AMQP_CACERT", (pki.dir + "/ca.pem").c_str(), 1);
-        auto b = open_broker(tls_url("localhost", port, ""));
+        auto b = open_broker(tls_url("localhost", port, ""), {}, process_environment());
         unsetenv("APCLOUD_AMQP_CACERT");
         round_trip(*b);
     }

@@ -17,7 +17,16 @@
 #include <string>
 #include <vector>
 
+#include <autopkgtest_cloud/credentials.hpp>
+#include <autopkgtest_cloud/store.hpp>
+
 #include "subprocess.hpp"
+
+/// open_store with credentials from this process's environment (APCLOUD_SWIFT_*), as the tools do.
+inline std::unique_ptr<apcloud::Store> open_test_store(const std::string& url,
+                                                       const apcloud::StoreCredentials& credentials = {}) {
+    return apcloud::open_store(url, credentials, apcloud::process_environment());
+}
 
 namespace swift_test {
 

@@ -75,7 +75,7 @@ TEST_CASE("a run written by SwiftStore reads back through python-swiftclient and
 
     const std::string container = swift_test::unique_name(container_name("noble"));
     const std::string private_container = swift_test::unique_name(container_name("noble", {}, true));
-    auto store = open_store(swift_test::store_url());
+    auto store = open_test_store(swift_test::store_url());
     store->ensure_container(container, ContainerAcl::public_container());
     store->ensure_container(private_container, ContainerAcl::private_to(env("APCLOUD_SWIFT_OTHER_USER")));
     store->put(private_container, "secret/result.tar", "private result", {"application/x-tar", std::nullopt});
@@ -103,7 +103,7 @@ TEST_CASE("a run written by SwiftStore reads back through python-swiftclient and
     CHECK(hello->data == "hello from swiftclient\n");
     CHECK(hello->info.content_type == "text/plain; charset=UTF-8");
     // And our own reading of the run, anonymously, as a gating client would.
-    auto anon = open_store(env("APCLOUD_SWIFT_STORAGE_URL"));
+    auto anon = open_test_store(env("APCLOUD_SWIFT_STORAGE_URL"));
     auto result_tar = anon->get(container, dir + "/result.tar");
     REQUIRE(result_tar);
     auto parsed = parse_result_tar(result_tar->data);

@@ -48,7 +48,7 @@ struct ResumeLater {
 TEST_CASE("a put during a short outage retries and succeeds after the proxy is back") {
     // Budget: waits of 0.25 0.5 1 2 2 2 2 2 s, about 12 s, plenty for a
     // restart of the proxy (about 2 s after the resume).
-    auto store = open_store(swift_test::store_url("retries=8&backoff=0.25&backoff_max=2&timeout=5"));
+    auto store = open_test_store(swift_test::store_url("retries=8&backoff=0.25&backoff_max=2&timeout=5"));
     const std::string c = swift_test::unique_name("h3-outage");
     store->ensure_container(c, {});  // logged in before the outage
 
@@ -64,7 +64,8 @@ TEST_CASE("a put during a short outage retries and succeeds after the proxy is b
         CHECK(store->get(c, "noble/amd64/g/gedit/20240321_130412_3fa9c@/result.tar")->data == "payload");
     }
     SUBCASE("proxy frozen: connections hang until the client's timeout") {
-        auto impatient = open_store(swift_test::store_url("retries=8&backoff=0.25&backoff_max=2&timeout=1"));
+        auto impatient =
+            open_test_store(swift_test::store_url("retries=8&backoff=0.25&backoff_max=2&timeout=1"));
         impatient->ensure_container(c, {});
         pause_proxy({"--freeze"});
         const auto start = Clock::now();
@@ -93,7 +94,7 @@ TEST_CASE("a put during a short outage retries and succeeds after the proxy is b
 }
 
 TEST_CASE("an outage longer than the retry budget is a clear StoreError") {
-    auto store = open_store(swift_test::store_url("retries=2&backoff=0.2"));
+    auto store = open_test_store(swift_test::store_url("retries=2&backoff=0.2"));
     const std::string c = swift_test::unique_name("h3-down");
     store->ensure_container(c, {});
     pause_proxy();

@@ -34,7 +34,7 @@ std::string with_userinfo(const std::string& userinfo) {
 }  // namespace
 
 TEST_CASE("objects: put, get, head, remove") {
-    auto store = open_store(store_url());
+    auto store = open_test_store(store_url());
     CHECK(swift_auth_count(*store) == 0);  // no token until needed
     const std::string c = unique_name("h3-ops");
     store->ensure_container(c, ContainerAcl::public_container());
@@ -103,7 +103,7 @@ TEST_CASE("objects: put, get, head, remove") {
 }
 
 TEST_CASE("names round-trip exactly: spaces, @, +, %, ?, #, UTF-8") {
-    auto store = open_store(store_url());
+    auto store = open_test_store(store_url());
     const std::string c = unique_name("h3-names");
     store->ensure_container(c, ContainerAcl::public_container());
     std::vector<std::string> names = {"with space/a b",
@@ -144,7 +144,7 @@ TEST_CASE("names round-trip exactly: spaces, @, +, %, ?, #, UTF-8") {
 }
 
 TEST_CASE("listings: prefix, delimiter @, markers, limit, paging") {
-    auto store = open_store(store_url());
+    auto store = open_test_store(store_url());
     const std::string c = unique_name("h3-list");
     store->ensure_container(c, ContainerAcl::public_container());
     CHECK(store->list(c, {}).empty());  // 204 for an empty container
@@ -202,7 +202,7 @@ TEST_CASE("listings: prefix, delimiter @, markers, limit, paging") {
 }
 
 TEST_CASE("get_many: concurrent, in order, missing ones nullopt") {
-    auto store = open_store(store_url("concurrency=8"));
+    auto store = open_test_store(store_url("concurrency=8"));
     const std::string c = unique_name("h3-many");
     store->ensure_container(c, ContainerAcl::public_container());
     std::vector<std::string> names;
@@ -225,7 +225,7 @@ TEST_CASE("get_many: concurrent, in order, missing ones nullopt") {
 }
 
 TEST_CASE("container ACLs") {
-    auto store = open_store(store_url());
+    auto store = open_test_store(store_url());
     const std::string pub = unique_name("h3-pub");
     const std::string priv = unique_name("private-h3");
     store->ensure_container(pub, ContainerAcl::public_container());
@@ -244,7 +244,7 @@ TEST_CASE("container ACLs") {
 }
 
 TEST_CASE("the public storage URL: reads without a token, writes refused") {
-    auto writer = open_store(store_url());
+    auto writer = open_test_store(store_url());
     const std::string pub = unique_name("h3-anon");
     const std::string priv = unique_name("private-h3-anon");
     writer->ensure_container(pub, ContainerAcl::public_container());
@@ -252,7 +252,7 @@ TEST_CASE("the public storage URL: reads without a token, writes refused") {
     writer->put(pub, "a/b@/result.tar", "public bytes");
     writer->put(priv, "secret", "private bytes");
 
-    auto reader = open_store(env("APCLOUD_SWIFT_STORAGE_URL"));
+    auto reader = open_test_store(env("APCLOUD_SWIFT_STORAGE_URL"));
     auto o = reader->get(pub, "a/b@/result.tar");
     REQUIRE(o);
     CHECK(o->data == "public bytes");
@@ -285,14 +285,14 @@ TEST_CASE("the public storage URL: reads without a token, writes refused") {
 TEST_CASE("credentials: URL, StoreCredentials, environment; bad ones named without secrets") {
     const std::string c = unique_name("h3-cred");
     // In the URL (percent-encoded user "test:tester").
-    auto in_url = open_store(with_userinfo("test%3Atester:" + percent_encode(env("APCLOUD_SWIFT_KEY"))));
+    auto in_url = open_test_store(with_userinfo("test%3Atester:" + percent_encode(env("APCLOUD_SWIFT_KEY"))));
     in_url->ensure_container(c, {});
     // From StoreCredentials.
     StoreCredentials creds;
     creds.user = "test2:other";
     creds.key = env("APCLOUD_SWIFT_OTHER_KEY");
     if (!creds.key.empty()) {
-        auto other = open_store(store_url(), creds);
+        auto other = open_test_store(store_url(), creds);
         other->ensure_container(c, {});
         other->put(c, "mine", "other's");
         // test2:other writes to its own account, not to AUTH_test.
@@ -301,7 +301,7 @@ TEST_CASE("credentials: URL, StoreCredentials, environment; bad ones named witho
     // A wrong key: StoreError naming the user and status, never the key.
     creds.user = "test:tester";
     creds.key = "wrong-key-value";
-    auto bad = open_store(store_url(), creds);
+    auto bad = open_test_store(store_url(), creds);
     try {
         bad->get(c, "x");
         FAIL("no exception");
@@ -313,17 +313,17 @@ TEST_CASE("credentials: URL, StoreCredentials, environment; bad ones named witho
     }
     // A URL with a password never shows it.
     try {
-        open_store(with_userinfo("u:topsecret") + "?bogus=1");
+        open_test_store(with_userinfo("u:topsecret") + "?bogus=1");
         FAIL("no exception");
     } catch (const ConfigError& e) {
         CHECK(std::string(e.what()).find("topsecret") == std::string::npos);
         CHECK(std::string(e.what()).find("bogus") != std::string::npos);
     }
-    CHECK_THROWS_AS(open_store(store_url("retries=x")), ConfigError);
-    CHECK_THROWS_AS(open_store("http://127.0.0.1:1/not/a/swift/path"), ConfigError);
-    CHECK_THROWS_AS(open_store("swift+http://127.0.0.1:1/v2.0"), ConfigError);
+    CHECK_THROWS_AS(open_test_store(store_url("retries=x")), ConfigError);
+    CHECK_THROWS_AS(open_test_store("http://127.0.0.1:1/not/a/swift/path"), ConfigError);
+    CHECK_THROWS_AS(open_test_store("swift+http://127.0.0.1:1/v2.0"), ConfigError);
     // The auth URL as swift-start prints it (http://, no swift+) works too.
-    auto plain_http = open_store(env("APCLOUD_SWIFT_AUTH_URL"));
+    auto plain_http = open_test_store(env("APCLOUD_SWIFT_AUTH_URL"));
     plain_http->ensure_container(c, {});
     CHECK(swift_auth_count(*plain_http) == 1);
 }
@@ -332,14 +332,14 @@ TEST_CASE("no credentials at all is a ConfigError") {
     std::string user = env("APCLOUD_SWIFT_USER"), key = env("APCLOUD_SWIFT_KEY");
     unsetenv("APCLOUD_SWIFT_USER");
     unsetenv("APCLOUD_SWIFT_KEY");
-    CHECK_THROWS_AS(open_store(store_url()), ConfigError);
+    CHECK_THROWS_AS(open_test_store(store_url()), ConfigError);
     setenv("APCLOUD_SWIFT_USER", user.c_str(), 1);
     setenv("APCLOUD_SWIFT_KEY", key.c_str(), 1);
-    CHECK_NOTHROW(open_store(store_url()));
+    CHECK_NOTHROW(open_test_store(store_url()));
 }
 
 TEST_CASE("threads share one store and one token") {
-    auto store = open_store(store_url());
+    auto store = open_test_store(store_url());
     const std::string c = unique_name("h3-threads");
     store->ensure_container(c, {});
     std::vector<std::thread> threads;
@@ -373,7 +373,7 @@ TEST_CASE("Keystone v3 password auth (local stand-in)") {
         creds.project = "autopkgtest";
         creds.user_domain = "users";
         creds.project_domain = "projects";
-        auto store = open_store("swift+" + ks.first_line() + "/v3?region=RegionTwo", creds);
+        auto store = open_test_store("swift+" + ks.first_line() + "/v3?region=RegionTwo", creds);
         CHECK(swift_auth_count(*store) == 0);
         const std::string c = unique_name("h3-keystone");
         // The first token is one Swift does not know: a 401, then a new login.
@@ -383,7 +383,7 @@ TEST_CASE("Keystone v3 password auth (local stand-in)") {
         CHECK(store->get(c, "k")->data == "via keystone");
         CHECK(swift_auth_count(*store) == 2);
         // The object is in the account the catalog named (the test account).
-        auto direct = open_store(store_url());
+        auto direct = open_test_store(store_url());
         CHECK(direct->get(c, "k")->data == "via keystone");
     }
     SUBCASE("the OS_* environment and proactive renewal before expires_at") {
@@ -396,7 +396,7 @@ TEST_CASE("Keystone v3 password auth (local stand-in)") {
         std::string user = env("APCLOUD_SWIFT_USER"), key = env("APCLOUD_SWIFT_KEY");
         unsetenv("APCLOUD_SWIFT_USER");
         unsetenv("APCLOUD_SWIFT_KEY");
-        auto store = open_store("swift+" + ks.first_line() + "/v3/?region=RegionTwo");
+        auto store = open_test_store("swift+" + ks.first_line() + "/v3/?region=RegionTwo");
         setenv("APCLOUD_SWIFT_USER", user.c_str(), 1);
         setenv("APCLOUD_SWIFT_KEY", key.c_str(), 1);
         for (const char* n : {"OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME", "OS_USER_DOMAIN_NAME",
@@ -411,8 +411,8 @@ TEST_CASE("Keystone v3 password auth (local stand-in)") {
     }
     SUBCASE("a refused password and a catalog without the region") {
         swift_test::Background ks({"/usr/bin/python3", script});
-        StoreCredentials creds{"gate", "not-the-password", "autopkgtest", "users", "projects"};
-        auto store = open_store("swift+" + ks.first_line() + "/v3?region=RegionTwo", creds);
+        StoreCredentials creds{"gate", "not-the-password", "autopkgtest", "users", "projects", ""};
+        auto store = open_test_store("swift+" + ks.first_line() + "/v3?region=RegionTwo", creds);
         try {
             store->list("x", {});
             FAIL("no exception");
@@ -423,15 +423,15 @@ TEST_CASE("Keystone v3 password auth (local stand-in)") {
             CHECK(msg.find("not-the-password") == std::string::npos);
         }
         creds.key = "gate-pass";
-        auto elsewhere = open_store("swift+" + ks.first_line() + "/v3?region=Atlantis", creds);
+        auto elsewhere = open_test_store("swift+" + ks.first_line() + "/v3?region=Atlantis", creds);
         try {
             elsewhere->list("x", {});
             FAIL("no exception");
         } catch (const StoreError& e) {
             CHECK(std::string(e.what()).find("no public object-store endpoint") != std::string::npos);
         }
-        CHECK_THROWS_AS(
-            open_store("swift+" + ks.first_line() + "/v3", StoreCredentials{"gate", "gate-pass", "", "", ""}),
-            ConfigError);
+        CHECK_THROWS_AS(open_test_store("swift+" + ks.first_line() + "/v3",
+                                        StoreCredentials{"gate", "gate-pass", "", "", "", ""}),
+                        ConfigError);
     }
 }

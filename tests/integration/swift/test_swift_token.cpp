@@ -43,7 +43,7 @@ int head_account(http::HttpClient& client, const std::string& token) {
 }  // namespace
 
 TEST_CASE("a revoked token is renewed transparently, once") {
-    auto store = open_store(swift_test::store_url());
+    auto store = open_test_store(swift_test::store_url());
     const std::string c = swift_test::unique_name("h3-token");
     store->ensure_container(c, {});
     store->put(c, "a", "before");

@@ -1,0 +1,52 @@
+/// @file sinks.hpp
+/// Where gating code sends test requests: a broker or a file.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <chrono>
+
+#include "autopkgtest_cloud/credentials.hpp"
+#include "autopkgtest_cloud/events.hpp"
+#include "autopkgtest_cloud/request.hpp"
+
+namespace apcloud {
+/// Where gating code sends test requests.
+class RequestSink {
+public:
+    virtual ~RequestSink();
+    /// Validates and sends `request` for release/arch, with `submit-time` set
+    /// to now (UTC) unless the request has one; returns the queue name.
+    virtual std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
+                             bool huge = false) = 0;
+    /// Like send, then waits up to `timeout` for the request's testcomplete
+    /// event (subscribed before sending, so it cannot be missed); nullopt on
+    /// timeout. Only broker sinks can wait: others throw ConfigError.
+    virtual std::optional<TestComplete> send_and_wait(const TestRequest& request, const std::string& release,
+                                                      const std::string& arch, bool huge,
+                                                      std::chrono::seconds timeout);
+};
+
+/// Formats a file-sink line (no newline): `<queue>:<src> <json>`, or
+/// `<queue>:<src>` when the request has no parameters.
+std::string sink_line(const std::string& queue, const TestRequest& request);
+
+/// Opens a sink: `amqp://...` and `sqlite://...` publish through open_broker;
+/// `file:///path` appends one sink_line per request to the file. Throws
+/// ConfigError naming the URL otherwise. A broker sink publishing to a queue
+/// that does not exist throws NotFound, unless `declare_queues` is set: then
+/// it declares each queue before publishing to it. Requests are validated
+/// with `options` (e.g. allow_local_sources for a one-machine site whose
+/// workers accept local source trees). Broker credentials: as open_broker.
+std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queues = false,
+                                       const ValidationOptions& options = {}, const Environment& env = {});
+
+}  // namespace apcloud

@@ -1,0 +1,115 @@
+// Request sinks for gating code: a broker (routed, validated, stamped) or a
+// file of `<queue>:<src> <json>` lines.
+#include "autopkgtest_cloud/sinks.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+
+#include "autopkgtest_cloud/broker.hpp"
+#include "autopkgtest_cloud/client.hpp"
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/routing.hpp"
+#include "autopkgtest_cloud/url.hpp"
+
+namespace apcloud {
+
+// ---- request sinks ----
+
+RequestSink::~RequestSink() = default;
+
+std::optional<TestComplete> RequestSink::send_and_wait(const TestRequest&, const std::string&,
+                                                       const std::string&, bool, std::chrono::seconds) {
+    throw ConfigError("this request sink cannot wait for results (only broker sinks can)");
+}
+
+std::string sink_line(const std::string& queue, const TestRequest& request) {
+    std::string msg = request.to_message();
+    auto nl = msg.find('\n');
+    if (nl == std::string::npos) return queue + ":" + msg;
+    return queue + ":" + msg.substr(0, nl) + " " + msg.substr(nl + 1);
+}
+
+namespace {
+
+// The request as sent: stamped with the current UTC time as `submit-time`
+// unless the caller set one (SPEC.md section 1; britney records it).
+TestRequest stamped(const TestRequest& request) {
+    TestRequest r = request;
+    if (!r.submit_time) r.submit_time = format_submit_time(std::time(nullptr));
+    return r;
+}
+
+class BrokerSink : public RequestSink {
+public:
+    BrokerSink(std::unique_ptr<Broker> broker, bool declare, ValidationOptions options)
+        : broker_(std::move(broker)), declare_(declare), options_(options) {}
+    std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
+                     bool huge) override {
+        declare(request, release, arch, huge);
+        return submit_request(*broker_, stamped(request), release, arch, huge, options_);
+    }
+    std::optional<TestComplete> send_and_wait(const TestRequest& request, const std::string& release,
+                                              const std::string& arch, bool huge,
+                                              std::chrono::seconds timeout) override {
+        declare(request, release, arch, huge);
+        return submit_and_wait(*broker_, stamped(request), release, arch, huge, timeout, options_);
+    }
+
+private:
+    void declare(const TestRequest& request, const std::string& release, const std::string& arch, bool huge) {
+        if (!declare_) return;
+        validate(request, options_);
+        broker_->declare_queue(queue_for(request, release, arch, huge));
+    }
+
+    std::unique_ptr<Broker> broker_;
+    bool declare_;
+    ValidationOptions options_;
+};
+
+// Appends one line per request with a single write() on an O_APPEND file, so
+// lines from concurrent senders do not interleave.
+class FileSink : public RequestSink {
+public:
+    FileSink(std::string path, ValidationOptions options) : path_(std::move(path)), options_(options) {}
+    std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
+                     bool huge) override {
+        validate(request, options_);
+        std::string queue = queue_for(request, release, arch, huge);
+        std::string line = sink_line(queue, stamped(request)) + "\n";
+        int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0) throw SystemError(errno, "open sink file", path_);
+        ssize_t n = ::write(fd, line.data(), line.size());
+        int err = errno;
+        ::close(fd);
+        if (n < 0) throw SystemError(err, "append to sink file", path_);
+        if (n != static_cast<ssize_t>(line.size()))
+            throw Error("cannot append to sink file " + quote_for_message(path_) + ": short write");
+        return queue;
+    }
+
+private:
+    std::string path_;
+    ValidationOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queues,
+                                       const ValidationOptions& options, const Environment& env) {
+    Url u = parse_url(url);
+    if (u.scheme == "file") {
+        if (!u.host.empty() || u.path.empty() || u.path[0] != '/')
+            throw ConfigError("file sink URL must be file:///absolute/path, got " + quote_for_message(url));
+        return std::make_unique<FileSink>(u.path, options);
+    }
+    if (u.scheme == "sqlite" || u.scheme == "amqp" || u.scheme == "amqps")
+        return std::make_unique<BrokerSink>(open_broker(url, {}, env), declare_queues, options);
+    throw ConfigError("unsupported sink URL " + quote_for_message(u.redacted()) +
+                      " (expected file://, sqlite:// or amqp(s)://)");
+}
+
+}  // namespace apcloud
