@@ -2,6 +2,7 @@
 #include "core/digest.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,7 +17,7 @@ Digest::Digest(const char* algorithm) : ctx_(EVP_MD_CTX_new()), algorithm_(algor
     const EVP_MD* md = EVP_get_digestbyname(algorithm);
     if (ctx_ == nullptr || md == nullptr || EVP_DigestInit_ex(ctx_, md, nullptr) != 1) {
         EVP_MD_CTX_free(ctx_);
-        throw Error("OpenSSL cannot compute " + algorithm_ + " digests");
+        throw Error(fmt::format("OpenSSL cannot compute {} digests", algorithm_));
     }
 }
 
@@ -26,13 +27,14 @@ Digest::~Digest() {
 
 void Digest::update(const void* data, std::size_t size) {
     if (EVP_DigestUpdate(ctx_, data, size) != 1)
-        throw Error("OpenSSL " + algorithm_ + " digest update failed");
+        throw Error(fmt::format("OpenSSL {} digest update failed", algorithm_));
 }
 
 std::string Digest::hex() {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (EVP_DigestFinal_ex(ctx_, md, &len) != 1) throw Error("OpenSSL " + algorithm_ + " digest failed");
+    if (EVP_DigestFinal_ex(ctx_, md, &len) != 1)
+        throw Error(fmt::format("OpenSSL {} digest failed", algorithm_));
     static const char digits[] = "0123456789abcdef";
     std::string out;
     out.reserve(2 * len);

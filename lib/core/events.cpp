@@ -1,6 +1,7 @@
 // teststatus / testcomplete events (SPEC.md section 2): encoders and parser.
 #include "autopkgtest_cloud/events.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "autopkgtest_cloud/error.hpp"
@@ -22,9 +23,12 @@ std::string to_utf8(std::string_view s) {
     while (i < s.size()) {
         std::size_t len = 1;
         auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0xf0) len = 4;
-        else if (c >= 0xe0) len = 3;
-        else if (c >= 0xc0) len = 2;
+        if (c >= 0xf0)
+            len = 4;
+        else if (c >= 0xe0)
+            len = 3;
+        else if (c >= 0xc0)
+            len = 2;
         if (i + len <= s.size() && is_valid_utf8(s.substr(i, len))) {
             out.append(s.substr(i, len));
             i += len;
@@ -35,7 +39,6 @@ std::string to_utf8(std::string_view s) {
     }
     return out;
 }
-
 
 }  // namespace
 
@@ -56,8 +59,8 @@ std::string make_logtail(std::string_view log) {
     return out;
 }
 
-std::string teststatus_json(const TestRequest& r, std::string_view release, std::string_view arch, bool running,
-                            std::uint64_t duration, std::string_view logtail) {
+std::string teststatus_json(const TestRequest& r, std::string_view release, std::string_view arch,
+                            bool running, std::uint64_t duration, std::string_view logtail) {
     const bool priv = r.is_private();
     detail::JsonObjectWriter o;
     o.str("architecture", arch);
@@ -85,9 +88,15 @@ std::string testcomplete_json(const TestComplete& e) {
     o.raw("exitcode", std::to_string(e.exitcode));
     o.str("package", e.package);
     o.str("release", e.release);
-    if (e.requester) o.str("requester", *e.requester); else o.raw("requester", "null");
+    if (e.requester)
+        o.str("requester", *e.requester);
+    else
+        o.raw("requester", "null");
     o.str("swift_dir", e.swift_dir);
-    if (e.testpkg_version) o.str("testpkg_version", *e.testpkg_version); else o.raw("testpkg_version", "null");
+    if (e.testpkg_version)
+        o.str("testpkg_version", *e.testpkg_version);
+    else
+        o.raw("testpkg_version", "null");
     o.list("triggers", e.triggers);
     return o.object();
 }
@@ -103,13 +112,14 @@ TestComplete parse_testcomplete(std::string_view text) {
     auto need = [&](const char* key, auto check, const char* type) -> const nlohmann::json& {
         auto it = j.find(key);
         if (it == j.end() || !check(*it))
-            throw ParseError(std::string("testcomplete event: ") + key + " is missing or not " + type);
+            throw ParseError(fmt::format("testcomplete event: {} is missing or not {}", key, type));
         return *it;
     };
     auto is_str = [](const nlohmann::json& v) { return v.is_string(); };
     auto is_int = [](const nlohmann::json& v) { return v.is_number_integer(); };
     auto is_list = [](const nlohmann::json& v) {
-        return v.is_array() && std::all_of(v.begin(), v.end(), [](const nlohmann::json& x) { return x.is_string(); });
+        return v.is_array() &&
+               std::all_of(v.begin(), v.end(), [](const nlohmann::json& x) { return x.is_string(); });
     };
     TestComplete e;
     e.architecture = need("architecture", is_str, "a string").get<std::string>();
@@ -121,7 +131,8 @@ TestComplete parse_testcomplete(std::string_view text) {
     e.swift_dir = need("swift_dir", is_str, "a string").get<std::string>();
     e.triggers = need("triggers", is_list, "a list of strings").get<std::vector<std::string>>();
     if (j.contains("env")) e.env = need("env", is_list, "a list of strings").get<std::vector<std::string>>();
-    if (j.contains("requester") && j["requester"].is_string()) e.requester = j["requester"].get<std::string>();
+    if (j.contains("requester") && j["requester"].is_string())
+        e.requester = j["requester"].get<std::string>();
     if (j.contains("testpkg_version") && j["testpkg_version"].is_string())
         e.testpkg_version = j["testpkg_version"].get<std::string>();
     return e;

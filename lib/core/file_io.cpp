@@ -2,6 +2,7 @@
 #include "autopkgtest_cloud/file_io.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,7 +73,7 @@ std::optional<std::string> read_file_if_exists(const std::string& path) {
 
 std::string read_file(const std::string& path) {
     auto content = read_file_if_exists(path);
-    if (!content) throw NotFound(quote_for_message(path) + " does not exist");
+    if (!content) throw NotFound(fmt::format("{} does not exist", quote_for_message(path)));
     return *content;
 }
 

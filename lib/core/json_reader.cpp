@@ -2,6 +2,7 @@
 // beyond the values kept).
 #include "core/json_reader.hpp"
 
+#include <fmt/format.h>
 #include <cstdint>
 
 #include "autopkgtest_cloud/error.hpp"
@@ -29,11 +30,13 @@ void append_utf8(std::string& out, std::uint32_t cp) {
     }
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 }  // namespace
 
 void JsonReader::fail(const char* what) const {
-    throw ParseError(std::string("invalid JSON at byte ") + std::to_string(pos_) + ": " + what);
+    throw ParseError(fmt::format("invalid JSON at byte {}: {}", pos_, what));
 }
 
 void JsonReader::ws() {
@@ -59,15 +62,20 @@ JsonType JsonReader::peek() {
     ws();
     if (pos_ >= s_.size()) fail("unexpected end of input");
     switch (s_[pos_]) {
-    case '{': return JsonType::object;
-    case '[': return JsonType::array;
-    case '"': return JsonType::string;
-    case 't':
-    case 'f': return JsonType::boolean;
-    case 'n': return JsonType::null;
-    default:
-        if (s_[pos_] == '-' || is_digit(s_[pos_])) return JsonType::number;
-        fail("expected a value");
+        case '{':
+            return JsonType::object;
+        case '[':
+            return JsonType::array;
+        case '"':
+            return JsonType::string;
+        case 't':
+        case 'f':
+            return JsonType::boolean;
+        case 'n':
+            return JsonType::null;
+        default:
+            if (s_[pos_] == '-' || is_digit(s_[pos_])) return JsonType::number;
+            fail("expected a value");
     }
 }
 
@@ -91,7 +99,9 @@ bool JsonReader::next_key(std::string& key) {
     return true;
 }
 
-bool JsonReader::next_item() { return next_member(']'); }
+bool JsonReader::next_item() {
+    return next_member(']');
+}
 
 // Steps to the next member of the current container, or past its end.
 bool JsonReader::next_member(char close) {
@@ -137,42 +147,62 @@ void JsonReader::read_string(std::string& out) {
             fail("control character in string");
         }
         switch (next_char()) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-            auto hex4 = [&]() {
-                std::uint32_t v = 0;
-                for (int i = 0; i < 4; ++i) {
-                    char h = next_char();
-                    v <<= 4;
-                    if (is_digit(h)) v |= static_cast<std::uint32_t>(h - '0');
-                    else if (h >= 'a' && h <= 'f') v |= static_cast<std::uint32_t>(h - 'a' + 10);
-                    else if (h >= 'A' && h <= 'F') v |= static_cast<std::uint32_t>(h - 'A' + 10);
-                    else fail("bad \\u escape");
+            case '"':
+                out += '"';
+                break;
+            case '\\':
+                out += '\\';
+                break;
+            case '/':
+                out += '/';
+                break;
+            case 'b':
+                out += '\b';
+                break;
+            case 'f':
+                out += '\f';
+                break;
+            case 'n':
+                out += '\n';
+                break;
+            case 'r':
+                out += '\r';
+                break;
+            case 't':
+                out += '\t';
+                break;
+            case 'u': {
+                auto hex4 = [&]() {
+                    std::uint32_t v = 0;
+                    for (int i = 0; i < 4; ++i) {
+                        char h = next_char();
+                        v <<= 4;
+                        if (is_digit(h))
+                            v |= static_cast<std::uint32_t>(h - '0');
+                        else if (h >= 'a' && h <= 'f')
+                            v |= static_cast<std::uint32_t>(h - 'a' + 10);
+                        else if (h >= 'A' && h <= 'F')
+                            v |= static_cast<std::uint32_t>(h - 'A' + 10);
+                        else
+                            fail("bad \\u escape");
+                    }
+                    return v;
+                };
+                std::uint32_t cp = hex4();
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    if (next_char() != '\\' || next_char() != 'u') fail("lone surrogate in \\u escape");
+                    std::uint32_t lo = hex4();
+                    if (lo < 0xdc00 || lo > 0xdfff) fail("bad surrogate pair in \\u escape");
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                    fail("lone surrogate in \\u escape");
                 }
-                return v;
-            };
-            std::uint32_t cp = hex4();
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (next_char() != '\\' || next_char() != 'u') fail("lone surrogate in \\u escape");
-                std::uint32_t lo = hex4();
-                if (lo < 0xdc00 || lo > 0xdfff) fail("bad surrogate pair in \\u escape");
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                fail("lone surrogate in \\u escape");
+                append_utf8(out, cp);
+                break;
             }
-            append_utf8(out, cp);
-            break;
-        }
-        default:
-            --pos_;
-            fail("bad escape in string");
+            default:
+                --pos_;
+                fail("bad escape in string");
         }
     }
 }
@@ -220,18 +250,26 @@ void JsonReader::skip_value_impl(int depth) {
     if (depth > max_depth) fail("nested too deeply");
     std::string scratch;
     switch (peek()) {
-    case JsonType::object:
-        begin_object();
-        while (next_key(scratch)) skip_value_impl(depth + 1);
-        break;
-    case JsonType::array:
-        begin_array();
-        while (next_item()) skip_value_impl(depth + 1);
-        break;
-    case JsonType::string: read_string(scratch); break;
-    case JsonType::number: read_number(); break;
-    case JsonType::boolean: read_bool(); break;
-    case JsonType::null: literal("null"); break;
+        case JsonType::object:
+            begin_object();
+            while (next_key(scratch)) skip_value_impl(depth + 1);
+            break;
+        case JsonType::array:
+            begin_array();
+            while (next_item()) skip_value_impl(depth + 1);
+            break;
+        case JsonType::string:
+            read_string(scratch);
+            break;
+        case JsonType::number:
+            read_number();
+            break;
+        case JsonType::boolean:
+            read_bool();
+            break;
+        case JsonType::null:
+            literal("null");
+            break;
     }
 }
 

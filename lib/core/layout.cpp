@@ -1,4 +1,6 @@
 // Store layout: containers, run ids and object names (SPEC.md section 3).
+#include <fmt/format.h>
+
 #include "autopkgtest_cloud/layout.hpp"
 
 #include "autopkgtest_cloud/error.hpp"
@@ -40,8 +42,8 @@ std::string make_run_id(std::int64_t unix_time, std::string_view body) {
 
 RunId parse_run_id(std::string_view id) {
     auto fail = [&]() -> RunId {
-        throw ParseError("not a run id: " + quote_for_message(id) +
-                         " (expected YYYYMMDD_HHMMSS_xxxxx@ or YYYYMMDD_HHMMSS@)");
+        throw ParseError(fmt::format("not a run id: {} (expected YYYYMMDD_HHMMSS_xxxxx@ or YYYYMMDD_HHMMSS@)",
+                                     quote_for_message(id)));
     };
     if (id.size() != 16 && id.size() != 22) return fail();
     if (id.back() != '@' || id[8] != '_') return fail();

@@ -1,6 +1,7 @@
 // The log path: a replaceable sink, and the default one on spdlog (stderr, UTC timestamps, levels).
 #include "autopkgtest_cloud/log.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -88,8 +89,8 @@ LogLevel parse_log_level(std::string_view name) {
     if (name == "info") return LogLevel::info;
     if (name == "warning" || name == "warn") return LogLevel::warning;
     if (name == "error") return LogLevel::error;
-    throw ConfigError("unknown log level " + quote_for_message(name) +
-                      " (expected debug, info, warning or error)");
+    throw ConfigError(fmt::format("unknown log level {} (expected debug, info, warning or error)",
+                                  quote_for_message(name)));
 }
 
 void log_message(LogLevel level, std::string_view component, std::string_view message) {

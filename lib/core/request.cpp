@@ -1,6 +1,7 @@
 // Test request codec and validation: every rule of SPEC.md section 1 lives here.
 #include "autopkgtest_cloud/request.hpp"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cstring>
 
@@ -210,9 +211,9 @@ std::optional<std::string_view> reserved_env_reason(std::string_view name, const
     return std::nullopt;
 }
 
-void validate(const TestRequest& r, const ValidationOptions& opts) {
-    check_package_name(r.package);
+namespace {
 
+void validate_triggers(const TestRequest& r) {
     bool reference = false;
     for (const auto& t : r.triggers) {
         if (t == migration_reference_trigger) {
@@ -221,23 +222,15 @@ void validate(const TestRequest& r, const ValidationOptions& opts) {
         }
         check_trigger(t);
     }
-    if (reference) {
-        if (r.triggers.size() != 1)
-            invalid("triggers", std::string(migration_reference_trigger),
-                    "migration-reference/0 must be the only trigger");
-        if (!r.ppas.empty())
-            invalid("triggers", std::string(migration_reference_trigger),
-                    "migration-reference/0 cannot be combined with ppas");
-        if (r.all_proposed)
-            invalid("triggers", std::string(migration_reference_trigger),
-                    "migration-reference/0 cannot be combined with all-proposed");
-    }
+    if (!reference) return;
+    const std::string ref(migration_reference_trigger);
+    if (r.triggers.size() != 1) invalid("triggers", ref, "migration-reference/0 must be the only trigger");
+    if (!r.ppas.empty()) invalid("triggers", ref, "migration-reference/0 cannot be combined with ppas");
+    if (r.all_proposed)
+        invalid("triggers", ref, "migration-reference/0 cannot be combined with all-proposed");
+}
 
-    bool private_ppa = false;
-    for (const auto& p : r.ppas) private_ppa = parse_ppa(p).is_private() || private_ppa;
-    if (private_ppa && !r.swiftuser)
-        invalid("swiftuser", "", "private runs (PPA with credentials) need swiftuser");
-
+void validate_env(const TestRequest& r, const ValidationOptions& opts) {
     for (const auto& e : r.env) {
         auto eq = e.find('=');
         if (eq == std::string::npos) invalid("env", e, "must be NAME=value");
@@ -249,7 +242,9 @@ void validate(const TestRequest& r, const ValidationOptions& opts) {
                 invalid("env", e, "value contains control characters");
         if (e.size() > max_field_len) invalid("env", e, "entry is too long");
     }
+}
 
+void validate_sources(const TestRequest& r, const ValidationOptions& opts) {
     if (r.test_git && r.build_git)
         invalid("build-git", *r.build_git, "test-git and build-git cannot be combined");
     if (r.test_git) {
@@ -267,42 +262,54 @@ void validate(const TestRequest& r, const ValidationOptions& opts) {
             invalid("build-git", v, "ref after # must be a git ref name (letters, digits, ._/+-)");
     }
     if (r.test_bzr) invalid("test-bzr", *r.test_bzr, "bzr checkouts are not supported; use test-git");
+}
 
+// %Y-%m-%d %H:%M:%S, optionally followed by %z (+HHMM / -HHMM).
+bool is_submit_time(const std::string& s) {
+    static const char shape[] = "dddd-dd-dd dd:dd:dd";
+    bool ok = s.size() == 19 || (s.size() == 24 && (s[19] == '+' || s[19] == '-'));
+    for (std::size_t i = 0; ok && i < s.size(); ++i) {
+        char want = i < 19 ? shape[i] : (i == 19 ? s[i] : 'd');
+        ok = want == 'd' ? (s[i] >= '0' && s[i] <= '9') : s[i] == want;
+    }
+    auto num = [&](std::size_t pos) { return (s[pos] - '0') * 10 + (s[pos + 1] - '0'); };
+    return ok && num(5) >= 1 && num(5) <= 12 && num(8) >= 1 && num(8) <= 31 && num(11) <= 23 &&
+           num(14) <= 59 && num(17) <= 60;
+}
+
+void validate_metadata(const TestRequest& r) {
     if (r.testname) {
         const auto& t = *r.testname;
         if (t.empty() || t.size() > 200 || !is_alnum(t[0]) ||
             !all_of(t, [](char c) { return is_alnum(c) || std::strchr("._+-", c) != nullptr; }))
             invalid("testname", t, "must match ^[A-Za-z0-9][A-Za-z0-9._+-]*$");
     }
-
-    if (r.submit_time) {
-        // %Y-%m-%d %H:%M:%S, optionally followed by %z (+HHMM / -HHMM).
-        const auto& s = *r.submit_time;
-        static const char shape[] = "dddd-dd-dd dd:dd:dd";
-        bool ok = s.size() == 19 || (s.size() == 24 && (s[19] == '+' || s[19] == '-'));
-        for (std::size_t i = 0; ok && i < s.size(); ++i) {
-            char want = i < 19 ? shape[i] : (i == 19 ? s[i] : 'd');
-            ok = want == 'd' ? (s[i] >= '0' && s[i] <= '9') : s[i] == want;
-        }
-        auto num = [&](std::size_t pos, std::size_t) { return (s[pos] - '0') * 10 + (s[pos + 1] - '0'); };
-        if (ok)
-            ok = num(5, 2) >= 1 && num(5, 2) <= 12 && num(8, 2) >= 1 && num(8, 2) <= 31 && num(11, 2) <= 23 &&
-                 num(14, 2) <= 59 && num(17, 2) <= 60;
-        if (!ok) invalid("submit-time", s, "must be \"%Y-%m-%d %H:%M:%S\" with an optional %z suffix");
-    }
-
-    if (r.requester && !is_account_name(*r.requester))
-        invalid("requester", *r.requester, "must be an account name (letters, digits, ._+@:-)");
-    if (r.swiftuser && !is_account_name(*r.swiftuser))
-        invalid("swiftuser", *r.swiftuser, "must be an account name (letters, digits, ._+@:-)");
+    if (r.submit_time && !is_submit_time(*r.submit_time))
+        invalid("submit-time", *r.submit_time, "must be \"%Y-%m-%d %H:%M:%S\" with an optional %z suffix");
+    constexpr const char* account_rule = "must be an account name (letters, digits, ._+@:-)";
+    if (r.requester && !is_account_name(*r.requester)) invalid("requester", *r.requester, account_rule);
+    if (r.swiftuser && !is_account_name(*r.swiftuser)) invalid("swiftuser", *r.swiftuser, account_rule);
     for (const auto& u : r.readable_by)
-        if (!is_account_name(u))
-            invalid("readable-by", u, "must be an account name (letters, digits, ._+@:-)");
+        if (!is_account_name(u)) invalid("readable-by", u, account_rule);
     if (r.uuid) {
         const auto& u = *r.uuid;
         if (u.empty() || u.size() > 64 || !all_of(u, [](char c) { return is_alnum(c) || c == '-'; }))
             invalid("uuid", u, "must be letters, digits and - (at most 64)");
     }
+}
+
+}  // namespace
+
+void validate(const TestRequest& r, const ValidationOptions& opts) {
+    check_package_name(r.package);
+    validate_triggers(r);
+    bool private_ppa = false;
+    for (const auto& p : r.ppas) private_ppa = parse_ppa(p).is_private() || private_ppa;
+    if (private_ppa && !r.swiftuser)
+        invalid("swiftuser", "", "private runs (PPA with credentials) need swiftuser");
+    validate_env(r, opts);
+    validate_sources(r, opts);
+    validate_metadata(r);
 }
 
 namespace {
@@ -339,7 +346,7 @@ bool read_flag(detail::JsonReader& in, const char* key) {
             in.read_string(s);
             if (s == "1" || s == "true") return true;
             if (s.empty() || s == "0" || s == "false") return false;
-            invalid(key, "\"" + s + "\"", "must be \"1\", 1 or true (or false to disable)");
+            invalid(key, fmt::format("\"{}\"", s), "must be \"1\", 1 or true (or false to disable)");
         default:
             invalid(key, in.skip_value(), "must be \"1\", 1 or true (or false to disable)");
     }
@@ -348,10 +355,11 @@ bool read_flag(detail::JsonReader& in, const char* key) {
 // Check before JSON is touched: a message must be UTF-8 and of bounded size.
 void check_body(std::string_view body, const ValidationOptions& opts) {
     if (body.size() > opts.max_body_bytes)
-        invalid("body", body.substr(0, 64),
-                "message is " + std::to_string(body.size()) + " bytes, more than the limit of " +
-                    std::to_string(opts.max_body_bytes));
-    if (!is_valid_utf8(body)) throw ParseError("request body is not valid UTF-8: " + quote_for_message(body));
+        invalid(
+            "body", body.substr(0, 64),
+            fmt::format("message is {} bytes, more than the limit of {}", body.size(), opts.max_body_bytes));
+    if (!is_valid_utf8(body))
+        throw ParseError(fmt::format("request body is not valid UTF-8: {}", quote_for_message(body)));
 }
 
 }  // namespace
@@ -365,8 +373,8 @@ TestRequest parse_request(std::string_view body, const ValidationOptions& opts) 
     if (sep != std::string_view::npos) {
         detail::JsonReader in(body.substr(sep + 1));
         if (in.peek() != detail::JsonType::object)
-            throw ParseError("request parameters must be a JSON object, got " +
-                             quote_for_message(in.skip_value()));
+            throw ParseError(fmt::format("request parameters must be a JSON object, got {}",
+                                         quote_for_message(in.skip_value())));
         in.begin_object();
         std::string key;
         while (in.next_key(key)) {

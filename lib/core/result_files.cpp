@@ -4,6 +4,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -57,12 +58,12 @@ public:
         archive_entry_free(e);
         if (!data.empty() &&
             archive_write_data(a_.get(), data.data(), data.size()) != static_cast<la_ssize_t>(data.size()))
-            fail("write " + name);
+            fail(fmt::format("write {}", name));
     }
 
     void add_file(const std::string& name, const fs::path& path, std::int64_t mtime) {
         std::ifstream in(path, std::ios::binary);
-        if (!in) throw Error("cannot read " + path.string());
+        if (!in) throw Error(fmt::format("cannot read {}", path.string()));
         auto size = fs::file_size(path);
         auto* e = new_entry(name, mtime, static_cast<la_int64_t>(size));
         check(archive_write_header(a_.get(), e), "write header of " + name);
@@ -74,10 +75,10 @@ public:
             auto got = static_cast<std::size_t>(in.gcount());
             if (got == 0) break;
             if (archive_write_data(a_.get(), buf.data(), got) != static_cast<la_ssize_t>(got))
-                fail("write " + name);
+                fail(fmt::format("write {}", name));
             left -= got;
         }
-        if (left != 0) throw Error("file changed size while packing: " + path.string());
+        if (left != 0) throw Error(fmt::format("file changed size while packing: {}", path.string()));
     }
 
     void close() { check(archive_write_close(a_.get()), "close archive"); }
@@ -105,7 +106,7 @@ private:
     }
     [[noreturn]] void fail(const std::string& what) {
         const char* msg = archive_error_string(a_.get());
-        throw Error("archive: cannot " + what + ": " + (msg ? msg : "unknown error"));
+        throw Error(fmt::format("archive: cannot {}: {}", what, (msg ? msg : "unknown error")));
     }
 
     Sink sink_;
@@ -173,7 +174,8 @@ std::vector<std::string> regular_files(const fs::path& dir) {
 void pack(const std::string& output_dir, const PackOptions& opt, const Sink& result_sink,
           const Sink& log_sink, const Sink& artifacts_sink) {
     const fs::path dir(output_dir);
-    if (!fs::is_directory(dir)) throw NotFound("output directory does not exist: " + output_dir);
+    if (!fs::is_directory(dir))
+        throw NotFound(fmt::format("output directory does not exist: {}", output_dir));
     auto files = regular_files(dir);
 
     std::int64_t mtime = 0;
@@ -245,12 +247,12 @@ void pack_results_to(const std::string& output_dir, const PackOptions& options, 
     std::ofstream r(dest / "result.tar", std::ios::binary | std::ios::trunc);
     std::ofstream l(dest / "log.gz", std::ios::binary | std::ios::trunc);
     std::ofstream a(dest / "artifacts.tar.gz", std::ios::binary | std::ios::trunc);
-    if (!r || !l || !a) throw Error("cannot create result files in " + dest_dir);
+    if (!r || !l || !a) throw Error(fmt::format("cannot create result files in {}", dest_dir));
     pack(output_dir, options, file_sink(r), file_sink(l), file_sink(a));
     r.close();
     l.close();
     a.close();
-    if (!r || !l || !a) throw Error("cannot write result files in " + dest_dir);
+    if (!r || !l || !a) throw Error(fmt::format("cannot write result files in {}", dest_dir));
 }
 
 std::string gzip_compress(std::string_view data) {
@@ -266,8 +268,8 @@ namespace {
 std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data, const ArchiveLimits& limits,
                                                           bool allow_gzip) {
     if (data.size() > limits.max_archive_bytes)
-        throw ArchiveError("archive is " + std::to_string(data.size()) + " bytes, more than the limit of " +
-                           std::to_string(limits.max_archive_bytes));
+        throw ArchiveError(fmt::format("archive is {} bytes, more than the limit of {}", data.size(),
+                                       limits.max_archive_bytes));
     std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
     if (!a) throw Error("cannot allocate an archive reader");
     archive_read_support_format_tar(a.get());
@@ -287,26 +289,26 @@ std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data,
         std::string name = path ? path : "";
         if (name.compare(0, 2, "./") == 0) name.erase(0, 2);  // `tar -C dir -cf . ...`
         if (out.size() >= limits.max_members)
-            throw ArchiveError("archive has more than " + std::to_string(limits.max_members) + " members");
+            throw ArchiveError(fmt::format("archive has more than {} members", limits.max_members));
         auto size = archive_entry_size(e);
         if (size < 0 || static_cast<std::uint64_t>(size) > limits.max_member_bytes)
-            throw ArchiveError("archive member " + quote_for_message(name) + " is " + std::to_string(size) +
-                               " bytes, more than the limit of " + std::to_string(limits.max_member_bytes));
+            throw ArchiveError(fmt::format("archive member {} is {} bytes, more than the limit of {}",
+                                           quote_for_message(name), size, limits.max_member_bytes));
         total += static_cast<std::size_t>(size);
         if (total > limits.max_archive_bytes)
-            throw ArchiveError("archive contents exceed " + std::to_string(limits.max_archive_bytes) +
-                               " bytes");
+            throw ArchiveError(fmt::format("archive contents exceed {} bytes", limits.max_archive_bytes));
         std::string content(static_cast<std::size_t>(size), '\0');
         std::size_t got = 0;
         while (got < content.size()) {
             auto n = archive_read_data(a.get(), content.data() + got, content.size() - got);
             if (n < 0)
-                throw ArchiveError("corrupt archive member " + quote_for_message(name) + ": " +
-                                   archive_error_string(a.get()));
+                throw ArchiveError(fmt::format("corrupt archive member {}: {}", quote_for_message(name),
+                                               archive_error_string(a.get())));
             if (n == 0) break;
             got += static_cast<std::size_t>(n);
         }
-        if (got != content.size()) throw ArchiveError("truncated archive member " + quote_for_message(name));
+        if (got != content.size())
+            throw ArchiveError(fmt::format("truncated archive member {}", quote_for_message(name)));
         out.emplace_back(std::move(name), std::move(content));
     }
     return out;
@@ -396,19 +398,21 @@ Result parse_result_tar(std::string_view data, const ArchiveLimits& limits) {
     for (auto& [name, content] : read_tar(data, limits, false)) {
         if (name == "exitcode") {
             if (!parse_number(content, r.exitcode))
-                throw ParseError("result.tar: exitcode is not a number: " + quote_for_message(content));
+                throw ParseError(
+                    fmt::format("result.tar: exitcode is not a number: {}", quote_for_message(content)));
             have_exitcode = true;
         } else if (name == "duration") {
             std::uint64_t d = 0;
             if (!parse_number(content, d))
-                throw ParseError("result.tar: duration is not a number: " + quote_for_message(content));
+                throw ParseError(
+                    fmt::format("result.tar: duration is not a number: {}", quote_for_message(content)));
             r.duration = d;
         } else if (name == "testpkg-version") {
             auto line = strip_newline(content);
             auto sp = line.find(' ');
             if (sp == std::string_view::npos || sp == 0)
-                throw ParseError("result.tar: testpkg-version is not \"package version\": " +
-                                 quote_for_message(content));
+                throw ParseError(fmt::format("result.tar: testpkg-version is not \"package version\": {}",
+                                             quote_for_message(content)));
             r.package = std::string(line.substr(0, sp));
             r.version = std::string(line.substr(sp + 1));
         } else if (name == "testinfo.json") {

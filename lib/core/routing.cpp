@@ -1,6 +1,7 @@
 // Queue names and routing of requests to queues (SPEC.md section 2).
 #include "autopkgtest_cloud/routing.hpp"
 
+#include <fmt/format.h>
 #include <algorithm>
 
 #include "autopkgtest_cloud/error.hpp"
@@ -70,8 +71,9 @@ std::string queue_name(std::string_view release, std::string_view arch, QueueCon
 
 QueueName parse_queue_name(std::string_view name) {
     auto fail = [&]() -> QueueName {
-        throw ParseError("not a test request queue name: " + quote_for_message(name) +
-                         " (expected debci-[huge-|ppa-|upstream-]RELEASE-ARCH)");
+        throw ParseError(fmt::format(
+            "not a test request queue name: {} (expected debci-[huge-|ppa-|upstream-]RELEASE-ARCH)",
+            quote_for_message(name)));
     };
     if (name.substr(0, queue_prefix.size()) != queue_prefix) return fail();
     auto rest = name.substr(queue_prefix.size());

@@ -1,6 +1,7 @@
 // Backend URL parsing with percent-decoding; secrets never reach messages.
 #include "autopkgtest_cloud/url.hpp"
 
+#include <fmt/format.h>
 #include <cctype>
 
 #include "autopkgtest_cloud/error.hpp"
@@ -22,7 +23,8 @@ std::string hide_password(std::string_view url) {
     auto auth_start = scheme_end + 3;
     auto at = url.find('@', auth_start);
     auto slash = url.find('/', auth_start);
-    if (at == std::string_view::npos || (slash != std::string_view::npos && at > slash)) return std::string(url);
+    if (at == std::string_view::npos || (slash != std::string_view::npos && at > slash))
+        return std::string(url);
     auto colon = url.find(':', auth_start);
     if (colon == std::string_view::npos || colon > at) return std::string(url);
     return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
@@ -39,7 +41,8 @@ std::string percent_decode(std::string_view s) {
         }
         int hi = i + 2 < s.size() ? hex_value(s[i + 1]) : -1;
         int lo = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0) throw ConfigError("bad percent escape in " + quote_for_message(s));
+        if (hi < 0 || lo < 0)
+            throw ConfigError(fmt::format("bad percent escape in {}", quote_for_message(s)));
         out += static_cast<char>(hi * 16 + lo);
         i += 2;
     }
@@ -63,7 +66,7 @@ std::string percent_encode(std::string_view s, bool keep_slash) {
 
 Url parse_url(std::string_view text) {
     auto fail = [&](const char* why) -> Url {
-        throw ConfigError("invalid URL " + quote_for_message(hide_password(text)) + ": " + why);
+        throw ConfigError(fmt::format("invalid URL {}: {}", quote_for_message(hide_password(text)), why));
     };
     Url u;
     auto scheme_end = text.find("://");

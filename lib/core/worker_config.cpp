@@ -2,6 +2,7 @@
 // (SPEC.md section 5). Pure: file contents and environment are handed in.
 #include "autopkgtest_cloud/worker_config.hpp"
 
+#include <fmt/format.h>
 #include <fnmatch.h>
 #include <ini.h>
 
@@ -57,7 +58,8 @@ const std::map<std::string, std::set<std::string>> known_keys = {
 
 [[noreturn]] void bad(const std::string& section, const std::string& key, const std::string& value,
                       const std::string& why) {
-    throw ConfigError("worker.conf [" + section + "] " + key + " = " + quote_for_message(value) + ": " + why);
+    throw ConfigError(
+        fmt::format("worker.conf [{}] {} = {}: {}", section, key, quote_for_message(value), why));
 }
 
 std::vector<std::string> words(std::string_view s) {
@@ -79,7 +81,7 @@ int positive_int(const Sections& ini, const std::string& section, const std::str
         !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
         bad(section, key, v, "must be a whole number");
     int n = std::stoi(v);
-    if (n < min) bad(section, key, v, "must be at least " + std::to_string(min));
+    if (n < min) bad(section, key, v, fmt::format("must be at least {}", min));
     return n;
 }
 
@@ -139,64 +141,64 @@ std::string WorkerConfig::autopkgtest_program() const {
     return checkout_dir.empty() ? std::string("autopkgtest") : checkout_dir + "/runner/autopkgtest";
 }
 
-WorkerConfig parse_worker_config(std::string_view text, const std::map<std::string, std::string>& env,
-                                 const std::map<std::string, std::string>& extra_vars) {
+namespace {
+
+Sections read_ini(std::string_view text) {
     Sections ini;
     std::string buffer(text);
     int line = ini_parse_string(
         buffer.c_str(),
         [](void* user, const char* section, const char* name, const char* value) -> int {
-            auto& s = (*static_cast<Sections*>(user))[section];
-            auto& slot = s[name];
+            auto& slot = (*static_cast<Sections*>(user))[section][name];
             slot = slot.empty() ? value : slot + "\n" + value;  // continuation lines
             return 1;
         },
         &ini);
-    if (line != 0) throw ConfigError("worker.conf: syntax error on line " + std::to_string(line));
+    if (line != 0) throw ConfigError(fmt::format("worker.conf: syntax error on line {}", line));
     for (const auto& [section, keys] : ini) {
         auto known = known_keys.find(section);
         if (known == known_keys.end())
-            throw ConfigError("worker.conf: unknown section [" + section +
-                              "] (expected amqp, swift, autopkgtest, virt)");
+            throw ConfigError(fmt::format(
+                "worker.conf: unknown section [{}] (expected amqp, swift, autopkgtest, virt)", section));
         for (const auto& [key, value] : keys)
             if (!known->second.count(key)) bad(section, key, value, "unknown key");
     }
+    return ini;
+}
 
-    WorkerConfig c;
-    // [amqp]: a URL (amqp:// or sqlite://), or the reference's host/user/password.
+// [amqp]: a URL (amqp:// or sqlite://), or the reference's host/user/password.
+// Returns the AMQP lease in seconds (nullopt for the embedded broker).
+std::optional<double> parse_amqp(const Sections& ini, const Environment& env, WorkerConfig& c) {
     c.broker_url = env_or(env, "APCLOUD_AMQP_URL", get(ini, "amqp", "url"));
-    BrokerCredentials broker_given;
-    broker_given.user = get(ini, "amqp", "user");
+    BrokerCredentials given;
+    given.user = get(ini, "amqp", "user");
     if (ini.count("amqp") && ini.at("amqp").count("password")) {
-        broker_given.password = ini.at("amqp").at("password");
-        broker_given.has_password = true;
+        given.password = ini.at("amqp").at("password");
+        given.has_password = true;
     }
     if (c.broker_url.empty() && !get(ini, "amqp", "host").empty()) {
         std::string vhost = get(ini, "amqp", "vhost");
-        c.broker_url =
-            "amqp://" + get(ini, "amqp", "host") + "/" + percent_encode(vhost.empty() ? "/" : vhost);
+        c.broker_url = fmt::format("amqp://{}/{}", get(ini, "amqp", "host"),
+                                   percent_encode(vhost.empty() ? "/" : vhost));
     }
     if (c.broker_url.empty()) bad("amqp", "url", "", "no broker configured (url, host, or APCLOUD_AMQP_URL)");
     const Url broker = parse_url(c.broker_url);
     if (broker.scheme != "amqp" && broker.scheme != "amqps" && broker.scheme != "sqlite")
         bad("amqp", "url", broker.redacted(), "must be amqp://, amqps:// or sqlite://");
-    c.broker_credentials = resolve_broker_credentials(broker, broker_given, env);
+    c.broker_credentials = resolve_broker_credentials(broker, given, env);
+    if (broker.scheme == "sqlite") return std::nullopt;
     // Workers hold a request for a whole test, which may outlast RabbitMQ's
     // consumer ack timeout: they take leases ([amqp] lease seconds, default
     // 600) unless the URL sets its own.
-    std::optional<double> amqp_lease;  // seconds
-    if (broker.scheme != "sqlite") {
-        if (auto given = broker.query.find("lease"); given != broker.query.end()) {
-            amqp_lease = std::atof(given->second.c_str());
-        } else {
-            int lease = positive_int(ini, "amqp", "lease", 600, 30);
-            c.broker_url += (c.broker_url.find('?') == std::string::npos ? "?" : "&") +
-                            std::string("lease=") + std::to_string(lease);
-            amqp_lease = lease;
-        }
-    }
+    if (auto in_url = broker.query.find("lease"); in_url != broker.query.end())
+        return std::atof(in_url->second.c_str());
+    int lease = positive_int(ini, "amqp", "lease", 600, 30);
+    c.broker_url += fmt::format("{}lease={}", c.broker_url.find('?') == std::string::npos ? "?" : "&", lease);
+    return lease;
+}
 
-    // [swift]: a store URL, or the reference's auth_url + username/password.
+// [swift]: a store URL, or the reference's auth_url + username/password and Keystone keys.
+void parse_swift(const Sections& ini, const Environment& env, WorkerConfig& c) {
     c.store_url = env_or(env, "APCLOUD_STORE_URL", get(ini, "swift", "url"));
     if (c.store_url.empty() && !get(ini, "swift", "auth_url").empty())
         c.store_url = "swift+" + get(ini, "swift", "auth_url");
@@ -205,19 +207,31 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     const Url store = parse_url(c.store_url);
     if (store.scheme != "file" && store.scheme != "swift+http" && store.scheme != "swift+https")
         bad("swift", "url", store.redacted(), "must be file://, swift+http:// or swift+https://");
-    StoreCredentials store_given;
-    store_given.user = get(ini, "swift", "username");
-    store_given.key = get(ini, "swift", "password");
-    store_given.project = get(ini, "swift", "project_name").empty() ? get(ini, "swift", "tenant")
-                                                                    : get(ini, "swift", "project_name");
-    store_given.user_domain = get(ini, "swift", "user_domain_name");
-    store_given.project_domain = get(ini, "swift", "project_domain_name");
-    store_given.region = get(ini, "swift", "region_name");
+    StoreCredentials given;
+    given.user = get(ini, "swift", "username");
+    given.key = get(ini, "swift", "password");
+    given.project = get(ini, "swift", "project_name").empty() ? get(ini, "swift", "tenant")
+                                                              : get(ini, "swift", "project_name");
+    given.user_domain = get(ini, "swift", "user_domain_name");
+    given.project_domain = get(ini, "swift", "project_domain_name");
+    given.region = get(ini, "swift", "region_name");
     if (auto v = get(ini, "swift", "auth_version"); !v.empty() && v != "1" && v != "1.0" && v != "3")
         bad("swift", "auth_version", v, "must be 1 or 3 (Keystone v3); the URL's path decides which");
-    c.store_credentials = resolve_store_credentials(store, store_given, env);
+    c.store_credentials = resolve_store_credentials(store, given, env);
+}
 
-    // [autopkgtest]
+Timeouts parse_timeouts(const Sections& ini) {
+    Timeouts t;
+    t.short_ = positive_int(ini, "autopkgtest", "timeout_short", 300, 1);
+    t.install = positive_int(ini, "autopkgtest", "timeout_install", 3000, 1);
+    t.test = positive_int(ini, "autopkgtest", "timeout_test", 10000, 1);
+    t.copy = positive_int(ini, "autopkgtest", "timeout_copy", 900, 1);
+    t.build = positive_int(ini, "autopkgtest", "timeout_build", 20000, 1);
+    return t;
+}
+
+// [autopkgtest]
+void parse_autopkgtest(const Sections& ini, std::optional<double> amqp_lease, WorkerConfig& c) {
     c.checkout_dir = get(ini, "autopkgtest", "checkout_dir");
     c.per_package_config_dir = get(ini, "autopkgtest", "per_package_config_dir");
     c.releases = words(get(ini, "autopkgtest", "releases"));
@@ -225,10 +239,10 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     if (c.releases.empty()) bad("autopkgtest", "releases", "", "list at least one release");
     if (c.architectures.empty()) bad("autopkgtest", "architectures", "", "list at least one architecture");
     for (const auto& r : c.releases)
-        if (!is_valid_release(r)) bad("autopkgtest", "releases", r, "release " + std::string(release_rule));
+        if (!is_valid_release(r)) bad("autopkgtest", "releases", r, fmt::format("release {}", release_rule));
     for (const auto& a : c.architectures)
         if (!is_valid_arch(a))
-            bad("autopkgtest", "architectures", a, "architecture " + std::string(arch_rule));
+            bad("autopkgtest", "architectures", a, fmt::format("architecture {}", arch_rule));
     c.setup_command = get(ini, "autopkgtest", "setup_command");
     c.setup_command2 = get(ini, "autopkgtest", "setup_command2");
     c.extra_args = words(get(ini, "autopkgtest", "extra_args"));
@@ -239,8 +253,8 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
     // one (the embedded broker renews its own from a thread).
     if (amqp_lease && *amqp_lease < 3.0 * c.status_interval)
         bad("autopkgtest", "status_interval", std::to_string(c.status_interval),
-            "must be at most a third of the broker lease (" + std::to_string(static_cast<long>(*amqp_lease)) +
-                " s)");
+            fmt::format("must be at most a third of the broker lease ({} s)",
+                        static_cast<long>(*amqp_lease)));
     c.testbed_failure_backoff = positive_int(ini, "autopkgtest", "testbed_failure_backoff", 30, 0);
     c.upload_retries = positive_int(ini, "autopkgtest", "upload_retries", 5, 1);
     c.upload_backoff = positive_int(ini, "autopkgtest", "upload_backoff", 10, 0);
@@ -249,35 +263,46 @@ WorkerConfig parse_worker_config(std::string_view text, const std::map<std::stri
         if (w.front() != '/') bad("autopkgtest", "work_dir", w, "must be an absolute path");
         c.work_dir = w;
     }
-    c.timeouts.short_ = positive_int(ini, "autopkgtest", "timeout_short", 300, 1);
-    c.timeouts.install = positive_int(ini, "autopkgtest", "timeout_install", 3000, 1);
-    c.timeouts.test = positive_int(ini, "autopkgtest", "timeout_test", 10000, 1);
-    c.timeouts.copy = positive_int(ini, "autopkgtest", "timeout_copy", 900, 1);
-    c.timeouts.build = positive_int(ini, "autopkgtest", "timeout_build", 20000, 1);
+    c.timeouts = parse_timeouts(ini);
     c.long_timeouts = c.timeouts;
     c.long_timeouts.test = positive_int(ini, "autopkgtest", "long_timeout_test", 40000, 1);
     c.long_timeouts.build = positive_int(ini, "autopkgtest", "long_timeout_build", 40000, 1);
+}
 
-    // [virt]
+// [virt]
+void parse_virt(const Sections& ini, WorkerConfig& c) {
     c.virt_args = words(get(ini, "virt", "args"));
     if (c.virt_args.empty())
         bad("virt", "args", "", "name the virtualization server, e.g. `null` or `lxd ...`");
     c.package_size_default = get(ini, "virt", "package_size_default");
     c.package_size_big = get(ini, "virt", "package_size_big");
+}
 
-    // Every $VARIABLE must be known now, not when the first request arrives.
-    auto check_vars = [&](const std::string& section, const std::string& key, const std::string& value) {
-        for (const auto& v : referenced_variables(value))
-            if (!builtin_variables.count(v) && !extra_vars.count(v))
-                bad(section, key, value,
-                    "unknown variable $" + v +
-                        " (built in: RELEASE ARCHITECTURE HOSTARCH "
-                        "PACKAGENAME PACKAGESIZE TIMESTAMP HOSTNAME UUID; others need -v " +
-                        v + "=...)");
-    };
-    check_vars("autopkgtest", "setup_command", c.setup_command);
-    check_vars("autopkgtest", "setup_command2", c.setup_command2);
-    check_vars("virt", "args", get(ini, "virt", "args"));
+// Every $VARIABLE must be known at start-up, not when the first request arrives.
+void check_variables(const std::string& section, const std::string& key, const std::string& value,
+                     const std::map<std::string, std::string>& extra_vars) {
+    for (const auto& v : referenced_variables(value))
+        if (!builtin_variables.count(v) && !extra_vars.count(v))
+            bad(section, key, value,
+                fmt::format(
+                    "unknown variable ${} (built in: RELEASE ARCHITECTURE HOSTARCH PACKAGENAME PACKAGESIZE "
+                    "TIMESTAMP HOSTNAME UUID; others need -v {}=...)",
+                    v, v));
+}
+
+}  // namespace
+
+WorkerConfig parse_worker_config(std::string_view text, const std::map<std::string, std::string>& env,
+                                 const std::map<std::string, std::string>& extra_vars) {
+    const Sections ini = read_ini(text);
+    WorkerConfig c;
+    const auto amqp_lease = parse_amqp(ini, env, c);
+    parse_swift(ini, env, c);
+    parse_autopkgtest(ini, amqp_lease, c);
+    parse_virt(ini, c);
+    check_variables("autopkgtest", "setup_command", c.setup_command, extra_vars);
+    check_variables("autopkgtest", "setup_command2", c.setup_command2, extra_vars);
+    check_variables("virt", "args", get(ini, "virt", "args"), extra_vars);
     return c;
 }
 
@@ -292,8 +317,10 @@ public:
         if (value.empty()) return;
         if (value.find(" ;") != std::string::npos || value.find("\t;") != std::string::npos ||
             value.front() == ' ' || value.back() == ' ')
-            throw ConfigError(std::string("cannot write ") + key + " = " + quote_for_message(value) +
-                              " to worker.conf: an inline ';' comment or surrounding blanks would change it");
+            throw ConfigError(
+                fmt::format("cannot write {} = {} to worker.conf: an inline ';' comment or surrounding "
+                            "blanks would change it",
+                            key, quote_for_message(value)));
         std::string v = value;
         for (std::size_t p = 0; (p = v.find('\n', p)) != std::string::npos; p += 2) v.insert(p + 1, "\t");
         out_ += std::string(key) + " = " + v + "\n";
@@ -430,8 +457,8 @@ std::string substitute(std::string_view text, const std::map<std::string, std::s
         }
         auto it = vars.find(name);
         if (it == vars.end())
-            throw ConfigError(std::string(where) + ": unknown variable $" + name + " in " +
-                              quote_for_message(text));
+            throw ConfigError(
+                fmt::format("{}: unknown variable ${} in {}", where, name, quote_for_message(text)));
         out += it->second;
         i = end - 1;
     }

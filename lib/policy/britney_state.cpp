@@ -3,6 +3,7 @@
 #include "autopkgtest_cloud/britney_state.hpp"
 
 #include <apt-pkg/debversion.h>
+#include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
@@ -22,12 +23,12 @@ json parse_json_file(const std::string& path, const std::string& text) {
     try {
         return json::parse(text);
     } catch (const json::exception& e) {
-        throw ParseError(quote_for_message(path) + " is not valid JSON: " + e.what());
+        throw ParseError(fmt::format("{} is not valid JSON: {}", quote_for_message(path), e.what()));
     }
 }
 
 [[noreturn]] void bad_file(const std::string& path, const std::string& what) {
-    throw ParseError(quote_for_message(path) + " is malformed: " + what);
+    throw ParseError(fmt::format("{} is malformed: {}", quote_for_message(path), what));
 }
 
 bool is_pass(const CacheEntry& e) {

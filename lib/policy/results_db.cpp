@@ -1,6 +1,7 @@
 // Gating from a downloaded results database (SPEC.md section 6): checksum
 // verification, britney's `run_id > ?` query, and the download itself.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -32,7 +33,7 @@ namespace {
 // The SHA-256 of a file's content as lowercase hex.
 std::string file_sha256(const std::string& path) {
     auto digest = detail::file_hex_digest("sha256", path);
-    if (!digest) throw NotFound("results database " + quote_for_message(path) + " does not exist");
+    if (!digest) throw NotFound(fmt::format("results database {} does not exist", quote_for_message(path)));
     return *digest;
 }
 
@@ -40,7 +41,7 @@ std::string file_sha256(const std::string& path) {
 // (lowercased). The rest (`sha256sum`'s "  name") is ignored.
 std::string announced_sha256(const std::string& sha256_path) {
     auto text = read_file_if_exists(sha256_path);
-    if (!text) throw NotFound("checksum file " + quote_for_message(sha256_path) + " does not exist");
+    if (!text) throw NotFound(fmt::format("checksum file {} does not exist", quote_for_message(sha256_path)));
     const auto start = text->find_first_not_of(" \t\r\n");
     std::string word = start == std::string::npos
                            ? std::string()
@@ -51,8 +52,8 @@ std::string announced_sha256(const std::string& sha256_path) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     if (!ok)
-        throw ParseError("checksum file " + quote_for_message(sha256_path) +
-                         " does not start with a SHA-256 (64 hex digits): got " + quote_for_message(word));
+        throw ParseError(fmt::format("checksum file {} does not start with a SHA-256 (64 hex digits): got {}",
+                                     quote_for_message(sha256_path), quote_for_message(word)));
     return word;
 }
 
@@ -83,8 +84,9 @@ void verify_results_db(const std::string& db_path, const std::string& sha256_pat
     const std::string want = announced_sha256(sha256_path);
     const std::string have = file_sha256(db_path);
     if (want != have)
-        throw IntegrityError("results database " + quote_for_message(db_path) + " has SHA-256 " + have +
-                             " but " + quote_for_message(sha256_path) + " says " + want);
+        throw IntegrityError(fmt::format("results database {} has SHA-256 {} but {} says {}",
+                                         quote_for_message(db_path), have, quote_for_message(sha256_path),
+                                         want));
 }
 
 CollectedResults collect_db_results(const std::string& db_path, const std::string& release,
@@ -92,7 +94,7 @@ CollectedResults collect_db_results(const std::string& db_path, const std::strin
                                     const std::optional<std::string>& after_run_id,
                                     const std::optional<std::string>& sha256_path) {
     if (::access(db_path.c_str(), F_OK) != 0)
-        throw NotFound("results database " + quote_for_message(db_path) + " does not exist");
+        throw NotFound(fmt::format("results database {} does not exist", quote_for_message(db_path)));
     if (sha256_path) verify_results_db(db_path, *sha256_path);
     CollectedResults out;
     try {
@@ -127,8 +129,8 @@ CollectedResults collect_db_results(const std::string& db_path, const std::strin
             out.results.push_back(std::move(g));
         }
     } catch (const SQLite::Exception& e) {
-        throw ParseError("results database " + quote_for_message(db_path) +
-                         " cannot be queried (not an autopkgtest.db?): " + e.what());
+        throw ParseError(fmt::format("results database {} cannot be queried (not an autopkgtest.db?): {}",
+                                     quote_for_message(db_path), e.what()));
     }
     return out;
 }
@@ -138,7 +140,7 @@ namespace {
 // Copies a file:// source into `dest` (not fsynced).
 void copy_local(const std::string& source, const std::string& dest) {
     auto content = read_file_if_exists(source);
-    if (!content) throw NotFound(quote_for_message(source) + " does not exist");
+    if (!content) throw NotFound(fmt::format("{} does not exist", quote_for_message(source)));
     int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw SystemError(errno, "create", dest);
     try {
@@ -162,15 +164,16 @@ void fetch_http(http::HttpClient& client, const std::string& url, const std::str
             req.url = url;
             auto resp = client.download(req, dest);
             if (resp.status >= 200 && resp.status <= 299) return;
-            if (resp.status == 404) throw NotFound(quote_for_message(url) + " does not exist (HTTP 404)");
+            if (resp.status == 404)
+                throw NotFound(fmt::format("{} does not exist (HTTP 404)", quote_for_message(url)));
             retryable = http::retryable_status(resp.status);
             last = "HTTP " + std::to_string(resp.status);
         } catch (const HttpError& e) {
             last = e.what();
         }
         if (!retryable || attempt >= retries)
-            throw HttpError("cannot download " + quote_for_message(url) + " after " +
-                            std::to_string(attempt + 1) + " attempt(s): " + last);
+            throw HttpError(fmt::format("cannot download {} after {} attempt(s): {}", quote_for_message(url),
+                                        attempt + 1, last));
         std::this_thread::sleep_for(std::chrono::duration<double>(backoff * (1 << std::min(attempt, 10))));
     }
 }
@@ -200,12 +203,13 @@ void download_results_db(const std::string& url, const std::string& path, int re
 #else
         (void)retries;
         (void)backoff;
-        throw ConfigError("this build has no HTTP client (built without Swift support): cannot download " +
-                          quote_for_message(u.redacted()));
+        throw ConfigError(
+            fmt::format("this build has no HTTP client (built without Swift support): cannot download {}",
+                        quote_for_message(u.redacted())));
 #endif
     } else {
-        throw ConfigError("results database URL must be http(s):// or file://, got " +
-                          quote_for_message(u.redacted()));
+        throw ConfigError(fmt::format("results database URL must be http(s):// or file://, got {}",
+                                      quote_for_message(u.redacted())));
     }
     verify_results_db(temp_db, temp_sum);
     fsync_file(temp_db);
@@ -213,7 +217,7 @@ void download_results_db(const std::string& url, const std::string& path, int re
     if (std::rename(temp_db.c_str(), path.c_str()) != 0)
         throw SystemError(errno, "rename the download to", path);
     if (std::rename(temp_sum.c_str(), (path + ".sha256").c_str()) != 0)
-        throw SystemError(errno, "rename the download to", path + ".sha256");
+        throw SystemError(errno, "rename the download to", fmt::format("{}.sha256", path));
 }
 
 }  // namespace apcloud

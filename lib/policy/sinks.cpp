@@ -3,6 +3,7 @@
 #include "autopkgtest_cloud/sinks.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -87,7 +88,7 @@ public:
         ::close(fd);
         if (n < 0) throw SystemError(err, "append to sink file", path_);
         if (n != static_cast<ssize_t>(line.size()))
-            throw Error("cannot append to sink file " + quote_for_message(path_) + ": short write");
+            throw Error(fmt::format("cannot append to sink file {}: short write", quote_for_message(path_)));
         return queue;
     }
 
@@ -103,13 +104,14 @@ std::unique_ptr<RequestSink> open_sink(const std::string& url, bool declare_queu
     Url u = parse_url(url);
     if (u.scheme == "file") {
         if (!u.host.empty() || u.path.empty() || u.path[0] != '/')
-            throw ConfigError("file sink URL must be file:///absolute/path, got " + quote_for_message(url));
+            throw ConfigError(
+                fmt::format("file sink URL must be file:///absolute/path, got {}", quote_for_message(url)));
         return std::make_unique<FileSink>(u.path, options);
     }
     if (u.scheme == "sqlite" || u.scheme == "amqp" || u.scheme == "amqps")
         return std::make_unique<BrokerSink>(open_broker(url, {}, env), declare_queues, options);
-    throw ConfigError("unsupported sink URL " + quote_for_message(u.redacted()) +
-                      " (expected file://, sqlite:// or amqp(s)://)");
+    throw ConfigError(fmt::format("unsupported sink URL {} (expected file://, sqlite:// or amqp(s)://)",
+                                  quote_for_message(u.redacted())));
 }
 
 }  // namespace apcloud

@@ -14,14 +14,15 @@ std::string submit_request(Broker& broker, const TestRequest& request, const std
     return queue;
 }
 
-std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& request, const std::string& release,
-                                            const std::string& arch, bool huge, std::chrono::seconds timeout,
-                                            const ValidationOptions& options) {
+std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& request,
+                                            const std::string& release, const std::string& arch, bool huge,
+                                            std::chrono::seconds timeout, const ValidationOptions& options) {
     auto sub = broker.subscribe(testcomplete_exchange);
     submit_request(broker, request, release, arch, huge, options);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                          std::chrono::steady_clock::now());
         if (left.count() <= 0) return std::nullopt;
         auto event = sub->next(left);
         if (!event) return std::nullopt;
@@ -37,8 +38,8 @@ std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& r
     }
 }
 
-std::vector<std::pair<std::string, std::optional<std::uint64_t>>> queue_depths(Broker& broker,
-                                                                             const std::vector<std::string>& queues) {
+std::vector<std::pair<std::string, std::optional<std::uint64_t>>> queue_depths(
+    Broker& broker, const std::vector<std::string>& queues) {
     std::vector<std::pair<std::string, std::optional<std::uint64_t>>> out;
     for (const auto& q : queues) {
         try {

@@ -111,7 +111,8 @@ void run_worker_service(const WorkerServiceOptions& options, const std::atomic<b
         throw ConfigError(e.what());
     }
     if (!text)
-        throw ConfigError("cannot read " + quote_for_message(options.config_path) + ": it does not exist");
+        throw ConfigError(
+            fmt::format("cannot read {}: it does not exist", quote_for_message(options.config_path)));
     const WorkerConfig config = parse_worker_config(*text, process_environment(), options.extra_vars);
     auto store = open_store(config.store_url, config.store_credentials);
     auto broker = open_broker(config.broker_url, config.broker_credentials);
@@ -400,7 +401,7 @@ void Worker::upload(const std::string& container, const std::string& dir, const 
     for (const RunFile& file : run_file_table) {
         const std::string name(file.name);
         auto data = read_file_if_exists(fs::path(files_dir) / name);
-        if (!data) throw StoreError("packed file missing: " + name);
+        if (!data) throw StoreError(fmt::format("packed file missing: {}", name));
         PutOptions po;
         po.content_type = file.content_type;
         if (!file.content_encoding.empty()) po.content_encoding = std::string(file.content_encoding);

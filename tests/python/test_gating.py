@@ -242,3 +242,33 @@ def test_decide_reference_mode():
     assert apcloud.decide(cache, "t/1", PKG, ARCH, True, True) == "RUNNING"
     with pytest.raises(TypeError):
         apcloud.decide(None, "t/1", PKG, ARCH)
+
+
+def test_collect_results_counts_what_it_skipped(tmp_path):
+    url = "file://" + str(tmp_path / "store")
+    (tmp_path / "store").mkdir()
+    store = apcloud.open_store(url)
+    store.ensure_container(CONTAINER, public=True)
+    ids = [apcloud.make_run_id(1700000000 + 60 * i, "c%d" % i) for i in range(3)]
+    _store_run(store, tmp_path, ids[0], 0, "glib2.0/2.20-1", "1")
+    store.put(CONTAINER, apcloud.result_dir(RELEASE, ARCH, PKG, ids[1]) + "/result.tar", b"not a tar")
+    # A run still being stored (its log.gz was just written) holds back the complete one after it.
+    store.put(CONTAINER, apcloud.result_dir(RELEASE, ARCH, PKG, ids[2]) + "/log.gz", b"partial")
+    _store_run(store, tmp_path, apcloud.make_run_id(1700000000 + 600, "later"), 0, "glib2.0/2.20-1", "2")
+    got = apcloud.collect_results(store, CONTAINER, RELEASE, ARCH, PKG)
+    assert [r.run_id for r in got.results] == [ids[0]]
+    assert (got.missing, got.corrupt, got.held_back) == (1, 1, 1)
+    assert [r.run_id for r in apcloud.iter_results(url, CONTAINER, RELEASE, ARCH, PKG)] == [ids[0]]
+    # Hours later nothing is being stored any more: the abandoned run no longer holds anything back.
+    later = apcloud.collect_results(url, CONTAINER, RELEASE, ARCH, PKG, now=int(time.time()) + 3600)
+    assert (len(later.results), later.missing, later.held_back) == (2, 1, 0)
+    assert apcloud.upload_grace_seconds == 600
+
+
+def test_system_errors_are_oserrors_naming_the_path(tmp_path):
+    (tmp_path / "cache").mkdir()
+    with pytest.raises(apcloud.SystemError) as e:
+        apcloud.ResultsCache.load(str(tmp_path / "cache"))  # a directory, not a file
+    assert isinstance(e.value, OSError) and isinstance(e.value, apcloud.Error)
+    assert e.value.filename == str(tmp_path / "cache")
+    assert str(tmp_path / "cache") in str(e.value)

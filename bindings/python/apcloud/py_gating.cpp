@@ -37,9 +37,8 @@ CollectedResults collect(Store& store, const std::string& container, const std::
     return collect_results(store, container, release, arch, package, after, now);
 }
 
-}  // namespace
-
-void register_gating(py::module_& m) {
+// britney's state: versions, results, the cache, record_results, decide, pending.
+void register_state(py::module_& m) {
     m.def(
         "version_compare", [](const std::string& a, const std::string& b) { return version_compare(a, b); },
         "a"_a, "b"_a, "Compares Debian versions like dpkg --compare-versions: -1, 0 or 1.");
@@ -56,6 +55,86 @@ void register_gating(py::module_& m) {
             return "<GatingResult " + r.run_id + " exitcode=" + std::to_string(r.exitcode) + ">";
         });
 
+    py::class_<ResultsCache>(
+        m, "ResultsCache",
+        "britney's results cache: {trigger: {src: {arch: [STATUS, version, run_id, seen]}}}.")
+        .def(py::init<>(), "An empty cache.")
+        .def_static("load", &ResultsCache::load, "path"_a,
+                    "Reads a cache file; a missing file gives an empty cache. ParseError when malformed.")
+        .def("save", &ResultsCache::save, "path"_a, "Writes the cache atomically (path.new, fsync, rename).")
+        .def(
+            "add",
+            [](ResultsCache& c, const std::string& trigger, const std::string& package,
+               const std::string& arch, const py::object& result, bool reference) {
+                auto entry = entry_from(result);
+                return entry && c.add(trigger, package, arch, *entry, reference);
+            },
+            "trigger"_a, "package"_a, "arch"_a, "result"_a, "reference"_a = false,
+            "Records a GatingResult (seen: the time in its run id; a damaged one, without a version and\n"
+            "not exit 4/12/20, is not recorded) or a [STATUS, version, run_id, seen] sequence. A PASS is\n"
+            "never replaced by a non-PASS (with reference=True, except for migration-reference/0); a PASS\n"
+            "replaces a non-PASS and an older PASS; a non-PASS replaces a non-PASS only with a newer run "
+            "id.\n"
+            "True when stored.")
+        .def(
+            "get",
+            [](const ResultsCache& c, const std::string& trigger, const std::string& package,
+               const std::string& arch) -> py::object {
+                auto e = c.get(trigger, package, arch);
+                if (!e) return py::none();
+                return entry_to_list(*e);
+            },
+            "trigger"_a, "package"_a, "arch"_a, "[STATUS, version, run_id, seen], or None.")
+        .def("latest_run_id", &ResultsCache::latest_run_id, "package"_a, "arch"_a,
+             "The newest run id cached for package/arch over all triggers, or None.");
+
+    m.def(
+        "record_results", &record_results, "cache"_a, "package"_a, "arch"_a, "results"_a,
+        "pending"_a = py::none(), "reference"_a = false,
+        "Feeds results of package/arch (from iter_results or iter_db_results) into the cache by\n"
+        "britney's rules: a damaged result (no version, exit code not 4/12/20: e.g. a tmpfail) is\n"
+        "ignored and stays pending; each other result counts for each of its triggers (none without\n"
+        "triggers); a result for a trigger naming the package itself at a newer version than tested is\n"
+        "ignored for it; a PASS is never overwritten. Every trigger of a counted result is removed from\n"
+        "pending (when given). seen is the time in the run id. Returns the number of cache entries stored.");
+    m.def(
+        "decide",
+        [](const ResultsCache& cache, const std::string& trigger, const std::string& package,
+           const std::string& arch, bool pending, bool reference, std::optional<std::string> version,
+           bool test_in_target) {
+            return std::string(verdict_name(
+                decide(cache, trigger, package, arch, pending, reference, version, test_in_target)));
+        },
+        "cache"_a, "trigger"_a, "package"_a, "arch"_a, "pending"_a = false, "reference"_a = false,
+        "version"_a = py::none(), "test_in_target"_a = true,
+        "britney's verdict for package/arch triggered by trigger, exactly as britney's pkg_test_result:\n"
+        "'PASS', 'NEUTRAL', 'REGRESSION', 'ALWAYSFAIL', 'RUNNING', 'RUNNING-ALWAYSFAIL' or\n"
+        "'RUNNING-REFERENCE'. A failure is a REGRESSION only when some result of package/arch (any trigger)\n"
+        "PASSed at a version <= version (the version under test; default: the failed result's) and the\n"
+        "baseline is not FAIL; else ALWAYSFAIL. The baseline is the best result over all triggers, or with\n"
+        "reference=True the 'migration-reference/0' entry (none: RUNNING-REFERENCE when test_in_target).\n"
+        "Without a result: RUNNING, or RUNNING-ALWAYSFAIL when pending and the baseline is FAIL.");
+
+    py::class_<PendingTests>(m, "PendingTests", "britney's pending tests: {trigger: {src: [arches]}}.")
+        .def(py::init<>(), "No pending tests.")
+        .def_static("load", &PendingTests::load, "path"_a,
+                    "Reads a pending file; a missing file gives none. ParseError when malformed.")
+        .def("save", &PendingTests::save, "path"_a, "Writes the file atomically (path.new, fsync, rename).")
+        .def("add", &PendingTests::add, "trigger"_a, "src"_a, "arch"_a, "Marks trigger/src/arch as pending.")
+        .def("remove", &PendingTests::remove, "trigger"_a, "src"_a, "arch"_a,
+             "Removes trigger/src/arch, pruning emptied entries; False when it was not pending.")
+        .def("contains", &PendingTests::contains, "trigger"_a, "src"_a, "arch"_a,
+             "True when trigger/src/arch is pending.")
+        .def(
+            "__contains__",
+            [](const PendingTests& p, const std::tuple<std::string, std::string, std::string>& k) {
+                return p.contains(std::get<0>(k), std::get<1>(k), std::get<2>(k));
+            },
+            "(trigger, src, arch) in pending.");
+}
+
+// Collecting results from a store or a results database.
+void register_collect(py::module_& m) {
     py::class_<CollectedResults>(m, "CollectedResults", "What collect_results found.")
         .def_readonly("results", &CollectedResults::results, "GatingResult list, in run-id order.")
         .def_readonly("missing", &CollectedResults::missing,
@@ -152,7 +231,10 @@ void register_gating(py::module_& m) {
         "verified and renamed into place atomically: path is always a whole, verified database.\n"
         "Timeouts, connection errors and 5xx answers are retried with exponential backoff.\n"
         "IntegrityError on a checksum mismatch (path is left as it was), NotFound for a 404.");
+}
 
+// Links shown with a result, and the request sinks.
+void register_links_and_sinks(py::module_& m) {
     py::class_<ResultLinks>(m, "ResultLinks", "Where people look at and act on one result.")
         .def_readonly("log", &ResultLinks::log, "The run's log.gz in the store ('' without a run id).")
         .def_readonly("artifacts", &ResultLinks::artifacts,
@@ -168,83 +250,6 @@ void register_gating(py::module_& m) {
           "storage URL, e.g. https://host/v1/AUTH_x), the package's history page\n"
           "(<web_url>/packages/<pkg>/<release>/<arch>) and the retry request URL\n"
           "(<web_url>/request.cgi?release=..&arch=..&package=..&trigger=..&ppa=..), percent-encoded.");
-
-    py::class_<ResultsCache>(
-        m, "ResultsCache",
-        "britney's results cache: {trigger: {src: {arch: [STATUS, version, run_id, seen]}}}.")
-        .def(py::init<>(), "An empty cache.")
-        .def_static("load", &ResultsCache::load, "path"_a,
-                    "Reads a cache file; a missing file gives an empty cache. ParseError when malformed.")
-        .def("save", &ResultsCache::save, "path"_a, "Writes the cache atomically (path.new, fsync, rename).")
-        .def(
-            "add",
-            [](ResultsCache& c, const std::string& trigger, const std::string& package,
-               const std::string& arch, const py::object& result, bool reference) {
-                auto entry = entry_from(result);
-                return entry && c.add(trigger, package, arch, *entry, reference);
-            },
-            "trigger"_a, "package"_a, "arch"_a, "result"_a, "reference"_a = false,
-            "Records a GatingResult (seen: the time in its run id; a damaged one, without a version and\n"
-            "not exit 4/12/20, is not recorded) or a [STATUS, version, run_id, seen] sequence. A PASS is\n"
-            "never replaced by a non-PASS (with reference=True, except for migration-reference/0); a PASS\n"
-            "replaces a non-PASS and an older PASS; a non-PASS replaces a non-PASS only with a newer run "
-            "id.\n"
-            "True when stored.")
-        .def(
-            "get",
-            [](const ResultsCache& c, const std::string& trigger, const std::string& package,
-               const std::string& arch) -> py::object {
-                auto e = c.get(trigger, package, arch);
-                if (!e) return py::none();
-                return entry_to_list(*e);
-            },
-            "trigger"_a, "package"_a, "arch"_a, "[STATUS, version, run_id, seen], or None.")
-        .def("latest_run_id", &ResultsCache::latest_run_id, "package"_a, "arch"_a,
-             "The newest run id cached for package/arch over all triggers, or None.");
-
-    m.def(
-        "record_results", &record_results, "cache"_a, "package"_a, "arch"_a, "results"_a,
-        "pending"_a = py::none(), "reference"_a = false,
-        "Feeds results of package/arch (from iter_results or iter_db_results) into the cache by\n"
-        "britney's rules: a damaged result (no version, exit code not 4/12/20: e.g. a tmpfail) is\n"
-        "ignored and stays pending; each other result counts for each of its triggers (none without\n"
-        "triggers); a result for a trigger naming the package itself at a newer version than tested is\n"
-        "ignored for it; a PASS is never overwritten. Every trigger of a counted result is removed from\n"
-        "pending (when given). seen is the time in the run id. Returns the number of cache entries stored.");
-    m.def(
-        "decide",
-        [](const ResultsCache& cache, const std::string& trigger, const std::string& package,
-           const std::string& arch, bool pending, bool reference, std::optional<std::string> version,
-           bool test_in_target) {
-            return std::string(verdict_name(
-                decide(cache, trigger, package, arch, pending, reference, version, test_in_target)));
-        },
-        "cache"_a, "trigger"_a, "package"_a, "arch"_a, "pending"_a = false, "reference"_a = false,
-        "version"_a = py::none(), "test_in_target"_a = true,
-        "britney's verdict for package/arch triggered by trigger, exactly as britney's pkg_test_result:\n"
-        "'PASS', 'NEUTRAL', 'REGRESSION', 'ALWAYSFAIL', 'RUNNING', 'RUNNING-ALWAYSFAIL' or\n"
-        "'RUNNING-REFERENCE'. A failure is a REGRESSION only when some result of package/arch (any trigger)\n"
-        "PASSed at a version <= version (the version under test; default: the failed result's) and the\n"
-        "baseline is not FAIL; else ALWAYSFAIL. The baseline is the best result over all triggers, or with\n"
-        "reference=True the 'migration-reference/0' entry (none: RUNNING-REFERENCE when test_in_target).\n"
-        "Without a result: RUNNING, or RUNNING-ALWAYSFAIL when pending and the baseline is FAIL.");
-
-    py::class_<PendingTests>(m, "PendingTests", "britney's pending tests: {trigger: {src: [arches]}}.")
-        .def(py::init<>(), "No pending tests.")
-        .def_static("load", &PendingTests::load, "path"_a,
-                    "Reads a pending file; a missing file gives none. ParseError when malformed.")
-        .def("save", &PendingTests::save, "path"_a, "Writes the file atomically (path.new, fsync, rename).")
-        .def("add", &PendingTests::add, "trigger"_a, "src"_a, "arch"_a, "Marks trigger/src/arch as pending.")
-        .def("remove", &PendingTests::remove, "trigger"_a, "src"_a, "arch"_a,
-             "Removes trigger/src/arch, pruning emptied entries; False when it was not pending.")
-        .def("contains", &PendingTests::contains, "trigger"_a, "src"_a, "arch"_a,
-             "True when trigger/src/arch is pending.")
-        .def(
-            "__contains__",
-            [](const PendingTests& p, const std::tuple<std::string, std::string, std::string>& k) {
-                return p.contains(std::get<0>(k), std::get<1>(k), std::get<2>(k));
-            },
-            "(trigger, src, arch) in pending.");
 
     py::class_<RequestSink>(m, "RequestSink", "Where gating code sends test requests.")
         .def(
@@ -269,6 +274,14 @@ void register_gating(py::module_& m) {
         "allow_local_sources accepts local paths in build-git/test-git (one-machine sites only).");
     m.def("sink_line", &sink_line, "queue"_a, "request"_a,
           "A file-sink line (no newline): '<queue>:<src> <json>', or '<queue>:<src>' without parameters.");
+}
+
+}  // namespace
+
+void register_gating(py::module_& m) {
+    register_state(m);
+    register_collect(m);
+    register_links_and_sinks(m);
 }
 
 }  // namespace apcloud::python
