@@ -36,6 +36,10 @@ struct TestRequest {
     /// no parameters. No trailing newline.
     std::string to_message() const;
 
+    /// to_message() with the PPAs' credentials (`user:token@`) removed: what
+    /// may be stored beside a result and shown to its readers.
+    std::string to_stored_message() const;
+
     /// True when any PPA carries credentials, i.e. the run is private.
     bool is_private() const;
 

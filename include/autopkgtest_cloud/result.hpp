@@ -28,6 +28,10 @@ struct PackOptions {
     /// Tested source package; used for `testpkg-version` "PACKAGE unknown"
     /// when autopkgtest wrote none and reports_unknown_version(exitcode).
     std::optional<std::string> package;
+    /// The request that was run, as a queue message without credentials
+    /// (TestRequest::to_stored_message), stored as member `request` so the
+    /// index can be rebuilt from the store with the request's uuid and flags.
+    std::optional<std::string> request;
     /// Modification time of the archive members; default: the newest mtime
     /// found in the output directory.
     std::optional<std::int64_t> mtime;
@@ -35,7 +39,7 @@ struct PackOptions {
 
 /// Packs an autopkgtest output directory. Files of result.tar come in the
 /// order exitcode, duration, testpkg-version, testbed-packages,
-/// testinfo.json, requester, summary (those that exist); `log` becomes
+/// testinfo.json, requester, summary, request (those that exist); `log` becomes
 /// log.gz; everything else except `binaries/` goes to artifacts.tar.gz.
 /// Symlinks and special files are not followed. Throws Error on I/O errors.
 ResultFiles pack_results(const std::string& output_dir, const PackOptions& options);
@@ -69,6 +73,7 @@ struct Result {
     std::optional<std::string> requester;         ///< who asked, trailing newline removed
     std::optional<std::string> summary;           ///< autopkgtest's per-test summary
     std::optional<std::string> testbed_packages;  ///< the testbed's package list
+    std::optional<std::string> request;           ///< the request run, as stored (PackOptions::request)
 };
 
 /// Splits a trigger list (`ADT_TEST_TRIGGERS`' value, or the results

@@ -445,6 +445,13 @@ std::string TestRequest::to_message() const {
     return out;
 }
 
+std::string TestRequest::to_stored_message() const {
+    TestRequest r = *this;
+    for (auto& p : r.ppas)
+        if (auto at = p.find('@'); at != std::string::npos) p.erase(0, at + 1);
+    return r.to_message();
+}
+
 bool TestRequest::is_private() const {
     return std::any_of(ppas.begin(), ppas.end(), [](const std::string& p) {
         auto at = p.find('@');

@@ -28,8 +28,9 @@ namespace apcloud {
 namespace {
 
 // Members of result.tar, in the order they are written.
-constexpr std::array<const char*, 7> result_members = {
-    "exitcode", "duration", "testpkg-version", "testbed-packages", "testinfo.json", "requester", "summary"};
+constexpr std::array<const char*, 8> result_members = {"exitcode",      "duration",  "testpkg-version",
+                                                       "testbed-packages", "testinfo.json", "requester",
+                                                       "summary",       "request"};
 
 using Sink = std::function<void(const char*, std::size_t)>;
 
@@ -194,6 +195,7 @@ void pack(const std::string& output_dir, const PackOptions& opt, const Sink& res
     if (!has_version && opt.package && reports_unknown_version(opt.exitcode))
         generated.emplace_back("testpkg-version", *opt.package + " unknown");
     if (opt.requester) generated.emplace_back("requester", *opt.requester + "\n");
+    if (opt.request) generated.emplace_back("request", *opt.request);
 
     TarWriter result(result_sink, false);
     for (const char* m : result_members) {
@@ -420,6 +422,8 @@ Result parse_result_tar(std::string_view data, const ArchiveLimits& limits) {
             r.testinfo_json = std::move(content);
         } else if (name == "requester") {
             r.requester = std::string(strip_newline(content));
+        } else if (name == "request") {
+            r.request = std::move(content);
         } else if (name == "summary") {
             r.summary = std::move(content);
         } else if (name == "testbed-packages") {

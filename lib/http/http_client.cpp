@@ -21,10 +21,6 @@ namespace apcloud::http {
 
 namespace {
 
-char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
 std::string describe(const Request& r) {
     return r.method + " " + r.url;
 }
@@ -50,14 +46,6 @@ std::string current_error_text() {
 
 }  // namespace
 
-bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const noexcept {
-    const std::size_t n = a.size() < b.size() ? a.size() : b.size();
-    for (std::size_t i = 0; i < n; ++i) {
-        const char x = lower(a[i]), y = lower(b[i]);
-        if (x != y) return static_cast<unsigned char>(x) < static_cast<unsigned char>(y);
-    }
-    return a.size() < b.size();
-}
 
 std::optional<std::string> Response::header(std::string_view name) const {
     auto it = headers.find(name);

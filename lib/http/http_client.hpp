@@ -10,16 +10,9 @@
 #include <string_view>
 #include <vector>
 
+#include "http/http_types.hpp"
+
 namespace apcloud::http {
-
-/// Orders header names case-insensitively (ASCII), as HTTP requires.
-struct CaseInsensitiveLess {
-    using is_transparent = void;
-    bool operator()(std::string_view a, std::string_view b) const noexcept;
-};
-
-/// Header fields by name, compared case-insensitively.
-using Headers = std::map<std::string, std::string, CaseInsensitiveLess>;
 
 /// One request. `url` is absolute (`http(s)://host[:port]/path?query`) and
 /// already percent-encoded: it is sent exactly as given, so callers encode

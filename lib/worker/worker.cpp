@@ -331,6 +331,7 @@ void Worker::store_results(Job& job) {
     po.duration = job.duration;
     po.requester = job.request.requester;
     po.package = job.request.package;
+    po.request = job.request.to_stored_message();
     pack_results_to(job.out.string(), po, files.string());
     try {
         const ContainerAcl acl = job.request.is_private()

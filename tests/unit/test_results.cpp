@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/exit_codes.hpp>
+#include <autopkgtest_cloud/request.hpp>
 #include <autopkgtest_cloud/result.hpp>
 
 #include <unistd.h>
@@ -281,4 +282,26 @@ TEST_CASE("result.tar is plain tar: a gzip-compressed archive is refused") {
     fill_output(d);
     auto f = pack_results(d.path.string(), PackOptions{});
     CHECK_THROWS_AS(parse_result_tar(f.artifacts_tar_gz), ArchiveError);
+}
+
+TEST_CASE("the request is stored in result.tar without PPA credentials") {
+    TempDir d;
+    TestRequest req;
+    req.package = "gedit";
+    req.ppas = {"bob:s3cret@lp/private-ppa", "lp/public"};
+    req.uuid = "0f1e2d3c-aaaa-bbbb-cccc-111122223333";
+    req.swiftuser = "bob";
+    req.all_proposed = true;
+    const std::string stored = req.to_stored_message();
+    CHECK(stored.find("s3cret") == std::string::npos);
+    CHECK(stored.find("\"lp/private-ppa\"") != std::string::npos);
+    PackOptions o;
+    o.request = stored;
+    auto r = parse_result_tar(pack_results(d.path.string(), o).result_tar);
+    REQUIRE(r.request);
+    CHECK(*r.request == stored);
+    auto back = parse_request(*r.request);
+    CHECK(back.uuid == req.uuid);
+    CHECK(back.all_proposed);
+    CHECK_FALSE(back.is_private());
 }

@@ -63,6 +63,8 @@ void register_test_request(py::module_& m) {
         .def_readwrite("uuid", &TestRequest::uuid, "Request id (metadata).")
         .def_readwrite("readable_by", &TestRequest::readable_by, "Users who may read a private result.")
         .def_readwrite("swiftuser", &TestRequest::swiftuser, "Owner of a private result container.")
+        .def("to_stored_message", &TestRequest::to_stored_message,
+             "to_message() without the PPAs' credentials: what is stored beside a result.")
         .def("to_message", &TestRequest::to_message,
              "The queue message: package, newline, JSON with sorted keys (as json.dumps(sort_keys=True)).")
         .def(

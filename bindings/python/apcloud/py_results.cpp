@@ -15,8 +15,14 @@ void register_results(py::module_& m) {
         "pack_results",
         [](const std::string& output_dir, int exitcode, std::uint64_t duration,
            std::optional<std::string> requester, std::optional<std::string> package,
-           std::optional<std::int64_t> mtime) {
-            PackOptions o{exitcode, duration, std::move(requester), std::move(package), mtime};
+           std::optional<std::int64_t> mtime, std::optional<std::string> request) {
+            PackOptions o;
+            o.exitcode = exitcode;
+            o.duration = duration;
+            o.requester = std::move(requester);
+            o.package = std::move(package);
+            o.request = std::move(request);
+            o.mtime = mtime;
             ResultFiles f;
             {
                 py::gil_scoped_release release;
@@ -29,15 +35,17 @@ void register_results(py::module_& m) {
             return out;
         },
         "output_dir"_a, "exitcode"_a, "duration"_a, "requester"_a = py::none(), "package"_a = py::none(),
-        "mtime"_a = py::none(),
+        "mtime"_a = py::none(), "request"_a = py::none(),
         "Packs an autopkgtest output directory into {'result.tar', 'log.gz', 'artifacts.tar.gz': bytes}.\n"
-        "package names the tested source for 'PACKAGE unknown' when autopkgtest wrote no version.");
+        "package names the tested source for 'PACKAGE unknown' when autopkgtest wrote no version;\n"
+        "request (TestRequest.to_stored_message()) is stored as member 'request'.");
 
     py::class_<Result>(m, "Result", "What a result.tar says about a run.")
         .def_readonly("exitcode", &Result::exitcode, "autopkgtest's exit code.")
         .def_readonly("package", &Result::package, "Tested source package, or None.")
         .def_readonly("version", &Result::version, "Tested version, or None.")
         .def_readonly("duration", &Result::duration, "Seconds, or None.")
+        .def_readonly("request", &Result::request, "The request run (queue message without credentials), or None.")
         .def_readonly("testinfo_json", &Result::testinfo_json, "testinfo.json text, or None.")
         .def_readonly("custom_environment", &Result::custom_environment,
                       "testinfo.json's custom_environment.")

@@ -232,7 +232,7 @@ TEST_CASE("Swift unavailable during upload: the worker retries and acks only aft
     outage.join();
     CHECK(step == WorkerStep::stored);
     bool retried = false;
-    for (const auto& l : w.log) retried = retried || l.find("; retry in") != std::string::npos;
+    for (const auto& l : w.log) retried = retried || l.find("; retry 1 of ") != std::string::npos;
     CHECK(retried);
     CHECK(w.results("gedit") == 1);
     CHECK(rig.worker->process_one(5s) == WorkerStep::idle);  // acked: not delivered again

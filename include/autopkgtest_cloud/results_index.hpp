@@ -1,0 +1,128 @@
+/// @file results_index.hpp
+/// The results index (SPEC.md section 6): every stored run of every container
+/// in SQLite, kept in the reference's schema for gating clients (published as
+/// autopkgtest.db) and in our own table for the web pages and the JSON API.
+/// One writer, any number of readers, never blocked by it (WAL).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "autopkgtest_cloud/indexed_run.hpp"
+
+namespace apcloud {
+
+/// Who is looking: private results are shown only to their owner, their
+/// readers and admins.
+struct Viewer {
+    std::string user;  ///< empty: anonymous
+    bool admin = false;
+    /// True when this viewer may see `run`.
+    bool may_read(const IndexedRun& run) const;
+};
+
+/// An indexed run with the index's own bookkeeping.
+struct IndexedRecord {
+    std::int64_t seq = 0;  ///< position in the feed (grows with every new run)
+    IndexedRun run;
+};
+
+/// One page of a package's history, newest first.
+struct HistoryPage {
+    std::vector<IndexedRecord> runs;
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    std::optional<std::string> next_before;
+};
+
+/// Filters of the recent results (the reference's recent.json parameters).
+struct RecentQuery {
+    std::size_t limit = 100;
+    std::size_t offset = 0;
+    std::string release, arch, user;  ///< empty: any
+    std::string outcome;  ///< "pass", "fail", "neutral", "tmpfail", "error", "denylisted"; empty: any
+    std::string package;  ///< empty: any
+};
+
+/// One page of the feed of new results.
+struct FeedPage {
+    std::vector<IndexedRecord> runs;  ///< in feed order
+    std::int64_t next = 0;            ///< the cursor to continue from
+    bool more = false;                ///< more runs follow at once
+};
+
+/// Counts of one release and architecture.
+struct ReleaseArchStats {
+    std::string release, arch;
+    std::size_t packages = 0;  ///< packages with results
+    std::size_t passing = 0;   ///< packages whose newest result passed
+    std::size_t runs = 0;      ///< runs in all
+    std::size_t runs_passed = 0, runs_failed = 0, runs_neutral = 0, runs_tmpfail = 0, runs_error = 0;
+    /// Runs per day (`YYYY-MM-DD`) and outcome, oldest first.
+    struct Day {
+        std::string day;
+        std::size_t pass = 0, fail = 0, neutral = 0, tmpfail = 0, error = 0;
+    };
+    std::vector<Day> days;
+};
+
+/// The index in a directory: `index.db` (every run) and `autopkgtest.db`'s
+/// tables in `compat.db` (public runs of the release containers, the
+/// reference's schema). Safe to use from several threads: writes are
+/// serialised, reads run on their own connections.
+class ResultsIndex {
+public:
+    /// Opens (creating when needed) the index in `dir`, and completes what a
+    /// crash between its two files left half done. Throws StoreError naming
+    /// the file on failure.
+    explicit ResultsIndex(const std::string& dir);
+    ~ResultsIndex();
+    ResultsIndex(const ResultsIndex&) = delete;
+    ResultsIndex& operator=(const ResultsIndex&) = delete;
+
+    /// Adds runs in one transaction; a run already indexed (same container,
+    /// release, arch, package and run id) is left as it is. Returns how many
+    /// were new.
+    std::size_t add(const std::vector<IndexedRun>& runs);
+    /// True when the run is indexed.
+    bool contains(const std::string& container, const RunLocation& where) const;
+    /// The run directories indexed in `container`, sorted.
+    std::vector<std::string> run_dirs(const std::string& container) const;
+
+    /// The newest run of `package` per release and architecture, in its release containers.
+    std::vector<IndexedRecord> latest(const std::string& package, const Viewer& viewer) const;
+    /// A page of a package's runs in one container (default: the release's), newest first,
+    /// only runs older than `before` (a run id) when given.
+    HistoryPage history(const std::string& package, const std::string& release, const std::string& arch,
+                        const std::string& container, const std::optional<std::string>& before,
+                        std::size_t limit, const Viewer& viewer) const;
+    /// One run (container empty: the release's own).
+    std::optional<IndexedRecord> run(const std::string& container, const RunLocation& where,
+                                     const Viewer& viewer) const;
+    /// The run of a request, by its uuid (newest when several).
+    std::optional<IndexedRecord> run_by_uuid(const std::string& uuid, const Viewer& viewer) const;
+    /// Recent runs, newest first.
+    std::vector<IndexedRecord> recent(const RecentQuery& query, const Viewer& viewer) const;
+    /// Public runs indexed after cursor `since` (0: from the start), at most `limit`.
+    FeedPage feed(std::int64_t since, std::size_t limit) const;
+    /// Per release and architecture counts over the release containers.
+    std::vector<ReleaseArchStats> statistics() const;
+    /// Packages with results in the release containers, sorted.
+    std::vector<std::string> packages() const;
+    /// Runs indexed in all.
+    std::uint64_t size() const;
+
+    /// Writes a consistent snapshot of the reference-schema database to
+    /// `path` (through a temporary file renamed into place); returns its
+    /// SHA-256 (lowercase hex).
+    std::string snapshot(const std::string& path) const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace apcloud
