@@ -25,6 +25,12 @@ struct ContainerAcl {
 
     /// The Swift `X-Container-Read` value of this ACL.
     std::string swift_read_acl() const;
+    /// Reads an `X-Container-Read` value back (the inverse of
+    /// swift_read_acl()): public when an item grants `.r:*`; else private to
+    /// the first user it names (`*:user` gives `user`, `account:user` stays
+    /// as it is); else (empty, or only other referrer items) owner-only.
+    /// Items are comma-separated, blanks around them ignored. Never throws.
+    static ContainerAcl parse(std::string_view x_container_read);
     /// A public container.
     static ContainerAcl public_container() { return {}; }
     /// A container only `user` (and the owner) may read.
@@ -91,6 +97,16 @@ public:
     /// does not exist. Throws StoreError naming the object on failure.
     virtual ObjectInfo put(const std::string& container, const std::string& name, std::string_view data,
                            const PutOptions& options = {}) = 0;
+    /// Stores the content of the file at `path` as an object, with the same
+    /// atomicity, result and errors as put() of the same bytes. The file is
+    /// read while it is uploaded, never whole into memory (the library's
+    /// backends; the default, for a Store that only implements put(), reads
+    /// it whole and calls put()), so its size is bounded by the disk, not by
+    /// RAM. The file must not change meanwhile (Swift then refuses the upload
+    /// as corrupt). Throws SystemError naming `path` when the file cannot be
+    /// opened or read (it does not exist, is not a regular file ...).
+    virtual ObjectInfo put_file(const std::string& container, const std::string& name,
+                                const std::string& path, const PutOptions& options = {});
     /// The object, or nullopt when it (or its container) does not exist.
     virtual std::optional<Object> get(const std::string& container, const std::string& name) = 0;
     /// The object's metadata, or nullopt when it does not exist.

@@ -1,9 +1,13 @@
 // The HTTP client on cpprestsdk: one pooled cpprest client per origin, cpprest errors rethrown as HttpError.
 #include "http/http_client.hpp"
 
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
 #include <fstream>
 #include <functional>
@@ -22,7 +26,7 @@ namespace apcloud::http {
 namespace {
 
 std::string describe(const Request& r) {
-    return r.method + " " + r.url;
+    return fmt::format("{} {}", r.method, r.url);
 }
 
 // The message of whatever a cpprest task threw, for an HttpError.
@@ -31,16 +35,46 @@ std::string current_error_text() {
         throw;
     } catch (const web::http::http_exception& e) {
         // cpprest words a timeout as the step that was cut short.
-        if (e.error_code() == std::errc::timed_out) return std::string("timed out: ") + e.what();
+        if (e.error_code() == std::errc::timed_out) return fmt::format("timed out: {}", e.what());
         return e.what();
     } catch (const web::uri_exception& e) {
-        return std::string("invalid URL: ") + e.what();
+        return fmt::format("invalid URL: {}", e.what());
     } catch (const pplx::task_canceled&) {
         return "request canceled";
     } catch (const std::exception& e) {
         return e.what();
     } catch (...) {
         return "unknown error";
+    }
+}
+
+// The Content-Type a request's body is sent with.
+std::string content_type_of(const Request& r) {
+    auto ct = r.headers.find("Content-Type");
+    return ct == r.headers.end() ? "application/octet-stream" : ct->second;
+}
+
+// Opens a request's body file as a stream cpprest reads while sending, and
+// its size for Content-Length.
+std::pair<concurrency::streams::istream, std::uint64_t> open_body_file(const std::string& path) {
+    // Opened here first for the errno of a missing or unreadable file, which
+    // cpprest's stream would not tell.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw SystemError(errno, "open the request body", path);
+    struct stat st {};
+    const int err = ::fstat(fd, &st) == 0 ? 0 : errno;
+    ::close(fd);
+    if (err != 0) throw SystemError(err, "stat the request body", path);
+    if (!S_ISREG(st.st_mode))
+        throw SystemError(S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "send (not a regular file)", path);
+    try {
+        auto in = concurrency::streams::file_stream<uint8_t>::open_istream(
+                      utility::conversions::to_string_t(path), std::ios::in | std::ios::binary)
+                      .get();
+        return {in, static_cast<std::uint64_t>(st.st_size)};
+    } catch (...) {
+        throw HttpError(fmt::format("cannot open the request body {}: {}", quote_for_message(path),
+                                    current_error_text()));
     }
 }
 
@@ -62,9 +96,10 @@ std::pair<std::string, std::string> split_origin(std::string_view url) {
     std::string_view scheme =
         scheme_end == std::string_view::npos ? std::string_view() : url.substr(0, scheme_end);
     if (scheme != "http" && scheme != "https")
-        throw HttpError("not an http(s) URL: " + quote_for_message(url));
+        throw HttpError(fmt::format("not an http(s) URL: {}", quote_for_message(url)));
     auto path_start = url.find_first_of("/?", scheme_end + 3);
-    if (path_start == scheme_end + 3) throw HttpError("URL has no host: " + quote_for_message(url));
+    if (path_start == scheme_end + 3)
+        throw HttpError(fmt::format("URL has no host: {}", quote_for_message(url)));
     if (path_start == std::string_view::npos) return {std::string(url), "/"};
     std::string rest(url.substr(path_start));
     if (rest.front() == '?') rest.insert(rest.begin(), '/');
@@ -100,13 +135,16 @@ struct HttpClient::Impl {
         web::http::http_request req(r.method);
         req.set_request_uri(web::uri(rest));
         for (const auto& [name, value] : r.headers) req.headers().add(name, value);
-        if (r.has_body || !r.body.empty()) {
+        if (!r.body_file.empty()) {
+            // cpprest reads the file in chunks as it sends them.
+            auto [in, size] = open_body_file(r.body_file);
+            req.set_body(in, size, content_type_of(r));
+        } else if (r.has_body || !r.body.empty()) {
             // A raw pointer stream: the body is sent from the caller's bytes
             // without a copy (Request::body must outlive the call).
             auto in = concurrency::streams::rawptr_stream<uint8_t>::open_istream(
                 reinterpret_cast<const uint8_t*>(r.body.data()), r.body.size());
-            auto ct = r.headers.find("Content-Type");
-            req.set_body(in, r.body.size(), ct == r.headers.end() ? "application/octet-stream" : ct->second);
+            req.set_body(in, r.body.size(), content_type_of(r));
         }
         if (sink) req.set_response_stream(*sink);
         return client->request(req);
@@ -164,8 +202,10 @@ Response HttpClient::request(const Request& request) {
         return impl_->send(request).get();
     } catch (const HttpError&) {
         throw;
+    } catch (const SystemError&) {
+        throw;  // the body file: not the exchange's fault
     } catch (...) {
-        throw HttpError(describe(request) + ": " + current_error_text());
+        throw HttpError(fmt::format("{}: {}", describe(request), current_error_text()));
     }
 }
 
@@ -177,7 +217,7 @@ Response HttpClient::download(const Request& request, const std::string& path) {
                                                            std::ios::out | std::ios::binary | std::ios::trunc)
                    .get();
     } catch (...) {
-        throw HttpError("cannot write " + quote_for_message(path) + ": " + current_error_text());
+        throw HttpError(fmt::format("cannot write {}: {}", quote_for_message(path), current_error_text()));
     }
     Response out;
     try {
@@ -191,7 +231,8 @@ Response HttpClient::download(const Request& request, const std::string& path) {
         } catch (...) {
         }
         ::unlink(path.c_str());
-        throw HttpError(describe(request) + " to " + quote_for_message(path) + ": " + current_error_text());
+        throw HttpError(
+            fmt::format("{} to {}: {}", describe(request), quote_for_message(path), current_error_text()));
     }
     if (out.status < 200 || out.status > 299) {
         // An error page: return (the start of) it and leave no file behind.
@@ -237,13 +278,15 @@ std::vector<Outcome> HttpClient::request_many(const std::vector<Request>& reques
                         try {
                             o.response = t.get();
                         } catch (...) {
-                            o.error = describe((*self->requests)[i]) + ": " + current_error_text();
+                            o.error =
+                                fmt::format("{}: {}", describe((*self->requests)[i]), current_error_text());
                         }
                         launch(self, self->finish(i, std::move(o)));
                     });
                     return;
                 } catch (...) {
-                    i = self->finish(i, Outcome{std::nullopt, describe(r) + ": " + current_error_text()});
+                    i = self->finish(
+                        i, Outcome{std::nullopt, fmt::format("{}: {}", describe(r), current_error_text())});
                 }
             }
         }

@@ -26,6 +26,13 @@ struct Request {
     /// Send a body (with Content-Length, even when empty) although `body` is
     /// empty: PUT and POST need it, GET and HEAD must not have one.
     bool has_body = false;
+    /// When not empty, the body is the content of this file instead of
+    /// `body`: read while it is sent (never whole into memory), with its size
+    /// when the request starts as Content-Length. Every call that sends the
+    /// request opens the file anew, so a retry sends it from the start.
+    /// SystemError naming the file when it cannot be opened; the file must
+    /// not change while it is sent.
+    std::string body_file;
 };
 
 /// An answer: any status, including 4xx and 5xx (those are not errors here).
@@ -57,6 +64,8 @@ struct ClientOptions {
 /// consecutive requests to a host reuse kept-alive connections. Safe to use
 /// from several threads at once. Transport failures throw HttpError naming
 /// the method and URL; HTTP statuses (even 5xx) are returned, not thrown.
+/// A body file that cannot be opened throws SystemError (not a transport
+/// failure: retrying does not help).
 class HttpClient {
 public:
     explicit HttpClient(ClientOptions options = {});

@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -24,70 +25,37 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <ctime>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <system_error>
 #include <utility>
 #include <vector>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/file_io.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "core/digest.hpp"
 #include "core/time_text.hpp"
+#include "store/files.hpp"
 
 namespace apcloud {
 
 namespace {
 
 using Json = nlohmann::json;
+using detail::Fd;
 
 // Bounded retries of a put whose directory a concurrent remove pruned.
 constexpr int max_put_attempts = 100;
-
-std::string errno_message(int err) {
-    return std::generic_category().message(err);
-}
 
 bool starts_with(std::string_view s, std::string_view p) {
     return s.size() >= p.size() && s.compare(0, p.size(), p) == 0;
 }
 
 std::string what_object(const std::string& container, std::string_view name) {
-    return "object " + quote_for_message(name) + " in container " + quote_for_message(container);
+    return fmt::format("object {} in container {}", quote_for_message(name), quote_for_message(container));
 }
-
-// Owns a file descriptor.
-class Fd {
-public:
-    explicit Fd(int fd = -1) noexcept : fd_(fd) {}
-    ~Fd() { reset(); }
-    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) {
-            reset();
-            fd_ = std::exchange(o.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-    // Closes and reports the error close() found (for files just written).
-    int close_checked() noexcept {
-        int rc = ::close(std::exchange(fd_, -1));
-        return rc == 0 ? 0 : errno;
-    }
-
-private:
-    int fd_;
-};
 
 // Swift's listing timestamp form, UTC with microseconds.
 std::string iso_time(const timespec& ts) {
@@ -142,6 +110,17 @@ std::optional<std::string> fget_xattr(int fd, const char* attr) {
     }
 }
 
+// The MD5 of an open object file's content, read in blocks.
+std::string md5_of_open_file(int fd, const std::string& path) {
+    detail::Digest m("md5");
+    try {
+        detail::read_blocks(fd, path, [&](const char* data, std::size_t n) { m.update(data, n); });
+    } catch (const SystemError& e) {
+        throw StoreError(fmt::format("local store: {}", e.what()));
+    }
+    return m.hex();
+}
+
 // Reads an open object file's metadata: the recorded attribute when it still
 // describes the file, else derived from the file. `data` is the content when
 // the caller has read it already (saves a second read for the md5).
@@ -186,45 +165,8 @@ ObjectInfo object_info(int fd, const struct stat& st, const std::string& name, c
     }
     // Changed or placed by hand: the content is the truth.
     info.last_modified = iso_time(st.st_mtim);
-    if (data != nullptr) {
-        info.etag = detail::hex_digest("md5", *data);
-        return info;
-    }
-    detail::Digest m("md5");
-    char buf[65536];
-    off_t off = 0;
-    for (;;) {
-        ssize_t n = pread(fd, buf, sizeof buf, off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0)
-            throw StoreError("local store: cannot read " + quote_for_message(path) + ": " +
-                             errno_message(errno));
-        if (n == 0) break;
-        m.update(buf, static_cast<std::size_t>(n));
-        off += n;
-    }
-    info.etag = m.hex();
+    info.etag = data != nullptr ? detail::hex_digest("md5", *data) : md5_of_open_file(fd, path);
     return info;
-}
-
-// Reads an `X-Container-Read` value back: public when it grants `.r:*`,
-// else the user it names (`*:user` or `account:user`), else owner-only.
-ContainerAcl parse_read_acl(std::string_view value) {
-    std::string user;
-    for (;;) {
-        auto comma = value.find(',');
-        std::string_view item = value.substr(0, comma);
-        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-        if (item == ".r:*") return ContainerAcl::public_container();
-        if (user.empty() && item.size() > 2 && item.substr(0, 2) == "*:")
-            user = item.substr(2);
-        else if (user.empty() && !item.empty() && item.front() != '.')
-            user = item;
-        if (comma == std::string_view::npos) break;
-    }
-    return {false, user};
 }
 
 void fsync_dir(const std::string& path) {
@@ -333,8 +275,8 @@ private:
             // Gone (removed meanwhile) or a file where the prefix needs a
             // directory: nothing to list there.
             if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG) return;
-            throw StoreError("local store: cannot list directory " + quote_for_message(path) + ": " +
-                             errno_message(errno));
+            throw StoreError(fmt::format("local store: cannot list directory {}: {}", quote_for_message(path),
+                                         errno_message(errno)));
         }
         Frame f;
         f.key = key;
@@ -344,8 +286,8 @@ private:
             const dirent* ent = ::readdir(d.get());
             if (ent == nullptr) {
                 if (errno != 0)
-                    throw StoreError("local store: cannot read directory " + quote_for_message(path) + ": " +
-                                     errno_message(errno));
+                    throw StoreError(fmt::format("local store: cannot read directory {}: {}",
+                                                 quote_for_message(path), errno_message(errno)));
                 break;
             }
             std::string_view nm = ent->d_name;
@@ -388,6 +330,18 @@ private:
     std::vector<Frame> stack_;
 };
 
+// Writes bytes of a put into its temporary file `temp_path`; a failure (a
+// full disk, say) is the put's StoreError.
+void write_temp(int fd, std::string_view data, const std::string& temp_path, const std::string& container,
+                const std::string& name) {
+    try {
+        write_all(fd, data, temp_path);
+    } catch (const SystemError& e) {
+        throw StoreError(
+            fmt::format("local store: cannot write {}: {}", what_object(container, name), e.what()));
+    }
+}
+
 class LocalStore final : public Store {
 public:
     explicit LocalStore(std::string root) : root_(std::move(root)) {
@@ -399,12 +353,13 @@ public:
             pos = root_.find('/', pos + 1);
             path = root_.substr(0, pos);
             if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
-                throw StoreError("local store: cannot create directory " + quote_for_message(path) + ": " +
-                                 errno_message(errno));
+                throw StoreError(fmt::format("local store: cannot create directory {}: {}",
+                                             quote_for_message(path), errno_message(errno)));
         }
         struct stat st {};
         if (::stat(root_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-            throw StoreError("local store: root " + quote_for_message(root_) + " is not a directory");
+            throw StoreError(
+                fmt::format("local store: root {} is not a directory", quote_for_message(root_)));
     }
 
     void ensure_container(const std::string& container, const ContainerAcl& acl) override {
@@ -413,18 +368,20 @@ public:
         if (::mkdir(path.c_str(), 0755) == 0) {
             fsync_dir(root_);
         } else if (errno != EEXIST) {
-            throw StoreError("local store: cannot create container " + quote_for_message(container) + " at " +
-                             quote_for_message(path) + ": " + errno_message(errno));
+            throw StoreError(fmt::format("local store: cannot create container {} at {}: {}",
+                                         quote_for_message(container), quote_for_message(path),
+                                         errno_message(errno)));
         } else if (!is_dir(path)) {
-            throw StoreError("local store: cannot create container " + quote_for_message(container) + ": " +
-                             quote_for_message(path) + " exists and is not a directory");
+            throw StoreError(
+                fmt::format("local store: cannot create container {}: {} exists and is not a directory",
+                            quote_for_message(container), quote_for_message(path)));
         }
         // Swift's header form, readable with getfattr; owner-only is empty.
         const std::string value = acl.public_read || !acl.read_user.empty() ? acl.swift_read_acl() : "";
         if (::setxattr(path.c_str(), local_acl_xattr, value.data(), value.size(), 0) != 0)
-            throw StoreError("local store: cannot record the ACL of container " +
-                             quote_for_message(container) + " on " + quote_for_message(path) + ": " +
-                             xattr_error(errno));
+            throw StoreError(fmt::format("local store: cannot record the ACL of container {} on {}: {}",
+                                         quote_for_message(container), quote_for_message(path),
+                                         xattr_error(errno)));
     }
 
     ContainerAcl container_acl(const std::string& container) override {
@@ -435,79 +392,38 @@ public:
         if (n < 0) {
             if (errno == ENOENT) throw missing_container(container);
             if (errno == ENODATA || errno == ENOTSUP) return {false, ""};  // made by hand: fail closed
-            throw StoreError("local store: cannot read the ACL of container " + quote_for_message(container) +
-                             ": " + errno_message(errno));
+            throw StoreError(fmt::format("local store: cannot read the ACL of container {}: {}",
+                                         quote_for_message(container), errno_message(errno)));
         }
         buf.resize(static_cast<std::size_t>(n));
-        return parse_read_acl(buf);
+        return ContainerAcl::parse(buf);
     }
 
     ObjectInfo put(const std::string& container, const std::string& name, std::string_view data,
                    const PutOptions& options) override {
-        check_container_name(container);
-        check_object_name(name);
-        if (const char* why = unholdable(name)) throw ValidationError("object", name, why);
-        const std::string content_type =
-            options.content_type.empty() ? std::string("application/octet-stream") : options.content_type;
-        check_header_value("content_type", content_type);
-        if (options.content_encoding) check_header_value("content_encoding", *options.content_encoding);
-        const std::string cdir = require_container(container);
-
-        ObjectInfo info;
-        info.name = name;
+        ObjectInfo info = new_object(container, name, options);
         info.bytes = data.size();
         info.etag = detail::hex_digest("md5", data);
-        info.content_type = content_type;
-        info.content_encoding = options.content_encoding;
+        publish(container, info, [&](int fd, const std::string& temp_path) {
+            write_temp(fd, data, temp_path, container, name);
+        });
+        return info;
+    }
 
-        const std::string parent = parent_of(name);
-        const std::string leaf = name.substr(parent.empty() ? 0 : parent.size() + 1);
-        const std::string dir = parent.empty() ? cdir : cdir + "/" + parent;
-        for (int attempt = 0; attempt < max_put_attempts; ++attempt) {
-            Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-            if (!dfd) {
-                if (errno != ENOENT && errno != ENOTDIR)
-                    throw StoreError("local store: cannot open directory " + quote_for_message(dir) +
-                                     " for " + what_object(container, name) + ": " + errno_message(errno));
-                if (parent.empty()) throw missing_container(container);
-                make_parents(cdir, container, name, parent);
-                continue;
-            }
-            const std::string temp = temp_name();
-            Fd fd(::openat(dfd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-            if (!fd) {
-                // ENOENT: a concurrent remove pruned the directory after we
-                // opened it; EEXIST: a leftover temporary file had this name.
-                if (errno == ENOENT || errno == EEXIST) continue;
-                throw StoreError("local store: cannot create a temporary file in " + quote_for_message(dir) +
-                                 " for " + what_object(container, name) + ": " + errno_message(errno));
-            }
-            try {
-                write_object(fd, data, info, container, name);
-            } catch (...) {
-                ::unlinkat(dfd.get(), temp.c_str(), 0);
-                throw;
-            }
-            if (::renameat(dfd.get(), temp.c_str(), dfd.get(), leaf.c_str()) != 0) {
-                int err = errno;
-                ::unlinkat(dfd.get(), temp.c_str(), 0);
-                if (err == EISDIR || err == ENOTEMPTY || err == EEXIST)
-                    throw StoreError("local store: cannot put " + what_object(container, name) +
-                                     ": other objects are stored below " + quote_for_message(name + "/") +
-                                     ", and in a directory store a name cannot be both an object and a "
-                                     "directory");
-                throw StoreError("local store: cannot rename the temporary file of " +
-                                 what_object(container, name) + " into place: " + errno_message(err));
-            }
-            // The rename is durable only once its directory is.
-            if (::fsync(dfd.get()) != 0)
-                throw StoreError("local store: cannot sync directory " + quote_for_message(dir) +
-                                 " after putting " + what_object(container, name) + ": " +
-                                 errno_message(errno));
-            return info;
-        }
-        throw StoreError("local store: cannot put " + what_object(container, name) + ": its directory " +
-                         quote_for_message(dir) + " kept disappearing (concurrent removes)");
+    ObjectInfo put_file(const std::string& container, const std::string& name, const std::string& path,
+                        const PutOptions& options) override {
+        ObjectInfo info = new_object(container, name, options);
+        const detail::SourceFile source(path);
+        publish(container, info, [&](int fd, const std::string& temp_path) {
+            // One pass over the file: each block is hashed and written.
+            detail::Digest md5("md5");
+            info.bytes = source.read([&](const char* block, std::size_t n) {
+                md5.update(block, n);
+                write_temp(fd, std::string_view(block, n), temp_path, container, name);
+            });
+            info.etag = md5.hex();
+        });
+        return info;
     }
 
     std::optional<Object> get(const std::string& container, const std::string& name) override {
@@ -523,15 +439,12 @@ public:
         // The descriptor keeps this version's inode: a concurrent put renames
         // a new file over the name and never touches what we read.
         obj.data.reserve(static_cast<std::size_t>(st.st_size));
-        char buf[65536];
-        for (;;) {
-            ssize_t n = ::read(fd.get(), buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0)
-                throw StoreError("local store: cannot read " + what_object(container, name) + " from " +
-                                 quote_for_message(path) + ": " + errno_message(errno));
-            if (n == 0) break;
-            obj.data.append(buf, static_cast<std::size_t>(n));
+        try {
+            detail::read_blocks(fd.get(), path,
+                                [&](const char* block, std::size_t n) { obj.data.append(block, n); });
+        } catch (const SystemError& e) {
+            throw StoreError(
+                fmt::format("local store: cannot read {}: {}", what_object(container, name), e.what()));
         }
         st.st_size = static_cast<off_t>(obj.data.size());
         obj.info = object_info(fd.get(), st, name, &obj.data, path);
@@ -554,8 +467,9 @@ public:
         if (::unlink(path.c_str()) != 0) {
             // EISDIR: the name is a directory of other objects, not an object.
             if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR) return false;
-            throw StoreError("local store: cannot remove " + what_object(container, name) + " at " +
-                             quote_for_message(path) + ": " + errno_message(errno));
+            throw StoreError(fmt::format("local store: cannot remove {} at {}: {}",
+                                         what_object(container, name), quote_for_message(path),
+                                         errno_message(errno)));
         }
         // Prune directories the removal emptied, up to the container. A put
         // racing with this retries when its directory vanishes under it.
@@ -620,6 +534,10 @@ public:
     }
 
 private:
+    // Writes a put's content into a temporary file: `fd` is open on it,
+    // `temp_path` its path (for messages).
+    using Fill = std::function<void(int fd, const std::string& temp_path)>;
+
     std::string container_dir(const std::string& container) const { return root_ + "/" + container; }
 
     static bool is_dir(const std::string& path) {
@@ -628,8 +546,8 @@ private:
     }
 
     NotFound missing_container(const std::string& container) const {
-        return NotFound("container " + quote_for_message(container) + " does not exist (local store " +
-                        quote_for_message(root_) + ")");
+        return NotFound(fmt::format("container {} does not exist (local store {})",
+                                    quote_for_message(container), quote_for_message(root_)));
     }
 
     std::string require_container(const std::string& container) const {
@@ -640,17 +558,19 @@ private:
 
     std::string xattr_error(int err) const {
         if (err == ENOTSUP)
-            return "the filesystem of " + quote_for_message(root_) +
-                   " does not support user extended attributes, which the local store needs (use ext4, "
-                   "xfs or btrfs)";
+            return fmt::format(
+                "the filesystem of {} does not support user extended attributes, which the local store needs "
+                "(use ext4, xfs or btrfs)",
+                quote_for_message(root_));
         return errno_message(err);
     }
 
     static Fd open_object(const std::string& path, const std::string& container, const std::string& name) {
         Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd && errno != ENOENT && errno != ENOTDIR)
-            throw StoreError("local store: cannot open " + what_object(container, name) + " at " +
-                             quote_for_message(path) + ": " + errno_message(errno));
+            throw StoreError(fmt::format("local store: cannot open {} at {}: {}",
+                                         what_object(container, name), quote_for_message(path),
+                                         errno_message(errno)));
         return fd;
     }
 
@@ -661,6 +581,118 @@ private:
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
         return object_info(fd.get(), st, name, nullptr, path);
+    }
+
+    // Checks a put's names and options; the object's metadata, without
+    // what depends on the content (size, etag, time).
+    static ObjectInfo new_object(const std::string& container, const std::string& name,
+                                 const PutOptions& options) {
+        check_container_name(container);
+        check_object_name(name);
+        if (const char* why = unholdable(name)) throw ValidationError("object", name, why);
+        ObjectInfo info;
+        info.name = name;
+        info.content_type =
+            options.content_type.empty() ? std::string("application/octet-stream") : options.content_type;
+        check_header_value("content_type", info.content_type);
+        if (options.content_encoding) check_header_value("content_encoding", *options.content_encoding);
+        info.content_encoding = options.content_encoding;
+        return info;
+    }
+
+    // Stores the object `info` names: `fill` writes the content into a new
+    // temporary file beside its final name (and sets info's size and etag),
+    // the metadata is recorded on it, and one rename publishes both. Retries
+    // when a concurrent remove prunes the directory before the file exists.
+    void publish(const std::string& container, ObjectInfo& info, const Fill& fill) {
+        const std::string& name = info.name;
+        const std::string cdir = require_container(container);
+        const std::string parent = parent_of(name);
+        const std::string leaf = name.substr(parent.empty() ? 0 : parent.size() + 1);
+        const std::string dir = parent.empty() ? cdir : cdir + "/" + parent;
+        for (int attempt = 0; attempt < max_put_attempts; ++attempt) {
+            Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (!dfd) {
+                if (errno != ENOENT && errno != ENOTDIR)
+                    throw StoreError(fmt::format("local store: cannot open directory {} for {}: {}",
+                                                 quote_for_message(dir), what_object(container, name),
+                                                 errno_message(errno)));
+                if (parent.empty()) throw missing_container(container);
+                make_parents(cdir, container, name, parent);
+                continue;
+            }
+            const std::string temp = temp_name();
+            Fd fd(::openat(dfd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+            if (!fd) {
+                // ENOENT: a concurrent remove pruned the directory after we
+                // opened it; EEXIST: a leftover temporary file had this name.
+                if (errno == ENOENT || errno == EEXIST) continue;
+                throw StoreError(fmt::format("local store: cannot create a temporary file in {} for {}: {}",
+                                             quote_for_message(dir), what_object(container, name),
+                                             errno_message(errno)));
+            }
+            try {
+                fill(fd.get(), dir + "/" + temp);
+                seal(fd, info, container);
+            } catch (...) {
+                ::unlinkat(dfd.get(), temp.c_str(), 0);
+                throw;
+            }
+            rename_into_place(dfd.get(), temp, leaf, dir, container, info);
+            return;
+        }
+        throw StoreError(
+            fmt::format("local store: cannot put {}: its directory {} kept disappearing (concurrent removes)",
+                        what_object(container, name), quote_for_message(dir)));
+    }
+
+    // Records `info` (last modified: now) on the written temporary file, then
+    // syncs and closes it.
+    void seal(Fd& fd, ObjectInfo& info, const std::string& container) const {
+        auto fail = [&](const char* step, const std::string& why) {
+            throw StoreError(
+                fmt::format("local store: cannot {} {}: {}", step, what_object(container, info.name), why));
+        };
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) fail("stat", errno_message(errno));
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        info.last_modified = iso_time(now);
+        Json meta = {{"etag", info.etag},
+                     {"bytes", info.bytes},
+                     {"content_type", info.content_type},
+                     {"last_modified", info.last_modified},
+                     {"mtime", static_cast<std::int64_t>(st.st_mtim.tv_sec)}};
+        if (info.content_encoding) meta["content_encoding"] = *info.content_encoding;
+        const std::string raw = meta.dump();
+        // Set before the rename, so the object appears with its metadata.
+        if (::fsetxattr(fd.get(), local_meta_xattr, raw.data(), raw.size(), 0) != 0)
+            fail("record metadata of", xattr_error(errno));
+        if (::fsync(fd.get()) != 0) fail("sync", errno_message(errno));
+        if (int err = fd.close_checked()) fail("close", errno_message(err));
+    }
+
+    // Renames the sealed temporary file `temp` in the directory `dfd` over
+    // the object's file name `leaf`, durably.
+    static void rename_into_place(int dfd, const std::string& temp, const std::string& leaf,
+                                  const std::string& dir, const std::string& container,
+                                  const ObjectInfo& info) {
+        if (::renameat(dfd, temp.c_str(), dfd, leaf.c_str()) != 0) {
+            const int err = errno;
+            ::unlinkat(dfd, temp.c_str(), 0);
+            if (err == EISDIR || err == ENOTEMPTY || err == EEXIST)
+                throw StoreError(
+                    fmt::format("local store: cannot put {}: other objects are stored below {}, and in a "
+                                "directory store a name cannot be both an object and a directory",
+                                what_object(container, info.name), quote_for_message(info.name + "/")));
+            throw StoreError(fmt::format("local store: cannot rename the temporary file of {} into place: {}",
+                                         what_object(container, info.name), errno_message(err)));
+        }
+        // The rename is durable only once its directory is.
+        if (::fsync(dfd) != 0)
+            throw StoreError(fmt::format("local store: cannot sync directory {} after putting {}: {}",
+                                         quote_for_message(dir), what_object(container, info.name),
+                                         errno_message(errno)));
     }
 
     // Creates the directories above an object (mkdir -p below the container).
@@ -679,15 +711,15 @@ private:
                 struct stat st {};
                 if (::stat(path.c_str(), &st) != 0) {
                     if (errno == ENOENT) return;  // pruned right after our mkdir failed; retry
-                    throw StoreError("local store: cannot stat " + quote_for_message(path) + " for " +
-                                     what_object(container, name) + ": " + errno_message(errno));
+                    throw StoreError(fmt::format("local store: cannot stat {} for {}: {}",
+                                                 quote_for_message(path), what_object(container, name),
+                                                 errno_message(errno)));
                 }
                 if (S_ISDIR(st.st_mode)) continue;
                 throw StoreError(
-                    "local store: cannot put " + what_object(container, name) + ": " +
-                    quote_for_message(rel) +
-                    " is an object, and in a directory store a name cannot be both an object and "
-                    "a directory");
+                    fmt::format("local store: cannot put {}: {} is an object, and in a directory store a "
+                                "name cannot be both an object and a directory",
+                                what_object(container, name), quote_for_message(rel)));
             }
             // ENOENT: a concurrent remove pruned a level just made (the
             // caller retries), or the container itself is gone.
@@ -697,11 +729,12 @@ private:
             }
             if (errno == ENOTDIR)
                 throw StoreError(
-                    "local store: cannot put " + what_object(container, name) +
-                    ": a directory above it is an object, and in a directory store a name cannot "
-                    "be both an object and a directory");
-            throw StoreError("local store: cannot create directory " + quote_for_message(path) + " for " +
-                             what_object(container, name) + ": " + errno_message(errno));
+                    fmt::format("local store: cannot put {}: a directory above it is an object, and in a "
+                                "directory store a name cannot be both an object and a directory",
+                                what_object(container, name)));
+            throw StoreError(fmt::format("local store: cannot create directory {} for {}: {}",
+                                         quote_for_message(path), what_object(container, name),
+                                         errno_message(errno)));
         }
     }
 
@@ -710,42 +743,8 @@ private:
     static std::string temp_name() {
         static std::atomic<unsigned long> counter{0};
         thread_local std::mt19937_64 rng{std::random_device{}()};
-        char buf[96];
-        std::snprintf(buf, sizeof buf, "%ld.%lu.%016llx", static_cast<long>(::getpid()), counter.fetch_add(1),
-                      static_cast<unsigned long long>(rng()));
-        return std::string(local_temp_prefix) + buf;
-    }
-
-    void write_object(Fd& fd, std::string_view data, ObjectInfo& info, const std::string& container,
-                      const std::string& name) const {
-        auto fail = [&](const char* step, const std::string& why) {
-            throw StoreError("local store: cannot " + std::string(step) + " " + what_object(container, name) +
-                             ": " + why);
-        };
-        std::size_t done = 0;
-        while (done < data.size()) {
-            ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) fail("write", errno_message(errno));
-            done += static_cast<std::size_t>(n);
-        }
-        struct stat st {};
-        if (::fstat(fd.get(), &st) != 0) fail("stat", errno_message(errno));
-        timespec now{};
-        ::clock_gettime(CLOCK_REALTIME, &now);
-        info.last_modified = iso_time(now);
-        Json meta = {{"etag", info.etag},
-                     {"bytes", info.bytes},
-                     {"content_type", info.content_type},
-                     {"last_modified", info.last_modified},
-                     {"mtime", static_cast<std::int64_t>(st.st_mtim.tv_sec)}};
-        if (info.content_encoding) meta["content_encoding"] = *info.content_encoding;
-        const std::string raw = meta.dump();
-        // Set before the rename, so the object appears with its metadata.
-        if (::fsetxattr(fd.get(), local_meta_xattr, raw.data(), raw.size(), 0) != 0)
-            fail("record metadata of", xattr_error(errno));
-        if (::fsync(fd.get()) != 0) fail("sync", errno_message(errno));
-        if (int err = fd.close_checked()) fail("close", errno_message(err));
+        return fmt::format("{}{}.{}.{:016x}", local_temp_prefix, static_cast<long>(::getpid()),
+                           counter.fetch_add(1), static_cast<unsigned long long>(rng()));
     }
 
     std::string root_;

@@ -2,8 +2,13 @@
 // factory choosing a backend by URL.
 #include "autopkgtest_cloud/store.hpp"
 
+#include <fmt/format.h>
+
+#include <cerrno>
+
 #include "apcloud_config.h"
 #include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/file_io.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "autopkgtest_cloud/url.hpp"
 #include "store/local_store.hpp"
@@ -19,7 +24,27 @@ std::string ContainerAcl::swift_read_acl() const {
     // Keystone ACLs name "project:user"; a bare user means "that user in any
     // project" ("*:user"). tempauth has no wildcard, so "account:user" is kept.
     if (public_read) return ".r:*,.rlistings";
-    return read_user.find(':') == std::string::npos ? "*:" + read_user : read_user;
+    return read_user.find(':') == std::string::npos ? fmt::format("*:{}", read_user) : read_user;
+}
+
+ContainerAcl ContainerAcl::parse(std::string_view x_container_read) {
+    std::string_view rest = x_container_read;
+    std::string user;
+    for (;;) {
+        const auto comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (item == ".r:*") return public_container();
+        // Other referrer items (.rlistings, .r:host) grant no user anything.
+        if (user.empty() && item.size() > 2 && item.substr(0, 2) == "*:")
+            user = item.substr(2);
+        else if (user.empty() && !item.empty() && item.front() != '.')
+            user = item;
+        if (comma == std::string_view::npos) break;
+    }
+    return private_to(std::move(user));
 }
 
 std::vector<ListEntry> Store::list_all(const std::string& container, ListOptions options) {
@@ -34,6 +59,17 @@ std::vector<ListEntry> Store::list_all(const std::string& container, ListOptions
         // A short page is the last one; a full page may have more after it.
         if (!full) return out;
     }
+}
+
+ObjectInfo Store::put_file(const std::string& container, const std::string& name, const std::string& path,
+                           const PutOptions& options) {
+    // A store that can only put bytes: the whole file in memory. The
+    // library's own stores override this and stream.
+    check_container_name(container);
+    check_object_name(name);
+    auto data = read_file_if_exists(path);
+    if (!data) throw SystemError(ENOENT, "open the file to store", path);
+    return put(container, name, *data, options);
 }
 
 std::vector<std::optional<Object>> Store::get_many(const std::string& container,
@@ -77,9 +113,11 @@ std::unique_ptr<Store> open_store(const std::string& url, const StoreCredentials
     Url u = parse_url(url);
     if (u.scheme == "file") {
         if (!u.host.empty() && u.host != "localhost")
-            throw ConfigError("file store URL must be file:///absolute/path, got " + quote_for_message(url));
+            throw ConfigError(
+                fmt::format("file store URL must be file:///absolute/path, got {}", quote_for_message(url)));
         if (u.path.empty() || u.path.front() != '/')
-            throw ConfigError("file store URL needs an absolute path: " + quote_for_message(url));
+            throw ConfigError(
+                fmt::format("file store URL needs an absolute path: {}", quote_for_message(url)));
         return make_local_store(u.path);
     }
     if (u.scheme == "swift+http" || u.scheme == "swift+https" || u.scheme == "http" || u.scheme == "https") {
@@ -88,11 +126,13 @@ std::unique_ptr<Store> open_store(const std::string& url, const StoreCredentials
 #else
         (void)credentials;
         (void)env;
-        throw ConfigError("this build has no Swift support (meson option swift): " + u.redacted());
+        throw ConfigError(
+            fmt::format("this build has no Swift support (meson option swift): {}", u.redacted()));
 #endif
     }
-    throw ConfigError("unknown store URL scheme " + quote_for_message(u.scheme) + " in " + u.redacted() +
-                      " (expected file://, swift+http(s):// or http(s)://)");
+    throw ConfigError(
+        fmt::format("unknown store URL scheme {} in {} (expected file://, swift+http(s):// or http(s)://)",
+                    quote_for_message(u.scheme), u.redacted()));
 }
 
 }  // namespace apcloud

@@ -1,9 +1,10 @@
 // The Swift store: the Store interface over the OpenStack Swift object API (v1 or Keystone v3 auth).
 #include "store/swift_store.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <mutex>
@@ -14,14 +15,19 @@
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "core/digest.hpp"
+#include "core/logging.hpp"
 #include "core/time_text.hpp"
 #include "http/http_client.hpp"
+#include "store/files.hpp"
 
 namespace apcloud {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Retries and token renewals, for operators. Never a key or a token.
+const detail::Logger logger("swift");
 
 enum class AuthKind { v1, keystone_v3, anonymous };
 
@@ -97,8 +103,8 @@ const char* status_text(int status) {
 }
 
 std::string http_status(int status) {
-    std::string t = status_text(status);
-    return "HTTP " + std::to_string(status) + (t.empty() ? "" : " " + t);
+    const std::string_view t = status_text(status);
+    return t.empty() ? fmt::format("HTTP {}", status) : fmt::format("HTTP {} {}", status, t);
 }
 
 double parse_number(const Url& url, const std::string& key, double value, double min, double max) {
@@ -107,9 +113,9 @@ double parse_number(const Url& url, const std::string& key, double value, double
     char* end = nullptr;
     double v = std::strtod(it->second.c_str(), &end);
     if (it->second.empty() || *end != '\0' || !(v >= min && v <= max))
-        throw ConfigError("store URL " + url.redacted() + ": parameter " + key + "=" +
-                          quote_for_message(it->second) + " is not a number in [" + std::to_string(min) +
-                          ", " + std::to_string(max) + "]");
+        throw ConfigError(fmt::format("store URL {}: parameter {}={} is not a number in [{}, {}]",
+                                      url.redacted(), key, quote_for_message(it->second), std::to_string(min),
+                                      std::to_string(max)));
     return v;
 }
 
@@ -122,6 +128,7 @@ struct Call {
     http::Headers headers;
     std::string_view body;
     bool has_body = false;
+    std::string body_file{};  // not empty: the body is this file's content (http::Request::body_file)
 };
 
 class SwiftStore final : public Store {
@@ -166,7 +173,7 @@ public:
         // Swift shows ACLs to the owner only; that an anonymous HEAD got
         // through is itself the proof that the container is public.
         if (anonymous()) return ContainerAcl::public_container();
-        return parse_acl(r.header("X-Container-Read").value_or(""));
+        return ContainerAcl::parse(r.header("X-Container-Read").value_or(""));
     }
 
     ObjectInfo put(const std::string& container, const std::string& name, std::string_view data,
@@ -175,30 +182,23 @@ public:
         check_object_name(name);
         Call c{"PUT", container, name, {}, {}, data, true};
         require_credentials(c);
-        const std::string md5 = detail::hex_digest("md5", data);
-        c.headers["Content-Type"] = options.content_type;
-        if (options.content_encoding) c.headers["Content-Encoding"] = *options.content_encoding;
-        // The server checks the body against this ETag (422 on mismatch), and
-        // we check its answer: corruption either way is caught.
-        c.headers["ETag"] = md5;
-        auto r = perform(c);
-        if (r.status == 404) not_found(c, r);
-        if (r.status == 422)
-            throw StoreError(describe(c) + ": " + http_status(r.status) +
-                             ": the server received content whose MD5 differs from the one sent");
-        if (r.status != 201) fail(c, r);
-        const std::string returned = normalize_etag(r.header("ETag").value_or(""));
-        if (returned != md5)
-            throw StoreError(describe(c) + ": the server answered ETag " + quote_for_message(returned) +
-                             " but the content's MD5 is " + md5);
-        ObjectInfo info;
-        info.name = name;
-        info.bytes = data.size();
-        info.etag = md5;
-        info.content_type = options.content_type;
-        info.content_encoding = options.content_encoding;
-        info.last_modified = last_modified(r);
-        return info;
+        return put_object(c, detail::hex_digest("md5", data), data.size(), options);
+    }
+
+    ObjectInfo put_file(const std::string& container, const std::string& name, const std::string& path,
+                        const PutOptions& options) override {
+        check_container_name(container);
+        check_object_name(name);
+        Call c{"PUT", container, name, {}, {}, {}, true};
+        require_credentials(c);
+        // One pass over the file for the ETag; the HTTP client reads it again
+        // while sending it (and once more on every retry).
+        const detail::SourceFile source(path);
+        detail::Digest md5("md5");
+        const std::uint64_t bytes =
+            source.read([&](const char* block, std::size_t n) { md5.update(block, n); });
+        c.body_file = path;
+        return put_object(c, md5.hex(), bytes, options);
     }
 
     std::optional<Object> get(const std::string& container, const std::string& name) override {
@@ -309,6 +309,7 @@ private:
         std::string storage_url;
         std::uint64_t generation = 0;
         std::optional<Clock::time_point> renew_after;
+        std::optional<long long> lifetime;  // seconds, as the auth service gave it
     };
 
     static http::ClientOptions client_options(const SwiftOptions& o) {
@@ -321,55 +322,62 @@ private:
     bool anonymous() const { return kind_ == AuthKind::anonymous; }
 
     std::string describe(const Call& c) const {
-        std::string what = c.method;
         if (!c.object.empty())
-            what +=
-                " object " + quote_for_message(c.object) + " in container " + quote_for_message(c.container);
-        else
-            what += " container " + quote_for_message(c.container);
-        return what + " (Swift " + endpoint_shown_ + ")";
+            return fmt::format("{} object {} in container {} (Swift {})", c.method,
+                               quote_for_message(c.object), quote_for_message(c.container), endpoint_shown_);
+        return fmt::format("{} container {} (Swift {})", c.method, quote_for_message(c.container),
+                           endpoint_shown_);
     }
 
     [[noreturn]] void fail(const Call& c, const http::Response& r) const {
-        std::string msg = describe(c) + ": " + http_status(r.status);
+        const char* why = "";
         if (r.status == 401 || r.status == 403)
-            msg += anonymous() ? " (no credentials: this is a public storage URL)"
-                               : " (the credentials do not grant this)";
-        throw StoreError(msg);
+            why = anonymous() ? " (no credentials: this is a public storage URL)"
+                              : " (the credentials do not grant this)";
+        throw StoreError(fmt::format("{}: {}{}", describe(c), http_status(r.status), why));
     }
 
     [[noreturn]] void not_found(const Call& c, const http::Response& r) const {
-        std::string msg = describe(c) + ": " + http_status(r.status) + ": container " +
-                          quote_for_message(c.container) + " does not exist";
-        if (r.status != 404) msg += " or is not readable without credentials";
-        throw NotFound(msg);
+        throw NotFound(fmt::format("{}: {}: container {} does not exist{}", describe(c),
+                                   http_status(r.status), quote_for_message(c.container),
+                                   r.status != 404 ? " or is not readable without credentials" : ""));
     }
 
     void require_credentials(const Call& c) const {
         if (anonymous())
-            throw StoreError(describe(c) +
-                             ": a public storage URL (http(s)://host/v1/AUTH_x) allows reads only; writing "
-                             "needs credentials and an auth URL (swift+http(s)://host/auth/v1.0 or .../v3)");
+            throw StoreError(fmt::format(
+                "{}: a public storage URL (http(s)://host/v1/AUTH_x) allows reads only; writing needs "
+                "credentials and an auth URL (swift+http(s)://host/auth/v1.0 or .../v3)",
+                describe(c)));
     }
 
-    static ContainerAcl parse_acl(const std::string& value) {
-        std::string user;
-        std::size_t start = 0;
-        while (start <= value.size()) {
-            auto comma = value.find(',', start);
-            std::string item =
-                value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-            while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-            while (!item.empty() && item.back() == ' ') item.pop_back();
-            if (item == ".r:*") return ContainerAcl::public_container();
-            if (user.empty() && item.size() > 2 && item.compare(0, 2, "*:") == 0)
-                user = item.substr(2);
-            else if (user.empty() && !item.empty() && item[0] != '.')
-                user = item;
-            if (comma == std::string::npos) break;
-            start = comma + 1;
-        }
-        return ContainerAcl::private_to(user);
+    // PUTs the body `c` carries (bytes or a file) whose MD5 and size are
+    // known, and checks the server's answer.
+    ObjectInfo put_object(Call& c, const std::string& md5, std::uint64_t bytes, const PutOptions& options) {
+        c.headers["Content-Type"] = options.content_type;
+        if (options.content_encoding) c.headers["Content-Encoding"] = *options.content_encoding;
+        // The server checks the body against this ETag (422 on mismatch), and
+        // we check its answer: corruption either way is caught.
+        c.headers["ETag"] = md5;
+        auto r = perform(c);
+        if (r.status == 404) not_found(c, r);
+        if (r.status == 422)
+            throw StoreError(
+                fmt::format("{}: {}: the server received content whose MD5 differs from the one sent",
+                            describe(c), http_status(r.status)));
+        if (r.status != 201) fail(c, r);
+        const std::string returned = normalize_etag(r.header("ETag").value_or(""));
+        if (returned != md5)
+            throw StoreError(fmt::format("{}: the server answered ETag {} but the content's MD5 is {}",
+                                         describe(c), quote_for_message(returned), md5));
+        ObjectInfo info;
+        info.name = c.object;
+        info.bytes = bytes;
+        info.etag = md5;
+        info.content_type = options.content_type;
+        info.content_encoding = options.content_encoding;
+        info.last_modified = last_modified(r);
+        return info;
     }
 
     static std::string last_modified(const http::Response& r) {
@@ -406,7 +414,8 @@ private:
         std::vector<ListEntry> out;
         try {
             auto doc = nlohmann::json::parse(body);
-            if (!doc.is_array()) throw StoreError(describe(c) + ": the listing is not a JSON array");
+            if (!doc.is_array())
+                throw StoreError(fmt::format("{}: the listing is not a JSON array", describe(c)));
             out.reserve(doc.size());
             for (const auto& item : doc) {
                 ListEntry e;
@@ -423,7 +432,8 @@ private:
                 out.push_back(std::move(e));
             }
         } catch (const nlohmann::json::exception& e) {
-            throw StoreError(describe(c) + ": the listing is not valid Swift JSON: " + e.what());
+            throw StoreError(
+                fmt::format("{}: the listing is not valid Swift JSON: {}", describe(c), e.what()));
         }
         return out;
     }
@@ -453,21 +463,29 @@ private:
             if (!retry) return std::move(*resp);
             if (attempt >= options_.retries) {
                 if (resp) return std::move(*resp);
-                throw StoreError(what + ": " + error + " (gave up after " + std::to_string(attempt + 1) +
-                                 (attempt ? " tries)" : " try)"));
+                throw StoreError(fmt::format("{}: {} (gave up after {} {})", what, error, attempt + 1,
+                                             attempt ? "tries" : "try"));
             }
-            double wait = std::min(delay, options_.backoff_max);
-            // A server that says when to come back is believed, within the cap.
-            if (resp)
-                if (auto ra = resp->header("Retry-After")) {
-                    char* end = nullptr;
-                    double v = std::strtod(ra->c_str(), &end);
-                    if (end != ra->c_str() && *end == '\0' && v > wait)
-                        wait = std::min(v, options_.backoff_max);
-                }
+            const double wait = retry_wait(delay, resp ? &*resp : nullptr);
+            // `error` names the method and URL (no token: that is a header).
+            logger.warn("{}: {}; retry {} of {} in {:.2f} s", what, resp ? http_status(resp->status) : error,
+                        attempt + 1, options_.retries, wait);
             std::this_thread::sleep_for(std::chrono::duration<double>(wait));
             delay *= 2;
         }
+    }
+
+    // Seconds before the next try: the backoff `delay`, or longer when the
+    // server says when to come back (Retry-After), within backoff_max.
+    double retry_wait(double delay, const http::Response* resp) const {
+        double wait = std::min(delay, options_.backoff_max);
+        if (resp)
+            if (auto ra = resp->header("Retry-After")) {
+                char* end = nullptr;
+                double v = std::strtod(ra->c_str(), &end);
+                if (end != ra->c_str() && *end == '\0' && v > wait) wait = std::min(v, options_.backoff_max);
+            }
+        return wait;
     }
 
     http::Response perform(const Call& c) {
@@ -481,6 +499,7 @@ private:
             if (!s.token.empty()) req.headers["X-Auth-Token"] = s.token;
             req.body = c.body;
             req.has_body = c.has_body;
+            req.body_file = c.body_file;
             auto r = send_with_retries(req, describe(c));
             // An expired or revoked token: fetch a new one once and repeat.
             if (r.status == 401 && !anonymous() && !reauthenticated) {
@@ -496,7 +515,18 @@ private:
         std::lock_guard<std::mutex> lock(auth_mutex_);
         if (anonymous()) return session_;
         const bool expiring = session_.renew_after && Clock::now() >= *session_.renew_after;
-        if (session_.token.empty() || expiring) authenticate();
+        if (session_.token.empty() || expiring) {
+            const bool first = session_.generation == 0;
+            authenticate();
+            const std::string lifetime =
+                session_.lifetime ? fmt::format("valid for {} s", *session_.lifetime) : "no expiry given";
+            if (first)
+                logger.debug("{}: logged in ({})", auth_description(), lifetime);
+            else
+                logger.info("{}: {}; renewed it ({})", auth_description(),
+                            expiring ? "the token was about to expire" : "the server refused the token",
+                            lifetime);
+        }
         return session_;
     }
 
@@ -506,49 +536,60 @@ private:
         if (session_.generation == generation) session_.token.clear();
     }
 
+    // Who logs in where, for messages and logs (never the key).
+    std::string auth_description() const {
+        if (kind_ == AuthKind::v1)
+            return fmt::format("GET {} (Swift v1 auth as {})", endpoint_shown_,
+                               quote_for_message(creds_.user));
+        return fmt::format("POST {}/auth/tokens (Keystone v3 auth as {} for project {})", endpoint_shown_,
+                           quote_for_message(creds_.user), quote_for_message(creds_.project));
+    }
+
     // Called with auth_mutex_ held, so concurrent callers wait for one login.
     void authenticate() {
         Session fresh;
-        std::optional<long long> lifetime;
-        if (kind_ == AuthKind::v1) {
-            http::Request req;
-            req.url = endpoint_;
-            req.headers["X-Auth-User"] = creds_.user;
-            req.headers["X-Auth-Key"] = creds_.key;
-            const std::string what =
-                "GET " + endpoint_shown_ + " (Swift v1 auth as " + quote_for_message(creds_.user) + ")";
-            auto r = send_with_retries(req, what);
-            if (r.status < 200 || r.status > 299)
-                throw StoreError(what + ": " + http_status(r.status) +
-                                 (r.status == 401 || r.status == 403 ? ": user or key refused" : ""));
-            fresh.token = first_nonempty(
-                {r.header("X-Auth-Token").value_or(""), r.header("X-Storage-Token").value_or("")});
-            fresh.storage_url = r.header("X-Storage-Url").value_or("");
-            if (fresh.token.empty() || fresh.storage_url.empty())
-                throw StoreError(what + ": the answer lacks X-Auth-Token or X-Storage-Url");
-            if (auto e = r.header("X-Auth-Token-Expires")) {
-                char* end = nullptr;
-                long long v = std::strtoll(e->c_str(), &end, 10);
-                if (end != e->c_str()) lifetime = v;
-            }
-        } else {
-            keystone_login(fresh, lifetime);
-        }
+        if (kind_ == AuthKind::v1)
+            v1_login(fresh);
+        else
+            keystone_login(fresh);
         while (!fresh.storage_url.empty() && fresh.storage_url.back() == '/') fresh.storage_url.pop_back();
-        if (lifetime) {
+        if (fresh.lifetime) {
             // Renew a little early so a request does not start with a token
             // about to lapse; a 401 would still trigger a renewal.
-            long long margin = std::min<long long>(60, *lifetime / 10);
-            fresh.renew_after = Clock::now() + std::chrono::seconds(*lifetime - margin);
+            long long margin = std::min<long long>(60, *fresh.lifetime / 10);
+            fresh.renew_after = Clock::now() + std::chrono::seconds(*fresh.lifetime - margin);
         }
         fresh.generation = session_.generation + 1;
         session_ = std::move(fresh);
         ++auth_count_;
     }
 
+    // Swift v1 (tempauth) authentication: GET the auth URL with user and key.
+    void v1_login(Session& fresh) {
+        http::Request req;
+        req.url = endpoint_;
+        req.headers["X-Auth-User"] = creds_.user;
+        req.headers["X-Auth-Key"] = creds_.key;
+        const std::string what = auth_description();
+        auto r = send_with_retries(req, what);
+        if (r.status < 200 || r.status > 299)
+            throw StoreError(fmt::format("{}: {}{}", what, http_status(r.status),
+                                         r.status == 401 || r.status == 403 ? ": user or key refused" : ""));
+        fresh.token =
+            first_nonempty({r.header("X-Auth-Token").value_or(""), r.header("X-Storage-Token").value_or("")});
+        fresh.storage_url = r.header("X-Storage-Url").value_or("");
+        if (fresh.token.empty() || fresh.storage_url.empty())
+            throw StoreError(fmt::format("{}: the answer lacks X-Auth-Token or X-Storage-Url", what));
+        if (auto e = r.header("X-Auth-Token-Expires")) {
+            char* end = nullptr;
+            long long v = std::strtoll(e->c_str(), &end, 10);
+            if (end != e->c_str()) fresh.lifetime = v;
+        }
+    }
+
     // Keystone v3 password authentication scoped to a project
     // (POST /v3/auth/tokens); the storage URL comes from the catalog.
-    void keystone_login(Session& fresh, std::optional<long long>& lifetime) {
+    void keystone_login(Session& fresh) {
         nlohmann::json body = {
             {"auth",
              {{"identity",
@@ -568,40 +609,44 @@ private:
         req.headers["Accept"] = "application/json";
         req.body = text;
         req.has_body = true;
-        const std::string what = "POST " + endpoint_shown_ + "/auth/tokens (Keystone v3 auth as " +
-                                 quote_for_message(creds_.user) + " for project " +
-                                 quote_for_message(creds_.project) + ")";
+        const std::string what = auth_description();
         auto r = send_with_retries(req, what);
         if (r.status != 201 && r.status != 200)
-            throw StoreError(what + ": " + http_status(r.status) +
-                             (r.status == 401 ? ": user, password, project or domain refused" : ""));
+            throw StoreError(
+                fmt::format("{}: {}{}", what, http_status(r.status),
+                            r.status == 401 ? ": user, password, project or domain refused" : ""));
         fresh.token = r.header("X-Subject-Token").value_or("");
-        if (fresh.token.empty()) throw StoreError(what + ": the answer lacks X-Subject-Token");
+        if (fresh.token.empty()) throw StoreError(fmt::format("{}: the answer lacks X-Subject-Token", what));
         try {
             auto doc = nlohmann::json::parse(r.body);
             const auto& token = doc.at("token");
             if (token.contains("expires_at") && token["expires_at"].is_string())
                 if (auto exp = detail::parse_iso_time(token["expires_at"].get<std::string>()))
-                    lifetime = static_cast<long long>(*exp - std::time(nullptr));
-            if (token.contains("catalog"))
-                for (const auto& service : token.at("catalog")) {
-                    if (service.value("type", std::string()) != "object-store") continue;
-                    for (const auto& ep : service.at("endpoints")) {
-                        if (ep.value("interface", std::string()) != interface_) continue;
-                        if (!region_.empty() && ep.value("region", std::string()) != region_ &&
-                            ep.value("region_id", std::string()) != region_)
-                            continue;
-                        fresh.storage_url = ep.at("url").get<std::string>();
-                        break;
-                    }
-                    if (!fresh.storage_url.empty()) break;
-                }
+                    fresh.lifetime = static_cast<long long>(*exp - std::time(nullptr));
+            if (token.contains("catalog")) fresh.storage_url = catalog_storage_url(token.at("catalog"));
         } catch (const nlohmann::json::exception& e) {
-            throw StoreError(what + ": the answer is not a Keystone token: " + e.what());
+            throw StoreError(fmt::format("{}: the answer is not a Keystone token: {}", what, e.what()));
         }
         if (fresh.storage_url.empty())
-            throw StoreError(what + ": the catalog has no " + interface_ + " object-store endpoint" +
-                             (region_.empty() ? std::string() : " in region " + quote_for_message(region_)));
+            throw StoreError(fmt::format(
+                "{}: the catalog has no {} object-store endpoint{}", what, interface_,
+                region_.empty() ? std::string() : fmt::format(" in region {}", quote_for_message(region_))));
+    }
+
+    // The URL of the catalog's object-store endpoint with our interface (and
+    // region, when one is set); empty when there is none.
+    std::string catalog_storage_url(const nlohmann::json& catalog) const {
+        for (const auto& service : catalog) {
+            if (service.value("type", std::string()) != "object-store") continue;
+            for (const auto& ep : service.at("endpoints")) {
+                if (ep.value("interface", std::string()) != interface_) continue;
+                if (!region_.empty() && ep.value("region", std::string()) != region_ &&
+                    ep.value("region_id", std::string()) != region_)
+                    continue;
+                return ep.at("url").get<std::string>();
+            }
+        }
+        return {};
     }
 
     const AuthKind kind_;
@@ -617,23 +662,20 @@ private:
     std::uint64_t auth_count_ = 0;
 };
 
-}  // namespace
-
-std::unique_ptr<Store> make_swift_store(const Url& url, const StoreCredentials& credentials) {
-    const bool swift_scheme = url.scheme == "swift+http" || url.scheme == "swift+https";
-    const std::string http_scheme = swift_scheme ? url.scheme.substr(6) : url.scheme;
-    if (http_scheme != "http" && http_scheme != "https")
-        throw ConfigError("not a Swift URL: " + url.redacted());
-
-    for (const auto& [key, value] : url.query) {
-        static const char* known[] = {"retries",        "backoff",  "backoff_max", "timeout",
-                                      "concurrency",    "insecure", "project",     "user_domain",
-                                      "project_domain", "region",   "interface"};
+// Refuses query parameters a Swift store URL does not know (a misspelt one
+// would otherwise be ignored).
+void check_parameters(const Url& url) {
+    static const char* known[] = {"retries",        "backoff",  "backoff_max", "timeout",
+                                  "concurrency",    "insecure", "project",     "user_domain",
+                                  "project_domain", "region",   "interface"};
+    for (const auto& [key, value] : url.query)
         if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
             std::end(known))
-            throw ConfigError("store URL " + url.redacted() + ": unknown parameter " +
-                              quote_for_message(key));
-    }
+            throw ConfigError(
+                fmt::format("store URL {}: unknown parameter {}", url.redacted(), quote_for_message(key)));
+}
+
+SwiftOptions options_from(const Url& url) {
     SwiftOptions options;
     options.retries = static_cast<int>(parse_number(url, "retries", options.retries, 0, 100));
     options.backoff = parse_number(url, "backoff", options.backoff, 0, 3600);
@@ -641,54 +683,68 @@ std::unique_ptr<Store> make_swift_store(const Url& url, const StoreCredentials& 
     options.timeout = parse_number(url, "timeout", options.timeout, 0.001, 86400);
     options.concurrency = static_cast<std::size_t>(parse_number(url, "concurrency", 16, 1, 1024));
     options.verify_tls = parse_number(url, "insecure", 0, 0, 1) == 0;
+    return options;
+}
+
+// How a URL with this path (trailing slashes removed) authenticates.
+AuthKind auth_kind_of(const Url& url, const std::string& path, bool swift_scheme) {
+    if (ends_with(path, "/v2.0"))
+        throw ConfigError(
+            fmt::format("store URL {}: Keystone v2.0 is not supported, use the v3 URL (path ending in /v3)",
+                        url.redacted()));
+    if (ends_with(path, "/v3")) return AuthKind::keystone_v3;
+    if (ends_with(path, "/auth/v1.0") || ends_with(path, "/auth/v1") || ends_with(path, "/auth"))
+        return AuthKind::v1;
+    if (!swift_scheme && path.rfind("/v1/", 0) == 0 && path.size() > 4) return AuthKind::anonymous;
+    if (swift_scheme) return AuthKind::v1;
+    throw ConfigError(fmt::format(
+        "Swift URL {} is neither an auth URL (swift+http(s)://host/auth/v1.0 or .../v3) nor a public storage "
+        "URL (http(s)://host/v1/AUTH_account)",
+        url.redacted()));
+}
+
+// The credentials a login of this kind needs (none for a public storage
+// URL); ConfigError naming the URL when they are missing.
+StoreCredentials login_credentials(const Url& url, AuthKind kind, const StoreCredentials& credentials) {
+    if (kind == AuthKind::anonymous) return {};
+    const bool v3 = kind == AuthKind::keystone_v3;
+    if (credentials.user.empty() || credentials.key.empty())
+        throw ConfigError(
+            fmt::format("Swift store {}: no credentials (give user and key in the URL, the configuration, or "
+                        "APCLOUD_SWIFT_USER and APCLOUD_SWIFT_KEY{})",
+                        url.redacted(), v3 ? " or OS_USERNAME and OS_PASSWORD" : ""));
+    if (v3 && credentials.project.empty())
+        throw ConfigError(fmt::format(
+            "Swift store {}: Keystone v3 needs a project (?project=, the configuration, or OS_PROJECT_NAME)",
+            url.redacted()));
+    return credentials;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> make_swift_store(const Url& url, const StoreCredentials& credentials) {
+    const bool swift_scheme = url.scheme == "swift+http" || url.scheme == "swift+https";
+    const std::string http_scheme = swift_scheme ? url.scheme.substr(6) : url.scheme;
+    if (http_scheme != "http" && http_scheme != "https")
+        throw ConfigError(fmt::format("not a Swift URL: {}", url.redacted()));
+    check_parameters(url);
+    const SwiftOptions options = options_from(url);
 
     std::string path = url.raw_path;
     while (!path.empty() && path.back() == '/') path.pop_back();
-    std::string origin =
-        http_scheme + "://" + (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host);
-    if (url.port) origin += ":" + std::to_string(*url.port);
+    const std::string host =
+        url.host.find(':') != std::string::npos ? fmt::format("[{}]", url.host) : url.host;
+    const std::string origin = url.port ? fmt::format("{}://{}:{}", http_scheme, host, *url.port)
+                                        : fmt::format("{}://{}", http_scheme, host);
     const std::string shown = origin + path;
 
-    AuthKind kind;
-    if (ends_with(path, "/v2.0"))
-        throw ConfigError("store URL " + url.redacted() +
-                          ": Keystone v2.0 is not supported, use the v3 URL (path ending in /v3)");
-    if (ends_with(path, "/v3"))
-        kind = AuthKind::keystone_v3;
-    else if (ends_with(path, "/auth/v1.0") || ends_with(path, "/auth/v1") || ends_with(path, "/auth"))
-        kind = AuthKind::v1;
-    else if (!swift_scheme && path.rfind("/v1/", 0) == 0 && path.size() > 4)
-        kind = AuthKind::anonymous;
-    else if (swift_scheme)
-        kind = AuthKind::v1;
-    else
-        throw ConfigError(
-            "Swift URL " + url.redacted() +
-            " is neither an auth URL (swift+http(s)://host/auth/v1.0 or .../v3) nor a public storage "
-            "URL (http(s)://host/v1/AUTH_account)");
-
-    auto q = [&](const char* key) {
-        auto it = url.query.find(key);
-        return it == url.query.end() ? std::string() : it->second;
-    };
-    StoreCredentials creds;
-    std::string interface = first_nonempty({q("interface"), "public"});
-    if (kind != AuthKind::anonymous) {
-        const bool v3 = kind == AuthKind::keystone_v3;
-        creds = credentials;
-        if (creds.user.empty() || creds.key.empty())
-            throw ConfigError("Swift store " + url.redacted() +
-                              ": no credentials (give user and key in the URL, the configuration, or "
-                              "APCLOUD_SWIFT_USER and APCLOUD_SWIFT_KEY" +
-                              (v3 ? std::string(" or OS_USERNAME and OS_PASSWORD)") : std::string(")")));
-        if (v3 && creds.project.empty())
-            throw ConfigError(
-                "Swift store " + url.redacted() +
-                ": Keystone v3 needs a project (?project=, the configuration, or OS_PROJECT_NAME)");
-    }
+    const AuthKind kind = auth_kind_of(url, path, swift_scheme);
+    StoreCredentials creds = login_credentials(url, kind, credentials);
+    auto interface = url.query.find("interface");
     const std::string region = kind == AuthKind::keystone_v3 ? credentials.region : std::string();
-    return std::make_unique<SwiftStore>(kind, origin + path, shown, std::move(creds), options, region,
-                                        interface);
+    return std::make_unique<SwiftStore>(
+        kind, origin + path, shown, std::move(creds), options, region,
+        first_nonempty({interface == url.query.end() ? std::string() : interface->second, "public"}));
 }
 
 std::uint64_t swift_auth_count(const Store& store) {

@@ -401,13 +401,14 @@ void Worker::upload(const std::string& container, const std::string& dir, const 
     // result.tar last: a client that sees it finds the others.
     for (const RunFile& file : run_file_table) {
         const std::string name(file.name);
-        auto data = read_file_if_exists(fs::path(files_dir) / name);
-        if (!data) throw StoreError(fmt::format("packed file missing: {}", name));
+        // Streamed from the file: artifacts can be far larger than memory.
+        const std::string path = (fs::path(files_dir) / name).string();
+        if (!fs::exists(path)) throw StoreError(fmt::format("packed file missing: {}", name));
         PutOptions po;
         po.content_type = file.content_type;
         if (!file.content_encoding.empty()) po.content_encoding = std::string(file.content_encoding);
         store_retrying("upload of " + name, keepalive,
-                       [&] { store_.put(container, dir + "/" + name, *data, po); });
+                       [&] { store_.put_file(container, dir + "/" + name, path, po); });
     }
 }
 

@@ -144,10 +144,7 @@ private:
     std::string name_;
 };
 
-std::string md5_hex(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    REQUIRE(EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr) == 1);
+std::string hex_of(const unsigned char* md, unsigned len) {
     std::string out;
     char buf[3];
     for (unsigned i = 0; i < len; ++i) {
@@ -155,6 +152,13 @@ std::string md5_hex(std::string_view data) {
         out += buf;
     }
     return out;
+}
+
+std::string md5_hex(std::string_view data) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    REQUIRE(EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr) == 1);
+    return hex_of(md, len);
 }
 
 // A listing as one comparable line: "a, SUB:b/, c".
@@ -1007,4 +1011,250 @@ TEST_CASE("local: concurrent writers and readers in several processes" * doctest
     for (const auto& e : fs::recursive_directory_iterator(backend().root / container))
         if (e.path().filename().string().rfind(std::string(local_temp_prefix), 0) == 0) ++temps;
     CHECK(temps == 0);
+}
+
+// ---------------------------------------------------------------------------
+// put_file: an object streamed from a file, on every backend.
+
+namespace {
+
+// A directory for the files to upload, removed afterwards.
+struct SourceDir {
+    fs::path path;
+    SourceDir() {
+        std::string tmpl = (fs::temp_directory_path() / "apcloud-put-file-XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~SourceDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    SourceDir(const SourceDir&) = delete;
+    SourceDir& operator=(const SourceDir&) = delete;
+    // Writes `data` to a file of this directory; its path.
+    std::string write(const std::string& name, const std::string& data) const {
+        std::ofstream out(path / name, std::ios::binary);
+        out << data;
+        REQUIRE(out.good());
+        return (path / name).string();
+    }
+};
+
+// Writes `mib` MiB of random bytes to `path`, one MiB at a time (never the
+// whole file in memory); the MD5 of what was written.
+std::string write_random_file(const fs::path& path, int mib) {
+    std::ofstream out(path, std::ios::binary);
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    REQUIRE(EVP_DigestInit_ex(ctx, EVP_md5(), nullptr) == 1);
+    for (int i = 0; i < mib; ++i) {
+        const std::string block = random_bytes(1024 * 1024, static_cast<unsigned>(100 + i));
+        out.write(block.data(), static_cast<std::streamsize>(block.size()));
+        REQUIRE(EVP_DigestUpdate(ctx, block.data(), block.size()) == 1);
+    }
+    out.close();
+    REQUIRE(out.good());
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    REQUIRE(EVP_DigestFinal_ex(ctx, md, &len) == 1);
+    EVP_MD_CTX_free(ctx);
+    return hex_of(md, len);
+}
+
+// This process's peak resident set size (VmHWM) in kB.
+long peak_rss_kb() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+    return -1;
+}
+
+// Lowers the peak to the current RSS (Linux 4.0+), so a growth shows even
+// below an earlier peak; false when the kernel refuses.
+bool reset_peak_rss() {
+    std::ofstream out("/proc/self/clear_refs");
+    out << "5";
+    out.close();
+    return out.good();
+}
+
+}  // namespace
+
+TEST_CASE("put_file: content and metadata equal put of the same bytes") {
+    auto store = backend().open();
+    TestContainer c(*store, "putfile");
+    SourceDir src;
+    // Several of the stores' read blocks and a partial one.
+    const std::string data = random_bytes(3 * 1024 * 1024 + 17, 21);
+    PutOptions log;
+    log.content_type = "text/plain; charset=UTF-8";
+    log.content_encoding = "gzip";
+    const ObjectInfo from_file = store->put_file(c, "f/file", src.write("data", data), log);
+    const ObjectInfo from_bytes = store->put(c, "f/bytes", data, log);
+    CHECK(from_file.name == "f/file");
+    CHECK(from_file.bytes == data.size());
+    CHECK(from_file.bytes == from_bytes.bytes);
+    CHECK(from_file.etag == md5_hex(data));
+    CHECK(from_file.etag == from_bytes.etag);
+    CHECK(from_file.content_type == from_bytes.content_type);
+    CHECK(from_file.content_encoding == from_bytes.content_encoding);
+    check_last_modified(from_file.last_modified);
+
+    auto got = store->get(c, "f/file");
+    REQUIRE(got);
+    CHECK(got->data.size() == data.size());
+    CHECK((got->data == data));
+    CHECK(got->info.etag == md5_hex(data));
+    CHECK(got->info.content_type == "text/plain; charset=UTF-8");
+    CHECK(got->info.content_encoding == std::optional<std::string>("gzip"));
+    auto head_file = store->head(c, "f/file");
+    auto head_bytes = store->head(c, "f/bytes");
+    REQUIRE(head_file);
+    REQUIRE(head_bytes);
+    CHECK(head_file->bytes == head_bytes->bytes);
+    CHECK(head_file->etag == head_bytes->etag);
+    CHECK(head_file->content_type == head_bytes->content_type);
+    CHECK(head_file->content_encoding == head_bytes->content_encoding);
+    auto listed = store->list(c, opts("f/"));
+    REQUIRE(listed.size() == 2);
+    CHECK(listed[0].name == "f/bytes");
+    CHECK(listed[1].name == "f/file");
+    CHECK(listed[1].bytes == listed[0].bytes);
+    CHECK(listed[1].etag == listed[0].etag);
+    CHECK(listed[1].content_type == listed[0].content_type);
+
+    // Over an existing object: replaced whole, metadata included.
+    const ObjectInfo replaced = store->put_file(c, "f/bytes", src.write("short", "short"));
+    CHECK(replaced.etag == md5_hex("short"));
+    got = store->get(c, "f/bytes");
+    REQUIRE(got);
+    CHECK(got->data == "short");
+    CHECK(got->info.bytes == 5);
+    CHECK(got->info.content_type == "application/octet-stream");
+    CHECK_FALSE(got->info.content_encoding);
+}
+
+TEST_CASE("put_file: an empty file") {
+    auto store = backend().open();
+    TestContainer c(*store, "putfile-empty");
+    SourceDir src;
+    const ObjectInfo info = store->put_file(c, "run@/empty", src.write("empty", ""));
+    CHECK(info.bytes == 0);
+    CHECK(info.etag == "d41d8cd98f00b204e9800998ecf8427e");
+    auto got = store->get(c, "run@/empty");
+    REQUIRE(got);
+    CHECK(got->data.empty());
+    CHECK(got->info.bytes == 0);
+    CHECK(got->info.etag == "d41d8cd98f00b204e9800998ecf8427e");
+    REQUIRE(store->list(c, {}).size() == 1);
+    CHECK(store->list(c, {})[0].bytes == 0);
+}
+
+TEST_CASE("put_file: a source that cannot be read is a SystemError naming it; nothing is stored") {
+    auto store = backend().open();
+    TestContainer c(*store, "putfile-missing");
+    SourceDir src;
+    const std::string missing = (src.path / "never-written").string();
+    try {
+        store->put_file(c, "x", missing);
+        FAIL("no exception");
+    } catch (const SystemError& e) {
+        MESSAGE(std::string(e.what()));
+        CHECK(e.path() == missing);
+        CHECK(e.error_code() == ENOENT);
+        CHECK(std::string(e.what()).find(missing) != std::string::npos);
+        CHECK(std::string(e.what()).find("No such file or directory") != std::string::npos);
+    }
+    CHECK_FALSE(store->head(c, "x"));
+    // A directory is no file to store.
+    try {
+        store->put_file(c, "x", src.path.string());
+        FAIL("no exception");
+    } catch (const SystemError& e) {
+        CHECK(e.path() == src.path.string());
+        CHECK(e.error_code() == EISDIR);
+    }
+    CHECK_FALSE(store->head(c, "x"));
+    // An object of that name stays as it was.
+    store->put(c, "kept", "old");
+    CHECK_THROWS_AS(store->put_file(c, "kept", missing), SystemError);
+    CHECK(store->get(c, "kept")->data == "old");
+    CHECK(show(store->list(c, {})) == "kept");
+    if (backend().local()) CHECK(show(tree(backend().root / c.name())) == "kept");  // no temporary file
+
+    // Names and containers are checked as for put.
+    const std::string file = src.write("file", "content");
+    CHECK(refused_field([&] { store->put_file(c, "../x", file); }) == "object");
+    CHECK(refused_field([&] { store->put_file("a/b", "x", file); }) == "container");
+    CHECK_THROWS_AS(store->put_file("apcloud-conformance-" + backend().tag + "-never-created", "x", file),
+                    NotFound);
+}
+
+TEST_CASE("put_file: a 64 MiB file is streamed, its size far from the process's memory") {
+    auto store = backend().open();
+    TestContainer c(*store, "putfile-large");
+    SourceDir src;
+    constexpr int mib = 64;
+    const fs::path big = src.path / "big";
+    const std::string md5 = write_random_file(big, mib);
+
+    const bool reset = reset_peak_rss();
+    const long before = peak_rss_kb();
+    const ObjectInfo info = store->put_file(c, "run@/artifacts.tar.gz", big.string());
+    const long after = peak_rss_kb();
+    const long growth_kb = after - before;
+    MESSAGE("put_file of " << mib << " MiB: peak RSS " << before << " kB -> " << after << " kB (+"
+                           << growth_kb << " kB; peak "
+                           << std::string(reset ? "reset first" : "not resettable") << ")");
+    REQUIRE(before > 0);
+    // Streaming needs a few blocks; holding the file would add 64 MiB.
+    CHECK(growth_kb < 16 * 1024);
+    CHECK(info.bytes == std::uint64_t{mib} * 1024 * 1024);
+    CHECK(info.etag == md5);
+
+    auto head = store->head(c, "run@/artifacts.tar.gz");
+    REQUIRE(head);
+    CHECK(head->bytes == info.bytes);
+    CHECK(head->etag == md5);
+    // The content itself, read back (into memory, now that the measure is taken).
+    auto got = store->get(c, "run@/artifacts.tar.gz");
+    REQUIRE(got);
+    CHECK(got->data.size() == info.bytes);
+    CHECK(md5_hex(got->data) == md5);
+}
+
+// ---------------------------------------------------------------------------
+// ContainerAcl::parse, the reader both stores use for X-Container-Read.
+
+TEST_CASE("acl: ContainerAcl::parse reads back what swift_read_acl writes, and Swift's other forms") {
+    // ACL -> header -> ACL. (Owner-only has no header value: the stores remove it.)
+    for (const ContainerAcl& acl : {ContainerAcl::public_container(), ContainerAcl::private_to("test:worker"),
+                                    ContainerAcl::private_to("someone")}) {
+        INFO("X-Container-Read: " << acl.swift_read_acl());
+        const ContainerAcl back = ContainerAcl::parse(acl.swift_read_acl());
+        CHECK(back.public_read == acl.public_read);
+        CHECK(back.read_user == acl.read_user);
+    }
+    // Header -> ACL -> header.
+    for (const char* header : {".r:*,.rlistings", "*:someone", "test:worker"})
+        CHECK(ContainerAcl::parse(header).swift_read_acl() == header);
+
+    auto is_public = [](std::string_view v) { return ContainerAcl::parse(v).public_read; };
+    auto user_of = [](std::string_view v) {
+        const ContainerAcl acl = ContainerAcl::parse(v);
+        CHECK_FALSE(acl.public_read);
+        return acl.read_user;
+    };
+    CHECK(is_public(".r:*"));
+    CHECK(is_public(".rlistings, .r:*"));  // any order, blanks around items
+    CHECK(is_public("  .r:*  "));
+    CHECK(is_public("*:someone,.r:*"));  // public wins over a named user
+    CHECK(user_of("").empty());          // owner-only
+    CHECK(user_of(".rlistings").empty());
+    CHECK(user_of(".r:example.com").empty());  // a referrer grant is not public
+    CHECK(user_of(",, ,").empty());
+    CHECK(user_of(" *:worker ") == "worker");
+    CHECK(user_of("AUTH_test:tester, *:other") == "AUTH_test:tester");  // the first user named
+    CHECK(user_of(".rlistings,*:second") == "second");
 }

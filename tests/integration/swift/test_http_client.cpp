@@ -318,3 +318,63 @@ TEST_CASE("download streams a body into a file; an error answer leaves no file")
     CHECK_THROWS_AS(client.download(get, std::string(tmpl) + "/no/such/dir/out"), HttpError);
     rmdir(tmpl);
 }
+
+TEST_CASE("body_file: a PUT body streamed from a file, opened anew by every request") {
+    http::HttpClient client;
+    auto s = login(client);
+    const std::string container = make_container(client, s, "h3-bodyfile");
+    char tmpl[] = "/tmp/apcloud-body-XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    const std::string path = std::string(tmpl) + "/body";
+    auto write = [&](const std::string& data) {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << data;
+    };
+    std::string big(5 * 1024 * 1024 + 3, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) >> 5);
+    write(big);
+
+    http::Request put;
+    put.method = "PUT";
+    put.url = s.storage_url + "/" + container + "/from-file";
+    put.headers["X-Auth-Token"] = s.token;
+    put.headers["Content-Type"] = "application/x-test";
+    put.body = "ignored: body_file wins";
+    put.body_file = path;
+    REQUIRE(client.request(put).status == 201);
+    http::Request get;
+    get.url = put.url;
+    get.headers["X-Auth-Token"] = s.token;
+    auto resp = client.request(get);
+    CHECK(resp.status == 200);
+    CHECK(resp.body.size() == big.size());
+    CHECK((resp.body == big));
+    CHECK(resp.header("Content-Type") == std::optional<std::string>("application/x-test"));
+
+    // The same request again sends the file as it is now, from its start.
+    write("");
+    REQUIRE(client.request(put).status == 201);
+    CHECK(client.request(get).body.empty());
+    write("second");
+    auto many = client.request_many({put, put}, 2);
+    for (const auto& o : many) {
+        REQUIRE(o.response);
+        CHECK(o.response->status == 201);
+    }
+    CHECK(client.request(get).body == "second");
+
+    // A file that cannot be opened is the caller's SystemError, not a transport error.
+    put.body_file = std::string(tmpl) + "/missing";
+    try {
+        client.request(put);
+        FAIL("no exception");
+    } catch (const SystemError& e) {
+        CHECK(e.path() == put.body_file);
+        CHECK(e.error_code() == ENOENT);
+    }
+    put.body_file = tmpl;
+    CHECK_THROWS_AS(client.request(put), SystemError);
+    CHECK(client.request(get).body == "second");  // nothing was sent
+    unlink(path.c_str());
+    rmdir(tmpl);
+}

@@ -2,10 +2,16 @@
 // past the budget.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/log.hpp"
 #include "autopkgtest_cloud/store.hpp"
 #include "swift_test_util.hpp"
 
@@ -76,6 +82,25 @@ TEST_CASE("a put during a short outage retries and succeeds after the proxy is b
         CHECK(Clock::now() - start >= std::chrono::milliseconds(2500));
         CHECK(impatient->get(c, "frozen")->data == "thawed");
     }
+    SUBCASE("put_file: the file is sent again, whole, by the retry after the outage") {
+        char tmpl[] = "/tmp/apcloud-outage-XXXXXX";
+        REQUIRE(mkdtemp(tmpl));
+        const std::string path = std::string(tmpl) + "/artifacts.tar.gz";
+        std::string data(2 * 1024 * 1024 + 5, '\0');
+        for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131) >> 2);
+        std::ofstream(path, std::ios::binary) << data;
+        pause_proxy();
+        {
+            ResumeLater resume(std::chrono::milliseconds(2000));
+            auto info = store->put_file(c, "run@/artifacts.tar.gz", path);
+            CHECK(info.bytes == data.size());
+        }
+        auto got = store->get(c, "run@/artifacts.tar.gz");
+        REQUIRE(got);
+        CHECK((got->data == data));
+        std::remove(path.c_str());
+        rmdir(tmpl);
+    }
     SUBCASE("reads and listings retry too") {
         store->put(c, "r", "read me");
         pause_proxy();
@@ -115,4 +140,33 @@ TEST_CASE("an outage longer than the retry budget is a clear StoreError") {
     const auto took = Clock::now() - start;
     CHECK(took >= std::chrono::milliseconds(600));  // waited 0.2 + 0.4 s
     CHECK(took < std::chrono::milliseconds(4000));
+}
+
+TEST_CASE("retries are logged with the status or error and the wait, never a token or key") {
+    struct Captured {
+        std::mutex mutex;
+        std::vector<std::string> swift;
+    } captured;
+    set_log_sink([&](const LogRecord& r) {
+        std::lock_guard<std::mutex> lock(captured.mutex);
+        if (r.component == "swift" && r.level == LogLevel::warning) captured.swift.emplace_back(r.message);
+    });
+    auto store = open_test_store(swift_test::store_url("retries=8&backoff=0.25&backoff_max=1&timeout=5"));
+    const std::string c = swift_test::unique_name("h3-logged");
+    store->ensure_container(c, {});
+    pause_proxy();
+    {
+        ResumeLater resume(std::chrono::milliseconds(1500));
+        store->put(c, "logged", "payload");
+    }
+    set_log_sink({});
+    REQUIRE_FALSE(captured.swift.empty());
+    const std::string& first = captured.swift.front();
+    MESSAGE(first);
+    CHECK(first.find("PUT object 'logged' in container") == 0);
+    CHECK(first.find("; retry 1 of 8 in 0.25 s") != std::string::npos);
+    for (const auto& m : captured.swift) {
+        CHECK(m.find("AUTH_tk") == std::string::npos);
+        CHECK(m.find(env("APCLOUD_SWIFT_KEY")) == std::string::npos);
+    }
 }

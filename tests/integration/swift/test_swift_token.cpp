@@ -2,8 +2,10 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
+#include "autopkgtest_cloud/log.hpp"
 #include "autopkgtest_cloud/store.hpp"
 #include "http/http_client.hpp"
 #include "store/swift_store.hpp"
@@ -91,4 +93,29 @@ TEST_CASE("a revoked token is renewed transparently, once") {
         CHECK(store->list(c, {}).size() == 1);
         CHECK(swift_auth_count(*store) == 3);
     }
+}
+
+TEST_CASE("a token renewal is logged (info), without the token or the key") {
+    std::mutex mutex;
+    std::vector<std::string> infos;
+    set_log_sink([&](const LogRecord& r) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (r.component == "swift" && r.level == LogLevel::info) infos.emplace_back(r.message);
+    });
+    auto store = open_test_store(swift_test::store_url());
+    const std::string c = swift_test::unique_name("h3-token-log");
+    store->ensure_container(c, {});
+    CHECK(infos.empty());  // the first login is no renewal
+    http::HttpClient client;
+    const std::string witness = v1_token(client);
+    revoke_all_tokens();
+    store->put(c, "a", "after");
+    set_log_sink({});
+    REQUIRE(infos.size() == 1);
+    MESSAGE(infos[0]);
+    CHECK(infos[0].find("(Swift v1 auth as '" + env("APCLOUD_SWIFT_USER") +
+                        "'): the server refused the token; renewed it (valid for ") != std::string::npos);
+    CHECK(infos[0].find(witness) == std::string::npos);
+    CHECK(infos[0].find("AUTH_tk") == std::string::npos);
+    CHECK(infos[0].find(env("APCLOUD_SWIFT_KEY")) == std::string::npos);
 }

@@ -1,0 +1,57 @@
+// Files the stores read and write: block reads with pread, and opening a file to store.
+#include "store/files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "autopkgtest_cloud/error.hpp"
+
+namespace apcloud::detail {
+
+namespace {
+
+// Large enough that a read costs far less than what is done with the block
+// (md5, a write, a send), small enough never to matter for memory.
+constexpr std::size_t block_size = 256 * 1024;
+
+}  // namespace
+
+void Fd::reset() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
+int Fd::close_checked() noexcept {
+    const int rc = ::close(std::exchange(fd_, -1));
+    return rc == 0 ? 0 : errno;
+}
+
+std::uint64_t read_blocks(int fd, const std::string& path, const BlockSink& sink) {
+    const auto buf = std::make_unique<char[]>(block_size);
+    std::uint64_t off = 0;
+    for (;;) {
+        const ssize_t n = ::pread(fd, buf.get(), block_size, static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw SystemError(errno, "read", path);
+        if (n == 0) return off;
+        sink(buf.get(), static_cast<std::size_t>(n));
+        off += static_cast<std::uint64_t>(n);
+    }
+}
+
+SourceFile::SourceFile(std::string path)
+    : path_(std::move(path)), fd_(::open(path_.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (!fd_) throw SystemError(errno, "open the file to store", path_);
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0) throw SystemError(errno, "stat the file to store", path_);
+    // A directory, FIFO or device has no size to announce, or no end.
+    if (!S_ISREG(st.st_mode))
+        throw SystemError(S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "store (not a regular file)", path_);
+    size_ = static_cast<std::uint64_t>(st.st_size);
+}
+
+}  // namespace apcloud::detail
