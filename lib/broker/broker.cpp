@@ -1,6 +1,8 @@
 // The Broker interface's shared parts and the factory choosing a backend by URL.
 #include "autopkgtest_cloud/broker.hpp"
 
+#include <fmt/format.h>
+
 #include "apcloud_config.h"
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/url.hpp"
@@ -21,7 +23,7 @@ std::unique_ptr<Broker> open_broker(const std::string& url, const BrokerCredenti
     Url u = parse_url(url);
     if (u.scheme == "sqlite") {
         if (u.path.empty() || u.path.front() != '/')
-            throw ConfigError("sqlite broker URL needs an absolute path: " + u.redacted());
+            throw ConfigError(fmt::format("sqlite broker URL needs an absolute path: {}", u.redacted()));
         return make_embedded_broker(u);
     }
     if (u.scheme == "amqp" || u.scheme == "amqps") {
@@ -30,11 +32,12 @@ std::unique_ptr<Broker> open_broker(const std::string& url, const BrokerCredenti
 #else
         (void)credentials;
         (void)env;
-        throw ConfigError("this build has no AMQP support (meson option amqp): " + u.redacted());
+        throw ConfigError(
+            fmt::format("this build has no AMQP support (meson option amqp): {}", u.redacted()));
 #endif
     }
-    throw ConfigError("unknown broker URL scheme " + quote_for_message(u.scheme) + " in " + u.redacted() +
-                      " (expected sqlite:// or amqp(s)://)");
+    throw ConfigError(fmt::format("unknown broker URL scheme {} in {} (expected sqlite:// or amqp(s)://)",
+                                  quote_for_message(u.scheme), u.redacted()));
 }
 
 }  // namespace apcloud

@@ -50,6 +50,7 @@
 #include "broker/embedded_broker.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fmt/format.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -59,7 +60,6 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <memory>
@@ -74,12 +74,15 @@
 #include <vector>
 
 #include "autopkgtest_cloud/error.hpp"
+#include "core/logging.hpp"
 
 namespace apcloud {
 namespace {
 
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
+
+const detail::Logger logger("embedded-broker");
 
 constexpr int schema_version = 1;
 constexpr std::size_t max_name_bytes = 255;  // AMQP's limit for queue names
@@ -106,8 +109,8 @@ Options parse_options(const Url& url) {
     o.path = url.path;
     o.url = url.redacted();
     auto bad = [&](const std::string& key, const std::string& value, const char* why) {
-        return ConfigError("invalid broker option " + key + "=" + quote_for_message(value) + " in " + o.url +
-                           ": " + why);
+        return ConfigError(
+            fmt::format("invalid broker option {}={} in {}: {}", key, quote_for_message(value), o.url, why));
     };
     for (const auto& [key, value] : url.query) {
         if (key == "lease") {
@@ -136,8 +139,9 @@ Options parse_options(const Url& url) {
                 throw bad(key, value, "expected a number of milliseconds");
             o.busy_timeout_ms = static_cast<int>(ms);
         } else {
-            throw ConfigError("unknown broker option " + quote_for_message(key) + " in " + o.url +
-                              " (known: lease, synchronous, busy_timeout)");
+            throw ConfigError(
+                fmt::format("unknown broker option {} in {} (known: lease, synchronous, busy_timeout)",
+                            quote_for_message(key), o.url));
         }
     }
     return o;
@@ -228,8 +232,9 @@ private:
                 s.executeStep();
                 std::string mode = s.getColumn(0).getString();
                 if (mode != "wal")
-                    throw BrokerError("cannot use WAL mode on broker database " + o.path +
-                                      " (journal mode stays " + quote_for_message(mode) + ")");
+                    throw BrokerError(
+                        fmt::format("cannot use WAL mode on broker database {} (journal mode stays {})",
+                                    o.path, quote_for_message(mode)));
                 return;
             } catch (const SQLite::Exception& e) {
                 if ((e.getErrorCode() != SQLITE_BUSY && e.getErrorCode() != SQLITE_LOCKED) ||
@@ -246,8 +251,9 @@ private:
         int v = user_version();
         if (v == schema_version) return;
         if (v != 0)
-            throw BrokerError("broker database " + o.path + " has schema version " + std::to_string(v) +
-                              ", this library knows version " + std::to_string(schema_version));
+            throw BrokerError(
+                fmt::format("broker database {} has schema version {}, this library knows version {}", o.path,
+                            v, schema_version));
         db_.exec(R"sql(
             CREATE TABLE queues (name TEXT PRIMARY KEY) WITHOUT ROWID;
             CREATE TABLE messages (
@@ -271,7 +277,7 @@ private:
                 body BLOB NOT NULL);
             CREATE INDEX events_by_exchange ON events (exchange, id);
         )sql");
-        db_.exec("PRAGMA user_version=" + std::to_string(schema_version));
+        db_.exec(fmt::format("PRAGMA user_version={}", schema_version));
         txn.commit();
     }
 
@@ -294,8 +300,8 @@ auto guarded(const Options& o, const char* what, const std::string& subject, F&&
     try {
         return f();
     } catch (const SQLite::Exception& e) {
-        throw BrokerError(std::string("embedded broker ") + o.path + ": " + what + " " +
-                          quote_for_message(subject) + " failed: " + e.what());
+        throw BrokerError(fmt::format("embedded broker {}: {} {} failed: {}", o.path, what,
+                                      quote_for_message(subject), e.what()));
     }
 }
 
@@ -386,7 +392,12 @@ private:
                 conn.reset();
             }
             lock.lock();
-            lost_.insert(lost.begin(), lost.end());
+            // A subscription that ended meanwhile deleted its row itself.
+            for (std::int64_t id : lost)
+                if (subscribers_.count(id) && lost_.insert(id).second)
+                    logger.warn(
+                        "{}: subscription {} expired (its heartbeat stopped for longer than the lease)",
+                        opts_.path, id);
         }
     }
 
@@ -444,10 +455,11 @@ public:
     std::optional<std::string> next(milliseconds timeout) override {
         return guarded(opts_, "reading events of exchange", exchange_, [&]() -> std::optional<std::string> {
             if (heartbeat_->subscriber_lost(id_))
-                throw BrokerError("subscription to exchange " + quote_for_message(exchange_) + " in " +
-                                  opts_.path +
-                                  " expired (its heartbeat stopped for longer than the lease); "
-                                  "events may have been missed");
+                throw BrokerError(
+                    fmt::format("subscription to exchange {} in {} expired (its heartbeat stopped for longer "
+                                "than the lease); "
+                                "events may have been missed",
+                                quote_for_message(exchange_), opts_.path));
             auto deadline = SteadyClock::now() + timeout;
             while (buffer_.empty()) {
                 std::int64_t version = conn_->data_version();
@@ -513,7 +525,7 @@ std::unique_ptr<Connection> open_connection(const Options& o) {
     try {
         return std::make_unique<Connection>(o);
     } catch (const SQLite::Exception& e) {
-        throw BrokerError("embedded broker: cannot open database " + o.path + ": " + e.what());
+        throw BrokerError(fmt::format("embedded broker: cannot open database {}: {}", o.path, e.what()));
     }
 }
 
@@ -522,9 +534,7 @@ std::string make_owner_id() {
     if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
     std::random_device rd;
     std::uint64_t r = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(r));
-    return std::string(host) + ":" + std::to_string(getpid()) + ":" + buf;
+    return fmt::format("{}:{}:{:016x}", host, getpid(), r);
 }
 
 class EmbeddedBroker final : public Broker {
@@ -579,10 +589,11 @@ public:
         if (queues.empty()) throw ValidationError("queues", "", "consume needs at least one queue");
         for (const auto& queue : queues) check_name("queue", queue);
         if (held_)
-            throw BrokerError("cannot consume from " + quote_for_message(queues.front()) +
-                              ": this consumer " + "still holds message " + std::to_string(held_->id) +
-                              " of queue " + quote_for_message(held_->queue) +
-                              " (prefetch 1: ack, requeue or dead_letter it first)");
+            throw BrokerError(
+                fmt::format("cannot consume from {}: this consumer still holds message {} of queue {} "
+                            "(prefetch 1: ack, requeue "
+                            "or dead_letter it first)",
+                            quote_for_message(queues.front()), held_->id, quote_for_message(held_->queue)));
         return guarded(opts_, "consuming from queue", queues.front(), [&]() -> std::optional<Delivery> {
             for (const auto& queue : queues)
                 if (!queue_exists(queue)) throw not_found(queue);
@@ -654,7 +665,10 @@ public:
             txn.commit();
             return 1;
         });
+        const std::string queue = held_->queue;
         finish(moved, "dead-letter");
+        logger.info("{}: dead-lettered a message of queue {} to {}: {}", opts_.path, quote_for_message(queue),
+                    quote_for_message(dead), quote_for_message(reason));
     }
 
     std::uint64_t queue_depth(const std::string& queue) override {
@@ -743,8 +757,8 @@ private:
     };
 
     NotFound not_found(const std::string& queue) const {
-        return NotFound("queue " + quote_for_message(queue) + " does not exist in embedded broker " +
-                        opts_.path + " (declare it first)");
+        return NotFound(fmt::format("queue {} does not exist in embedded broker {} (declare it first)",
+                                    quote_for_message(queue), opts_.path));
     }
 
     bool queue_exists(const std::string& queue) {
@@ -761,10 +775,11 @@ private:
 
     void check_held(const Delivery& d, const char* op) const {
         if (!held_ || held_->id < 0 || static_cast<std::uint64_t>(held_->id) != d.tag)
-            throw BrokerError(std::string("cannot ") + op + " delivery " + std::to_string(d.tag) +
-                              " of queue " + quote_for_message(d.queue) + " in " + opts_.path +
-                              ": this consumer does not hold it (already acked, requeued or "
-                              "dead-lettered, or consumed by another Broker)");
+            throw BrokerError(
+                fmt::format("cannot {} delivery {} of queue {} in {}: this consumer does not hold it "
+                            "(already acked, requeued or "
+                            "dead-lettered, or consumed by another Broker)",
+                            op, d.tag, quote_for_message(d.queue), opts_.path));
     }
 
     // Ends the ownership of the held delivery; `changed` == 0 means our lease
@@ -773,25 +788,37 @@ private:
         Held held = std::move(*held_);
         held_.reset();
         heartbeat_->release();
-        if (changed == 0)
-            throw BrokerError(
-                std::string("cannot ") + op + " message " + std::to_string(held.id) + " of queue " +
-                quote_for_message(held.queue) + " in " + opts_.path +
-                ": its lease expired and it was delivered again; this consumer no longer owns it");
+        if (changed == 0) {
+            std::string msg = fmt::format(
+                "cannot {} message {} of queue {} in {}: its lease expired and it was delivered again; this "
+                "consumer "
+                "no longer owns it",
+                op, held.id, quote_for_message(held.queue), opts_.path);
+            logger.warn("{}", msg);
+            throw BrokerError(msg);
+        }
     }
+
+    // A ready message; `expired`: it still has an owner, whose lease ran out
+    // (acks delete a message, requeues and new messages have no owner).
+    struct Ready {
+        std::int64_t id;
+        bool expired;
+    };
 
     // The oldest ready message of `queues` (one indexed lookup per queue, as
     // a single ORDER BY over several queues would sort them whole).
-    std::optional<std::int64_t> oldest_ready(const std::vector<std::string>& queues, std::int64_t now) {
-        std::optional<std::int64_t> best;
+    std::optional<Ready> oldest_ready(const std::vector<std::string>& queues, std::int64_t now) {
+        std::optional<Ready> best;
         for (const auto& queue : queues) {
             Query q = conn_->query(
-                "SELECT id FROM messages WHERE queue=?1 AND lease_until<=?2 ORDER BY id LIMIT 1");
+                "SELECT id, owner IS NOT NULL FROM messages WHERE queue=?1 AND lease_until<=?2 ORDER BY id "
+                "LIMIT 1");
             q->bind(1, queue);
             q->bind(2, now);
             if (q->executeStep()) {
                 std::int64_t id = q->getColumn(0).getInt64();
-                if (!best || id < *best) best = id;
+                if (!best || id < best->id) best = Ready{id, q->getColumn(1).getInt() != 0};
             }
         }
         return best;
@@ -803,8 +830,8 @@ private:
         if (!oldest_ready(queues, wall_ms())) return std::nullopt;
         SQLite::Transaction txn(conn_->db(), SQLite::TransactionBehavior::IMMEDIATE);
         std::int64_t now = wall_ms();
-        auto id = oldest_ready(queues, now);
-        if (!id) return std::nullopt;
+        auto ready = oldest_ready(queues, now);
+        if (!ready) return std::nullopt;
         Delivery d;
         {
             Query q = conn_->query(
@@ -812,7 +839,7 @@ private:
                 "RETURNING queue, body, attempt, reason");
             q->bind(1, owner_);
             q->bind(2, now + opts_.lease_ms);
-            q->bind(3, *id);
+            q->bind(3, ready->id);
             if (!q->executeStep()) return std::nullopt;
             d.queue = q->getColumn(0).getString();
             d.body = column_bytes(q->getColumn(1));
@@ -820,10 +847,10 @@ private:
             d.attempt = static_cast<std::uint32_t>(std::min<std::int64_t>(attempt, UINT32_MAX));
             d.redelivered = attempt > 1;
             d.reason = q->getColumn(3).getString();
-            d.tag = static_cast<std::uint64_t>(*id);
+            d.tag = static_cast<std::uint64_t>(ready->id);
             while (q->executeStep()) {
             }
-            held_ = Held{*id, attempt, d.queue};
+            held_ = Held{ready->id, attempt, d.queue};
         }
         try {
             txn.commit();
@@ -832,6 +859,10 @@ private:
             throw;
         }
         heartbeat_->hold(held_->id, held_->attempt, owner_);
+        if (ready->expired)
+            logger.warn(
+                "{}: message {} of queue {} is delivered again (attempt {}): its consumer's lease expired",
+                opts_.path, d.tag, quote_for_message(d.queue), d.attempt);
         return d;
     }
 
@@ -854,7 +885,9 @@ private:
     void drop_dead_subscribers(std::int64_t now) {
         Query q = conn_->query("DELETE FROM subscribers WHERE expires < ?1");
         q->bind(1, now);
-        q->exec();
+        if (int n = q->exec())
+            logger.info("{}: removing {} subscriber(s) whose heartbeat stopped for longer than the lease",
+                        opts_.path, n);
     }
 
     Options opts_;
