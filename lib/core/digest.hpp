@@ -33,6 +33,10 @@ private:
 /// The digest of `data` as lowercase hex.
 std::string hex_digest(const char* algorithm, std::string_view data);
 
+/// Lowercase or uppercase hex as standard base64 (RFC 4648, with padding);
+/// "" when `hex` is not whole bytes of hex digits.
+std::string hex_to_base64(std::string_view hex);
+
 /// The digest of a file's content as lowercase hex, read in blocks; nullopt
 /// when the file does not exist, SystemError for other failures.
 std::optional<std::string> file_hex_digest(const char* algorithm, const std::string& path);

@@ -218,11 +218,11 @@ void ResultsIndex::Impl::open() {
     attach.exec();
     writer->exec("PRAGMA compat.journal_mode=WAL");
     writer->exec("PRAGMA compat.synchronous=NORMAL");
+    // The same schema in the attached file: object names get its prefix, tables in ON clauses not.
     std::string schema = compat_schema;
     for (std::size_t p = 0; (p = schema.find("EXISTS ", p)) != std::string::npos;) {
         p += 7;
-        if (schema.compare(p, 7, "result_") != 0 && schema.compare(p, 5, "test_") != 0)
-            schema.insert(p, "compat.");
+        schema.insert(p, "compat.");
     }
     writer->exec(schema);
     readers = std::make_unique<ReaderPool>(index_path);

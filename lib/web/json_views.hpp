@@ -1,0 +1,45 @@
+// JSON views of the index's records for the API (private header).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "autopkgtest_cloud/results_index.hpp"
+#include "web/queues.hpp"
+#include "web/running.hpp"
+
+namespace apcloud::web {
+
+/// The URLs of one run, relative to the service's root.
+struct RunUrls {
+    std::string page, log, artifacts, result;
+};
+
+/// Where a run's page and files are (`/packages/...`, `/results/...`), percent-encoded.
+RunUrls run_urls(const IndexedRun& run);
+
+/// True when a retry link is shown for the run (SPEC.md 7: not for pass, neutral, denylisted).
+bool retry_allowed(const IndexedRun& run);
+
+/// The retry request URL of a run (`/request.cgi?...`), percent-encoded.
+std::string retry_url(const IndexedRun& run);
+
+/// A run in API v1: every field, its outcome, its start (ISO) and URLs.
+nlohmann::json run_json(const IndexedRecord& record, bool with_summary = false);
+
+/// A run in the shape of the reference's /api/experimental/recent.json.
+nlohmann::json recent_reference_json(const IndexedRecord& record);
+
+/// A running test in API v1.
+nlohmann::json running_json(const RunningTest& test);
+
+/// A queued request in API v1 (with its estimated start when known).
+nlohmann::json queued_request_json(const QueuedRequest& request, std::optional<std::int64_t> estimated_start);
+
+/// Statistics of one release and architecture in API v1.
+nlohmann::json statistics_json(const ReleaseArchStats& stats);
+
+/// Seconds as "1h 02m 03s" (the reference's human durations).
+std::string human_duration(std::uint64_t seconds);
+
+}  // namespace apcloud::web

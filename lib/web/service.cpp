@@ -1,0 +1,331 @@
+// The web service's moving parts: threads that ingest testcomplete events, backfill
+// from the store, publish the database, read the queues and the running tests, and
+// the HTTP server answering with WebApp. Also rebuild_index.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <ctime>
+#include <filesystem>
+#include <thread>
+
+#include "autopkgtest_cloud/broker.hpp"
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/events.hpp"
+#include "autopkgtest_cloud/file_io.hpp"
+#include "autopkgtest_cloud/result.hpp"
+#include "autopkgtest_cloud/results_index.hpp"
+#include "autopkgtest_cloud/routing.hpp"
+#include "autopkgtest_cloud/store.hpp"
+#include "autopkgtest_cloud/web.hpp"
+#include "core/logging.hpp"
+#include "http/http_server.hpp"
+#include "web/web_app.hpp"
+
+namespace fs = std::filesystem;
+
+namespace apcloud {
+
+namespace {
+
+const detail::Logger logger("web");
+
+std::int64_t now() {
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+// Sleeps until `seconds` passed or `stop` is set; false when stopping.
+bool wait_for(const std::atomic<bool>& stop, double seconds) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (!stop.load()) {
+        if (std::chrono::steady_clock::now() >= until) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+}
+
+// The index row of a run read from the store; nullopt while its result.tar is not there.
+std::optional<IndexedRun> read_run(Store& store, const ContainerInfo& container, const RunLocation& where) {
+    auto obj = store.get(container.name, where.dir() + "/result.tar");
+    if (!obj) return std::nullopt;
+    Result r = parse_result_tar(obj->data);
+    if (r.package && *r.package != where.package)
+        throw ParseError(
+            fmt::format("{}/{}/result.tar names package {}", container.name, where.dir(), *r.package));
+    return index_run(container, where, r);
+}
+
+// Adds every run of the store the index misses; returns how many were added.
+std::size_t backfill(Store& store, ResultsIndex& index, const std::atomic<bool>* stop) {
+    std::size_t added = 0;
+    for (const auto& name : store.list_containers()) {
+        if (stop && stop->load()) break;
+        const auto container = parse_container_name(name);
+        if (!container) continue;
+        const auto known = index.run_dirs(name);
+        ListOptions opts;
+        opts.delimiter = '@';  // one entry per run: RELEASE/ARCH/PREFIX/PACKAGE/RUN_ID@
+        std::vector<RunLocation> missing;
+        for (const auto& e : store.list_all(name, opts)) {
+            if (!e.subdir) continue;
+            auto where = parse_run_dir(e.name);
+            if (!where || std::binary_search(known.begin(), known.end(), where->dir())) continue;
+            missing.push_back(std::move(*where));
+        }
+        for (std::size_t i = 0; i < missing.size(); i += 200) {
+            std::vector<std::string> names;
+            const std::size_t end = std::min(missing.size(), i + 200);
+            for (std::size_t j = i; j < end; ++j) names.push_back(missing[j].dir() + "/result.tar");
+            auto objects = store.get_many(name, names);
+            std::vector<IndexedRun> runs;
+            for (std::size_t j = i; j < end; ++j) {
+                const auto& obj = objects[j - i];
+                if (!obj) continue;  // still being stored (or abandoned): next time
+                try {
+                    Result r = parse_result_tar(obj->data);
+                    if (r.package && *r.package != missing[j].package) continue;
+                    runs.push_back(index_run(*container, missing[j], r));
+                } catch (const ParseError& e) {
+                    logger.warn("skipping {}/{}: {}", name, missing[j].dir(), e.what());
+                }
+            }
+            added += index.add(runs);
+        }
+    }
+    return added;
+}
+
+}  // namespace
+
+std::uint64_t rebuild_index(const std::string& dir, const std::string& store_url,
+                            const StoreCredentials& credentials, const Environment& env) {
+    auto store = open_store(store_url, credentials, env);
+    const std::string fresh = dir + ".rebuild";
+    std::error_code ec;
+    fs::remove_all(fresh, ec);
+    std::uint64_t n = 0;
+    {
+        ResultsIndex index(fresh);
+        backfill(*store, index, nullptr);
+        n = index.size();
+    }
+    fs::remove_all(dir + ".old", ec);
+    if (fs::exists(dir)) fs::rename(dir, dir + ".old");
+    fs::rename(fresh, dir);
+    logger.info("rebuilt the index in {}: {} runs", dir, n);
+    return n;
+}
+
+namespace {
+
+// Every part of a running service.
+class Service {
+public:
+    Service(const WebConfig& config, const std::atomic<bool>& stop)
+        : config_(config),
+          stop_(stop),
+          store_(open_store(config.store_url, config.store_credentials)),
+          index_(config.data_dir + "/index"),
+          running_(std::chrono::seconds(config.status_interval)) {
+        fs::create_directories(config.data_dir + "/published");
+    }
+
+    void run(const std::function<void(std::uint16_t)>& on_listening) {
+        publish();
+        threads_.emplace_back([this] { loop("ingest", [this] { ingest(); }); });
+        threads_.emplace_back([this] { loop("status", [this] { watch_status(); }); });
+        threads_.emplace_back([this] { loop("queues", [this] { watch_queues(); }); });
+        threads_.emplace_back([this] { loop("backfill", [this] { backfill_periodically(); }); });
+        threads_.emplace_back([this] { loop("publish", [this] { publish_periodically(); }); });
+        web::WebSettings settings;
+        settings.releases = config_.releases;
+        settings.arches = config_.architectures;
+        settings.status_interval = std::chrono::seconds(config_.status_interval);
+        if (!config_.share_dir.empty()) settings.openapi_path = config_.share_dir + "/openapi.yaml";
+        web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_);
+        http::ServerOptions options;
+        options.address = config_.address;
+        options.port = config_.port;
+        options.threads = config_.threads;
+        http::Server server(options, [&app](const http::ServerRequest& r) { return app.handle(r); });
+        logger.info("listening on http://{}:{}/", config_.address, server.port());
+        if (on_listening) on_listening(server.port());
+        while (!stop_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        logger.info("stopping");
+        server.stop();
+        for (auto& t : threads_) t.join();
+    }
+
+private:
+    // Runs a part until the service stops, restarting it after an error
+    // (a broker or store outage) with a growing pause.
+    void loop(const char* part, const std::function<void()>& body) {
+        double pause = 1;
+        while (!stop_.load()) {
+            try {
+                body();
+                return;
+            } catch (const std::exception& e) {
+                logger.error("{}: {}; retrying in {:.0f} s", part, e.what(), pause);
+                if (!wait_for(stop_, pause)) return;
+                pause = std::min(pause * 2, 60.0);
+            }
+        }
+    }
+
+    std::string event_queue() const { return fmt::format("apcloud.web.{}.testcomplete", config_.name); }
+
+    // testcomplete events from this replica's own durable queue: each run is
+    // read from the store and indexed, then the event acked.
+    void ingest() {
+        auto broker = open_broker(config_.broker_url, config_.broker_credentials);
+        broker->bind_queue(event_queue(), testcomplete_exchange);
+        while (!stop_.load()) {
+            auto d = broker->consume({event_queue()}, std::chrono::milliseconds(500));
+            if (!d) continue;
+            if (ingest_event(d->body))
+                broker->ack(*d);
+            else
+                broker->requeue(*d);
+        }
+    }
+
+    // False when the event must be tried again (store unreachable).
+    bool ingest_event(const std::string& body) {
+        TestComplete ev;
+        try {
+            ev = parse_testcomplete(body);
+        } catch (const ParseError& e) {
+            logger.warn("ignoring a malformed testcomplete event: {}", e.what());
+            return true;
+        }
+        const auto container = parse_container_name(ev.container);
+        const auto where = parse_run_dir(ev.swift_dir);
+        if (!container || !where) {
+            logger.warn("ignoring a testcomplete event for {}/{}: not a result of ours", ev.container,
+                        ev.swift_dir);
+            return true;
+        }
+        try {
+            // The store may not list an object at once (Swift is eventually consistent).
+            std::optional<IndexedRun> run;
+            for (int attempt = 0; attempt < 5 && !run; ++attempt) {
+                run = read_run(*store_, *container, *where);
+                if (!run && !wait_for(stop_, 0.2 * (1 << attempt))) return false;
+            }
+            if (!run) {
+                logger.warn("{}/{} announced but not in the store; the backfill will add it", ev.container,
+                            ev.swift_dir);
+                return true;
+            }
+            const std::size_t added = index_.add({*run});
+            const double lag =
+                static_cast<double>(now() - run->started() - static_cast<std::int64_t>(ev.duration));
+            metrics_.observe_ingest(added, std::max(0.0, lag));
+            return true;
+        } catch (const ParseError& e) {
+            logger.warn("skipping {}/{}: {}", ev.container, ev.swift_dir, e.what());
+            return true;
+        } catch (const Error& e) {
+            logger.warn("cannot index {}/{} yet: {}", ev.container, ev.swift_dir, e.what());
+            wait_for(stop_, 2);
+            return false;
+        }
+    }
+
+    void watch_status() {
+        auto broker = open_broker(config_.broker_url, config_.broker_credentials);
+        auto sub = broker->subscribe(teststatus_exchange);
+        while (!stop_.load()) {
+            if (auto e = sub->next(std::chrono::milliseconds(500))) running_.apply(*e, now());
+            running_.expire(now());
+        }
+    }
+
+    void watch_queues() {
+        auto broker = open_broker(config_.broker_url, config_.broker_credentials);
+        const auto queues = queue_names(config_.releases, config_.architectures);
+        do {
+            std::map<std::string, std::uint64_t> sizes;
+            std::map<std::string, std::vector<std::string>> bodies;
+            for (const auto& q : queues) {
+                try {
+                    sizes[q] = broker->queue_depth(q);
+                    if (sizes[q] > 0) bodies[q] = broker->peek(q, 100);
+                } catch (const NotFound&) {
+                    sizes[q] = 0;  // not declared yet: no worker ever ran
+                }
+            }
+            state_.set_queues(std::make_shared<web::QueueSnapshot>(
+                web::QueueSnapshot::make(config_.releases, config_.architectures, sizes, bodies, now())));
+            state_.set_statistics(std::make_shared<std::vector<ReleaseArchStats>>(statistics()));
+        } while (wait_for(stop_, config_.queue_interval));
+    }
+
+    // Statistics are recomputed at most every statistics_interval.
+    std::vector<ReleaseArchStats> statistics() {
+        if (!stats_ || now() - stats_at_ >= config_.statistics_interval) {
+            stats_ = index_.statistics();
+            stats_at_ = now();
+        }
+        return *stats_;
+    }
+
+    void backfill_periodically() {
+        do {
+            const auto t0 = std::chrono::steady_clock::now();
+            const std::size_t added = backfill(*store_, index_, &stop_);
+            logger.info("backfill added {} runs in {:.1f} s", added,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            metrics_.observe_ingest(added, 0);
+        } while (config_.backfill_interval > 0 && wait_for(stop_, config_.backfill_interval));
+    }
+
+    void publish_periodically() {
+        while (wait_for(stop_, config_.publish_interval)) publish();
+    }
+
+    // A new snapshot when the index changed: written beside the previous one,
+    // then switched to in one step, so a download never mixes two.
+    void publish() {
+        const std::uint64_t size = index_.size();
+        if (published_size_ == size && state_.publication()) return;
+        const std::string dir = config_.data_dir + "/published";
+        const std::string path = fmt::format("{}/autopkgtest-{}-{}.db", dir, now(), size);
+        auto p = std::make_shared<web::Publication>();
+        p->sha256 = index_.snapshot(path);
+        p->path = path;
+        p->published_at = now();
+        p->bytes = fs::file_size(path);
+        auto previous = state_.publication();
+        state_.set_publication(p);
+        published_size_ = size;
+        // Older snapshots go; the previous one stays for downloads in progress.
+        for (const auto& e : fs::directory_iterator(dir)) {
+            const std::string f = e.path().string();
+            if (f != path && (!previous || f != previous->path)) fs::remove(e.path());
+        }
+    }
+
+    const WebConfig& config_;
+    const std::atomic<bool>& stop_;
+    std::unique_ptr<Store> store_;
+    ResultsIndex index_;
+    web::RunningTests running_;
+    web::WebState state_;
+    web::Metrics metrics_;
+    std::vector<std::thread> threads_;
+    std::optional<std::vector<ReleaseArchStats>> stats_;
+    std::int64_t stats_at_ = 0;
+    std::uint64_t published_size_ = static_cast<std::uint64_t>(-1);
+};
+
+}  // namespace
+
+void run_web_service(const WebConfig& config, const std::atomic<bool>& stop,
+                     const std::function<void(std::uint16_t)>& on_listening) {
+    Service service(config, stop);
+    service.run(on_listening);
+}
+
+}  // namespace apcloud
