@@ -67,12 +67,16 @@ CollectedResults collect_db_results(const std::string& db_path, const std::strin
                                     const std::optional<std::string>& sha256_path = std::nullopt);
 
 /// Downloads a results database and its checksum (`url` and `url + ".sha256"`,
-/// http(s):// or file://) to `path`: both are fetched into `path.new`,
-/// verified, fsynced and renamed over `path`, so `path` is always a whole,
-/// verified database. HTTP timeouts, connection errors and 5xx answers are
-/// retried `retries` times with exponential backoff from `backoff` seconds.
-/// Throws IntegrityError when the checksum does not match (the old `path`
-/// stays), NotFound for a 404, HttpError for other failures.
+/// http(s):// or file://) to `path` and `path.sha256`: both are fetched into
+/// temporary files, verified, fsynced and renamed into place, so `path` is
+/// always a whole, verified database. From the web service one request is
+/// enough: its answer carries the checksum (X-Checksum-Sha256), and when
+/// `path` already is the current database (If-None-Match with its checksum)
+/// the answer is a 304 and nothing is downloaded. HTTP timeouts, connection
+/// errors and 5xx answers are retried `retries` times with exponential
+/// backoff from `backoff` seconds. Throws IntegrityError when the checksum
+/// does not match (the old `path` stays), NotFound for a 404, HttpError for
+/// other failures.
 void download_results_db(const std::string& url, const std::string& path, int retries = 4,
                          double backoff = 1.0);
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,14 +16,18 @@ struct LocalSite {
     std::string store_url() const;     ///< file://DATA/results
     std::string broker_url() const;    ///< sqlite://DATA/queue.db
     std::string config_path() const;   ///< DATA/worker.conf
+    std::string web_config_path() const;  ///< DATA/web.conf
     std::string log_dir() const;       ///< DATA/log
 };
 
 /// Creates the data directory and, if absent, a worker.conf for the embedded
 /// backends and autopkgtest's null runner (`releases`/`architectures` as
-/// given; local sources allowed). Returns the site. Throws Error on I/O errors.
+/// given; local sources allowed) and a web.conf for the web service on
+/// `web_port` of 127.0.0.1 with its data in DATA/web and its files in
+/// `share_dir`. Returns the site. Throws Error on I/O errors.
 LocalSite prepare_local_site(const std::string& data_dir, const std::vector<std::string>& releases,
-                             const std::vector<std::string>& architectures);
+                             const std::vector<std::string>& architectures, std::uint16_t web_port = 8080,
+                             const std::string& share_dir = {});
 
 /// How to run the pool.
 struct PoolOptions {

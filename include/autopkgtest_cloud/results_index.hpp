@@ -14,6 +14,8 @@
 
 #include "autopkgtest_cloud/indexed_run.hpp"
 
+#include <atomic>
+
 namespace apcloud {
 
 /// Who is looking: private results are shown only to their owner, their
@@ -124,5 +126,19 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+class Store;
+
+/// The index row of a stored run, from its result.tar; nullopt while there is
+/// none (the worker uploads it last). Throws ParseError for a corrupt
+/// result.tar or one naming another package, StoreError when the store fails.
+std::optional<IndexedRun> read_indexed_run(Store& store, const ContainerInfo& container, const RunLocation& where);
+
+/// Adds to `index` every run of every container of `store` it misses: each
+/// container is listed to the end with delimiter '@' (one entry per run), the
+/// missing runs' result.tar fetched concurrently. Runs without result.tar yet
+/// are left for next time; corrupt ones are logged and skipped. Stops early
+/// when `stop` becomes true. Returns how many runs were added.
+std::size_t backfill_index(Store& store, ResultsIndex& index, const std::atomic<bool>* stop = nullptr);
 
 }  // namespace apcloud

@@ -153,17 +153,19 @@ void copy_local(const std::string& source, const std::string& dest) {
 }
 
 #if APCLOUD_HAVE_SWIFT
-// GETs `url` into `dest`, retrying transport errors and 5xx/408/429 answers.
-void fetch_http(http::HttpClient& client, const std::string& url, const std::string& dest, int retries,
-                double backoff) {
+// GETs `url` into `dest`, retrying transport errors and 5xx/408/429 answers;
+// returns the answer (2xx, or 304 when `etag` still matches).
+http::Response fetch_http(http::HttpClient& client, const std::string& url, const std::string& dest, int retries,
+                          double backoff, const std::optional<std::string>& etag = std::nullopt) {
     std::string last;
     for (int attempt = 0;; ++attempt) {
         bool retryable = true;
         try {
             http::Request req;
             req.url = url;
+            if (etag) req.headers["If-None-Match"] = "\"" + *etag + "\"";
             auto resp = client.download(req, dest);
-            if (resp.status >= 200 && resp.status <= 299) return;
+            if ((resp.status >= 200 && resp.status <= 299) || resp.status == 304) return resp;
             if (resp.status == 404)
                 throw NotFound(fmt::format("{} does not exist (HTTP 404)", quote_for_message(url)));
             retryable = http::retryable_status(resp.status);
@@ -176,6 +178,29 @@ void fetch_http(http::HttpClient& client, const std::string& url, const std::str
                                         attempt + 1, last));
         std::this_thread::sleep_for(std::chrono::duration<double>(backoff * (1 << std::min(attempt, 10))));
     }
+}
+
+// The web service's answer names the database's SHA-256 (ETag, X-Checksum-Sha256):
+// one request is enough to verify, and a poll with the local copy's checksum costs a
+// 304. Other servers (a plain web server) get the .sha256 file fetched as well.
+// False when the local copy is current.
+bool fetch_over_http(const std::string& url, const std::string& path, const std::string& temp_db,
+                     const std::string& temp_sum, int retries, double backoff) {
+    http::HttpClient client;
+    std::optional<std::string> local;
+    if (auto sum = read_file_if_exists(path + ".sha256"); sum && ::access(path.c_str(), R_OK) == 0)
+        local = sum->substr(0, sum->find_first_of(" \t\r\n"));
+    auto resp = fetch_http(client, url, temp_db, retries, backoff, local);
+    if (resp.status == 304) return false;
+    if (auto sha = resp.header("X-Checksum-Sha256"); sha && sha->size() == 64) {
+        int fd = ::open(temp_sum.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) throw SystemError(errno, "create", temp_sum);
+        write_all(fd, *sha, temp_sum);
+        ::close(fd);
+        return true;
+    }
+    fetch_http(client, url + ".sha256", temp_sum, retries, backoff);
+    return true;
 }
 #endif
 
@@ -197,9 +222,7 @@ void download_results_db(const std::string& url, const std::string& path, int re
         copy_local(u.path + ".sha256", temp_sum);
     } else if (u.scheme == "http" || u.scheme == "https") {
 #if APCLOUD_HAVE_SWIFT
-        http::HttpClient client;
-        fetch_http(client, url, temp_db, retries, backoff);
-        fetch_http(client, url + ".sha256", temp_sum, retries, backoff);
+        if (!fetch_over_http(url, path, temp_db, temp_sum, retries, backoff)) return;  // unchanged
 #else
         (void)retries;
         (void)backoff;

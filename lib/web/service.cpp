@@ -44,57 +44,6 @@ bool wait_for(const std::atomic<bool>& stop, double seconds) {
     return false;
 }
 
-// The index row of a run read from the store; nullopt while its result.tar is not there.
-std::optional<IndexedRun> read_run(Store& store, const ContainerInfo& container, const RunLocation& where) {
-    auto obj = store.get(container.name, where.dir() + "/result.tar");
-    if (!obj) return std::nullopt;
-    Result r = parse_result_tar(obj->data);
-    if (r.package && *r.package != where.package)
-        throw ParseError(
-            fmt::format("{}/{}/result.tar names package {}", container.name, where.dir(), *r.package));
-    return index_run(container, where, r);
-}
-
-// Adds every run of the store the index misses; returns how many were added.
-std::size_t backfill(Store& store, ResultsIndex& index, const std::atomic<bool>* stop) {
-    std::size_t added = 0;
-    for (const auto& name : store.list_containers()) {
-        if (stop && stop->load()) break;
-        const auto container = parse_container_name(name);
-        if (!container) continue;
-        const auto known = index.run_dirs(name);
-        ListOptions opts;
-        opts.delimiter = '@';  // one entry per run: RELEASE/ARCH/PREFIX/PACKAGE/RUN_ID@
-        std::vector<RunLocation> missing;
-        for (const auto& e : store.list_all(name, opts)) {
-            if (!e.subdir) continue;
-            auto where = parse_run_dir(e.name);
-            if (!where || std::binary_search(known.begin(), known.end(), where->dir())) continue;
-            missing.push_back(std::move(*where));
-        }
-        for (std::size_t i = 0; i < missing.size(); i += 200) {
-            std::vector<std::string> names;
-            const std::size_t end = std::min(missing.size(), i + 200);
-            for (std::size_t j = i; j < end; ++j) names.push_back(missing[j].dir() + "/result.tar");
-            auto objects = store.get_many(name, names);
-            std::vector<IndexedRun> runs;
-            for (std::size_t j = i; j < end; ++j) {
-                const auto& obj = objects[j - i];
-                if (!obj) continue;  // still being stored (or abandoned): next time
-                try {
-                    Result r = parse_result_tar(obj->data);
-                    if (r.package && *r.package != missing[j].package) continue;
-                    runs.push_back(index_run(*container, missing[j], r));
-                } catch (const ParseError& e) {
-                    logger.warn("skipping {}/{}: {}", name, missing[j].dir(), e.what());
-                }
-            }
-            added += index.add(runs);
-        }
-    }
-    return added;
-}
-
 }  // namespace
 
 std::uint64_t rebuild_index(const std::string& dir, const std::string& store_url,
@@ -106,7 +55,7 @@ std::uint64_t rebuild_index(const std::string& dir, const std::string& store_url
     std::uint64_t n = 0;
     {
         ResultsIndex index(fresh);
-        backfill(*store, index, nullptr);
+        backfill_index(*store, index);
         n = index.size();
     }
     fs::remove_all(dir + ".old", ec);
@@ -210,7 +159,7 @@ private:
             // The store may not list an object at once (Swift is eventually consistent).
             std::optional<IndexedRun> run;
             for (int attempt = 0; attempt < 5 && !run; ++attempt) {
-                run = read_run(*store_, *container, *where);
+                run = read_indexed_run(*store_, *container, *where);
                 if (!run && !wait_for(stop_, 0.2 * (1 << attempt))) return false;
             }
             if (!run) {
@@ -274,7 +223,7 @@ private:
     void backfill_periodically() {
         do {
             const auto t0 = std::chrono::steady_clock::now();
-            const std::size_t added = backfill(*store_, index_, &stop_);
+            const std::size_t added = backfill_index(*store_, index_, &stop_);
             logger.info("backfill added {} runs in {:.1f} s", added,
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
             metrics_.observe_ingest(added, 0);

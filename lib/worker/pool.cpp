@@ -15,6 +15,7 @@
 #include "autopkgtest_cloud/file_io.hpp"
 #include "autopkgtest_cloud/routing.hpp"
 #include "autopkgtest_cloud/tool.hpp"
+#include "autopkgtest_cloud/web.hpp"
 #include "autopkgtest_cloud/worker_config.hpp"
 
 namespace fs = std::filesystem;
@@ -30,12 +31,14 @@ std::string LocalSite::broker_url() const {
 std::string LocalSite::config_path() const {
     return data_dir + "/worker.conf";
 }
+std::string LocalSite::web_config_path() const { return data_dir + "/web.conf"; }
 std::string LocalSite::log_dir() const {
     return data_dir + "/log";
 }
 
 LocalSite prepare_local_site(const std::string& data_dir, const std::vector<std::string>& releases,
-                             const std::vector<std::string>& architectures) {
+                             const std::vector<std::string>& architectures, std::uint16_t web_port,
+                             const std::string& share_dir) {
     LocalSite site;
     site.data_dir = fs::absolute(data_dir).lexically_normal().string();
     if (site.data_dir.size() > 1 && site.data_dir.back() == '/') site.data_dir.pop_back();
@@ -61,6 +64,22 @@ LocalSite prepare_local_site(const std::string& data_dir, const std::vector<std:
         write_atomically(site.config_path(),
                          "# worker.conf for one machine: embedded broker, directory store, null runner.\n" +
                              render_worker_config(c));
+    }
+    if (!fs::exists(site.web_config_path())) {
+        WebConfig w;
+        w.port = web_port;
+        w.data_dir = site.data_dir + "/web";
+        w.releases = releases;
+        w.architectures = architectures;
+        w.share_dir = share_dir;
+        w.broker_url = site.broker_url();
+        w.store_url = site.store_url();
+        w.backfill_interval = 600;
+        w.publish_interval = 10;
+        w.status_interval = 10;
+        write_atomically(site.web_config_path(),
+                         "# web.conf for one machine: the embedded broker and the directory store.\n" +
+                             render_web_config(w));
     }
     return site;
 }

@@ -15,6 +15,7 @@
 #include <autopkgtest_cloud/routing.hpp>
 #include <autopkgtest_cloud/sinks.hpp>
 #include <autopkgtest_cloud/tool.hpp>
+#include <autopkgtest_cloud/web.hpp>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -24,6 +25,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <thread>
 
 namespace {
 
@@ -170,37 +172,87 @@ Run submit(CLI::App& cmd) {
     };
 }
 
+// Where the web service's files (openapi.yaml, templates, static) are: the
+// source tree's web/ for a build-tree program, else the installed share directory.
+std::string share_dir() {
+    if (const char* dir = std::getenv("APCLOUD_SHARE_DIR")) return dir;
+    if (std::filesystem::exists(APCLOUD_SOURCE_SHARE_DIR)) return APCLOUD_SOURCE_SHARE_DIR;
+    return APCLOUD_INSTALLED_SHARE_DIR;
+}
+
+// The web service of `apcloud up`, on a thread of its own; stops the pool when it fails.
+std::thread start_web(const apcloud::LocalSite& site) {
+    auto config =
+        apcloud::parse_web_config(apcloud::read_file(site.web_config_path()), apcloud::process_environment());
+    return std::thread([config] {
+        const int status = apcloud::run_main("apcloud up: web", [&] {
+#if APCLOUD_WITH_WEB
+            apcloud::run_web_service(config, stop_requested, [&](std::uint16_t port) {
+                std::cout << "web:    http://" << config.address << ":" << port << "/" << std::endl;
+            });
+#endif
+            return static_cast<int>(apcloud::exit_ok);
+        });
+        if (status != apcloud::exit_ok) stop_requested = true;
+    });
+}
+
 Run up(CLI::App& cmd) {
     struct Args {
         std::string data = "apcloud-data";
         int workers = 1;
+        std::uint16_t port = 8080;
+        bool no_web = false;
         std::vector<std::string> releases, arches;
     };
     auto a = std::make_shared<Args>();
-    cmd.add_option("--data", a->data, "data directory (results/, queue.db, worker.conf, log/)");
+    cmd.add_option("--data", a->data, "data directory (results/, queue.db, worker.conf, web.conf, web/, log/)");
     cmd.add_option("--workers", a->workers,
                    "number of worker processes (the null runner shares this host: keep 1)");
     cmd.add_option("--release", a->releases, "releases to serve (default: unstable)");
     cmd.add_option("--arch", a->arches, "architectures to serve (default: this machine's)");
+    cmd.add_option("--port", a->port, "web service port on 127.0.0.1 for a new web.conf (default 8080; 0: any)");
+    cmd.add_flag("--no-web", a->no_web, "run the workers only");
     return [a] {
         if (a->releases.empty()) a->releases = {"unstable"};
         if (a->arches.empty()) a->arches = {APCLOUD_HOST_ARCH};
-        auto site = apcloud::prepare_local_site(a->data, a->releases, a->arches);
+        auto site = apcloud::prepare_local_site(a->data, a->releases, a->arches, a->port, share_dir());
         std::cout << "store:  " << site.store_url() << "\nbroker: " << site.broker_url()
-                  << "\nconfig: " << site.config_path() << "\nlogs:   " << site.log_dir() << "\n"
-                  << a->workers << " worker(s) running; Ctrl-C stops them after their current test"
-                  << std::endl;
+                  << "\nconfig: " << site.config_path() << "\nlogs:   " << site.log_dir() << std::endl;
         struct sigaction sa {};
         sa.sa_handler = on_stop;
         sigaction(SIGINT, &sa, nullptr);
         sigaction(SIGTERM, &sa, nullptr);
+        std::thread web;
+        if (!a->no_web && APCLOUD_WITH_WEB) web = start_web(site);
+        std::cout << a->workers << " worker(s) running; Ctrl-C stops them after their current test" << std::endl;
         apcloud::PoolOptions po;
         po.worker_program = worker_program();
         po.worker_args = {"-c", site.config_path()};
         po.workers = a->workers;
         po.log_dir = site.log_dir();
         apcloud::run_worker_pool(po, stop_requested);
+        if (web.joinable()) web.join();
         return apcloud::exit_ok;
+    };
+}
+
+Run index_rebuild(CLI::App& cmd) {
+    struct Args {
+        std::string index, store;
+    };
+    auto a = std::make_shared<Args>();
+    cmd.add_option("--index", a->index, "the index directory (web.conf's data_dir + /index)")->required();
+    cmd.add_option("--store", a->store, "store URL (file:///..., swift+https://...)")->required();
+    return [a] {
+#if APCLOUD_WITH_WEB
+        const auto n = apcloud::rebuild_index(a->index, a->store, {}, apcloud::process_environment());
+        std::cout << n << " runs indexed in " << a->index << " (the previous index is in " << a->index
+                  << ".old)\n";
+        return static_cast<int>(apcloud::exit_ok);
+#else
+        throw apcloud::ConfigError("this build has no web service (meson option web)");
+#endif
     };
 }
 
@@ -244,8 +296,8 @@ Run queues(CLI::App& cmd) {
     };
 }
 
-// Every subcommand: name, help, and the function that declares its options
-// and returns what it runs.
+// Every subcommand: name ("group command" for nested ones), help, and the
+// function that declares its options and returns what it runs.
 const struct {
     const char* name;
     const char* help;
@@ -259,6 +311,7 @@ const struct {
     {"up", "Run a pool of workers on this machine (embedded broker, directory store)", up},
     {"listen", "Print events of a fanout exchange, one per line", listen},
     {"queues", "Print the number of requests waiting in each queue", queues},
+    {"index rebuild", "Rebuild the web service's results index from every container of the store", index_rebuild},
 };
 
 }  // namespace
@@ -267,8 +320,20 @@ int main(int argc, char** argv) {
     CLI::App app{"apcloud: autopkgtest-cloud requests, layout and result files"};
     app.require_subcommand(1);
     std::map<const CLI::App*, Run> runs;
+    std::map<std::string, CLI::App*> groups;
     for (const auto& c : commands) {
-        CLI::App* cmd = app.add_subcommand(c.name, c.help);
+        std::string name = c.name;
+        CLI::App* parent = &app;
+        if (auto space = name.find(' '); space != std::string::npos) {
+            auto& group = groups[name.substr(0, space)];
+            if (!group) {
+                group = app.add_subcommand(name.substr(0, space), "");
+                group->require_subcommand(1);
+            }
+            parent = group;
+            name = name.substr(space + 1);
+        }
+        CLI::App* cmd = parent->add_subcommand(name, c.help);
         runs[cmd] = c.setup(*cmd);
     }
     try {

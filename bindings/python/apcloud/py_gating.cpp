@@ -1,5 +1,6 @@
 // Python bindings of gating.hpp (what britney-style gating code uses).
 #include <pybind11/stl.h>
+#include <autopkgtest_cloud/feed.hpp>
 #include <autopkgtest_cloud/gating.hpp>
 #include <autopkgtest_cloud/store.hpp>
 
@@ -233,6 +234,35 @@ void register_collect(py::module_& m) {
         "IntegrityError on a checksum mismatch (path is left as it was), NotFound for a 404.");
 }
 
+// The web service's feed of new results.
+void register_feed(py::module_& m) {
+    py::class_<FeedResult>(m, "FeedResult", "One new result of the feed: where it is, and what gating reads.")
+        .def_readonly("container", &FeedResult::container, "The result container.")
+        .def_readonly("release", &FeedResult::release, "Release.")
+        .def_readonly("arch", &FeedResult::arch, "Architecture.")
+        .def_readonly("package", &FeedResult::package, "Source package.")
+        .def_readonly("result", &FeedResult::result, "The GatingResult (for record_results).")
+        .def("__repr__", [](const FeedResult& f) {
+            return "<FeedResult " + f.container + " " + f.package + "/" + f.arch + " " + f.result.run_id + ">";
+        });
+    py::class_<ResultsFeed>(m, "ResultsFeed",
+                            "A gating client's incremental sync from the web service's /api/v1/results feed; the\n"
+                            "cursor is kept in a file and saved by commit().")
+        .def(py::init<std::string, std::string>(), "web_url"_a, "cursor_path"_a,
+             "Resumes from the cursor in cursor_path (from the start when the file is absent).")
+        .def(
+            "fetch",
+            [](ResultsFeed& f, std::size_t max, int retries) {
+                py::gil_scoped_release r;
+                return f.fetch(max, retries);
+            },
+            "max"_a = 100000, "retries"_a = 4,
+            "The results indexed since the cursor (list of FeedResult), following pages; retries timeouts and 5xx.")
+        .def("commit", &ResultsFeed::commit, "Saves the cursor of the last fetch atomically (call once processed).")
+        .def_property_readonly("cursor", &ResultsFeed::cursor, "Where the next fetch starts.")
+        .def_property_readonly("bytes_received", &ResultsFeed::bytes_received, "Bytes fetched by this object.");
+}
+
 // Links shown with a result, and the request sinks.
 void register_links_and_sinks(py::module_& m) {
     py::class_<ResultLinks>(m, "ResultLinks", "Where people look at and act on one result.")
@@ -281,6 +311,7 @@ void register_links_and_sinks(py::module_& m) {
 void register_gating(py::module_& m) {
     register_state(m);
     register_collect(m);
+    register_feed(m);
     register_links_and_sinks(m);
 }
 
