@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -71,10 +72,49 @@ public:
     virtual void renew(const Delivery& delivery);
     /// Messages ready in the queue (not counting unacknowledged ones).
     virtual std::uint64_t queue_depth(const std::string& queue) = 0;
+    /// The bodies of up to `limit` ready messages of `queue`, in the order
+    /// consume would deliver them, for views of what is queued. Messages held
+    /// by a consumer (unacknowledged or leased) are not listed. The messages
+    /// stay queued: nothing is consumed, leased or acknowledged. A missing
+    /// queue is NotFound.
+    /// - Embedded: a read-only query; attempt counts and leases are untouched.
+    /// - AMQP, as the reference's queue view does it: basic.get without ack
+    ///   of up to `limit` messages on a channel of its own, then that channel
+    ///   is closed, so RabbitMQ puts them all back at their places (the
+    ///   broker's other channels, and the delivery it holds, are not
+    ///   touched). RabbitMQ then marks them redelivered: the next consume
+    ///   gets `redelivered` set (attempt 2 on a classic queue, which keeps no
+    ///   count; on a quorum queue each peek adds one to x-delivery-count).
+    ///   While a peek runs its messages are invisible to consumers, so a
+    ///   consumer active at the same time may get a later message first; with
+    ///   a single reader the order after the peek is the order before it.
+    virtual std::vector<std::string> peek(const std::string& queue, std::size_t limit) = 0;
     /// Publishes an event to a fanout exchange (teststatus / testcomplete).
     virtual void publish_event(const std::string& exchange, const std::string& body) = 0;
-    /// Subscribes to a fanout exchange.
+    /// Subscribes to a fanout exchange: a transient subscription, which gets
+    /// the events published while it lives and loses the others.
     virtual std::unique_ptr<Subscription> subscribe(const std::string& exchange) = 0;
+    /// Binds a durable queue to a fanout exchange, for a service that must
+    /// see every event, including those published while it was down (the web
+    /// service's `testcomplete` feed). Declares `queue` (durable) if absent;
+    /// from the call on, every event published to `exchange` is also queued
+    /// there, as a persistent message, and kept while nobody consumes. Read
+    /// it with consume/ack/requeue like any queue: an event is gone only when
+    /// acked, and one not acked comes back after a crash. Events published
+    /// before the first binding are not in it. Binding again (each service
+    /// start should) is harmless: the queue keeps its messages and gets each
+    /// event once. Meant for `testcomplete.fanout` (durable). Binding to
+    /// `teststatus.fanout` is allowed, but on RabbitMQ that exchange and its
+    /// events are transient: a RabbitMQ restart removes the exchange with its
+    /// bindings and the queued events (the queue stays), until bind_queue is
+    /// called again.
+    /// - Embedded: a copy of each event is inserted into every bound queue in
+    ///   the transaction that publishes the event, so no process sees one
+    ///   without the other; bindings live in the database file.
+    /// - AMQP: a durable classic queue (declared as the reference's web
+    ///   service does: durable, no arguments) bound to the exchange, which is
+    ///   declared durable except for teststatus.
+    virtual void bind_queue(const std::string& queue, const std::string& exchange) = 0;
 };
 
 /// Opens a broker from its URL:

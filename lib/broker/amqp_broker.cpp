@@ -176,6 +176,20 @@ public:
                         [&] { return queue_depth_locked(queue); });
     }
 
+    std::vector<std::string> peek(const std::string& queue, std::size_t limit) override {
+        check_name(queue, "queue");
+        std::lock_guard<std::mutex> lock(mu_);
+        try {
+            return retrying(fmt::format("peeking at queue {}", quote_for_message(queue)), [&] {
+                drain_queued();  // what came for the other channels first (see ensure_channel)
+                return peek_queue(*conn_, queue, limit);
+            });
+        } catch (const BrokerError& e) {
+            logger.warn("{}", e.what());
+            throw;
+        }
+    }
+
     void publish_event(const std::string& exchange, const std::string& body) override {
         check_name(exchange, "exchange");
         std::lock_guard<std::mutex> lock(mu_);
@@ -192,6 +206,23 @@ public:
 
     std::unique_ptr<Subscription> subscribe(const std::string& exchange) override {
         return make_amqp_subscription(p_, exchange);
+    }
+
+    void bind_queue(const std::string& queue, const std::string& exchange) override {
+        check_name(queue, "queue");
+        check_name(exchange, "exchange");
+        std::lock_guard<std::mutex> lock(mu_);
+        retrying(fmt::format("binding queue {} to exchange {}", quote_for_message(queue),
+                             quote_for_message(exchange)),
+                 [&] {
+                     const amqp_channel_t ch = ensure_channel(Role::admin);
+                     declare_fanout(*conn_, ch, exchange);
+                     declared_.insert(exchange);
+                     declare_queue_locked(queue);
+                     bind_to_fanout(*conn_, ensure_channel(Role::admin), queue, exchange);
+                 });
+        logger.info("bound durable queue {} to {} fanout exchange {}", quote_for_message(queue),
+                    exchange_is_durable(exchange) ? "durable" : "transient", quote_for_message(exchange));
     }
 
 private:

@@ -24,6 +24,14 @@ namespace apcloud {
 ///   same channel, so that a return means the broker has processed it;
 /// - dead_letter: a confirmed copy to `<queue>.dead` (headers
 ///   x-apcloud-reason, x-apcloud-queue), then the ack of the original;
+/// - peek: on a channel opened for it, a passive declare (NotFound), then
+///   basic.get without ack up to the limit, then channel.close, which makes
+///   RabbitMQ requeue them at their places, marked redelivered; messages
+///   unacked by consumers are never handed to basic.get;
+/// - bind_queue: the fanout exchange (durable but for teststatus) and a
+///   durable queue without arguments, as the reference's web service
+///   declares its own, bound to it; events are published persistent to
+///   durable exchanges, so the queue keeps them across restarts;
 /// - a lost connection is re-established (capped exponential backoff) by the
 ///   next call; deliveries held across the loss are stale (settling one is a
 ///   BrokerError; RabbitMQ delivers the message again); an unconfirmed

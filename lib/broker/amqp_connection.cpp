@@ -307,18 +307,31 @@ ChannelClose AmqpConnection::on_channel_close(amqp_channel_t ch, const amqp_meth
     auto it = channels_.find(ch);
     if (it == channels_.end() || !it->second.open)
         return it != channels_.end() ? it->second.closed.value_or(c) : c;
-    it->second.open = false;
-    it->second.closed = c;
+    mark_closed(ch, c);
+    amqp_channel_close_ok_t ok{};
+    check_status(amqp_send_method(conn_, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok),
+                 fmt::format("answering the close of channel {}", ch));
+    return c;
+}
+
+void AmqpConnection::close_channel(amqp_channel_t ch, const std::string& what) {
+    if (!channel_open(ch)) return;
+    // check() handles a channel.close from the broker that crossed ours.
+    check(amqp_channel_close(conn_, ch, AMQP_REPLY_SUCCESS), ch, what);
+    mark_closed(ch, ChannelClose{AMQP_REPLY_SUCCESS, "closed by this client"});
+    amqp_maybe_release_buffers_on_channel(conn_, ch);
+}
+
+void AmqpConnection::mark_closed(amqp_channel_t ch, const ChannelClose& c) {
+    ChannelState& st = channels_[ch];
+    st.open = false;
+    st.closed = c;
     closed_order_.push_back(ch);
     while (closed_order_.size() > kClosedChannelsKept) {
         auto old = channels_.find(closed_order_.front());
         if (old != channels_.end() && !old->second.open) channels_.erase(old);
         closed_order_.pop_front();
     }
-    amqp_channel_close_ok_t ok{};
-    check_status(amqp_send_method(conn_, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok),
-                 fmt::format("answering the close of channel {}", ch));
-    return c;
 }
 
 void AmqpConnection::on_connection_close(const amqp_method_t& m, const std::string& what) {
@@ -391,6 +404,44 @@ void declare_fanout(AmqpConnection& c, amqp_channel_t ch, const std::string& exc
                           0, 0, amqp_empty_table);
     c.check_reply(ch, fmt::format("declaring fanout exchange {} ({})", quote_for_message(exchange),
                                   durable ? "durable" : "transient"));
+}
+
+void bind_to_fanout(AmqpConnection& c, amqp_channel_t ch, const std::string& queue,
+                    const std::string& exchange) {
+    amqp_queue_bind(c.get(), ch, as_bytes(queue), as_bytes(exchange), amqp_empty_bytes, amqp_empty_table);
+    c.check_reply(ch, fmt::format("binding queue {} to exchange {}", quote_for_message(queue),
+                                  quote_for_message(exchange)));
+    amqp_maybe_release_buffers_on_channel(c.get(), ch);
+}
+
+std::vector<std::string> peek_queue(AmqpConnection& c, const std::string& queue, std::size_t limit) {
+    const std::string what = fmt::format("peeking at queue {}", quote_for_message(queue));
+    std::vector<std::string> bodies;
+    const amqp_channel_t ch = c.open_new_channel();
+    try {
+        // A passive declare: NotFound for a missing queue even with limit 0,
+        // and no basic.get beyond the messages ready now.
+        auto* ok = amqp_queue_declare(c.get(), ch, as_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+        c.check_reply(ch, what);
+        const std::uint64_t ready = ok->message_count;
+        amqp_maybe_release_buffers_on_channel(c.get(), ch);
+        while (bodies.size() < limit && bodies.size() < ready) {
+            amqp_rpc_reply_t r = amqp_basic_get(c.get(), ch, as_bytes(queue), 0);
+            c.check(r, ch, what);
+            if (r.reply.id != AMQP_BASIC_GET_OK_METHOD) break;  // taken by a consumer meanwhile
+            bodies.push_back(read_content(c, ch, what).body);
+            amqp_maybe_release_buffers_on_channel(c.get(), ch);
+        }
+        c.close_channel(ch, what);
+    } catch (const ConnectionLost&) {
+        throw;  // the channel went with the connection, and its messages back to the queue
+    } catch (...) {
+        // A channel error has closed it already; anything else must not
+        // leave messages hidden on an open channel.
+        c.close_channel(ch, what);
+        throw;
+    }
+    return bodies;
 }
 
 // --- Keepalive ----------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "autopkgtest_cloud/error.hpp"
 #include "broker/amqp_params.hpp"
@@ -101,6 +102,11 @@ public:
 
     /// Answers a channel.close from the broker and marks the channel closed.
     ChannelClose on_channel_close(amqp_channel_t ch, const amqp_method_t& m);
+    /// Closes channel `ch` from our side (channel.close, then its close-ok):
+    /// RabbitMQ requeues whatever it delivered there unacknowledged. The
+    /// other channels of the connection are not touched. Nothing happens
+    /// for a channel already closed.
+    void close_channel(amqp_channel_t ch, const std::string& what);
     /// Answers a connection.close from the broker; always throws ConnectionLost.
     [[noreturn]] void on_connection_close(const amqp_method_t& m, const std::string& what);
     /// Marks the connection dead and throws ConnectionLost for `what`.
@@ -114,6 +120,7 @@ private:
     void open_socket(const AmqpParams& p);
     void log_in(const AmqpParams& p);
     void check_login(const amqp_rpc_reply_t& r, const AmqpParams& p);
+    void mark_closed(amqp_channel_t ch, const ChannelClose& c);
 
     const std::string redacted_;
     amqp_connection_state_t conn_ = nullptr;
@@ -150,6 +157,18 @@ bool exchange_is_durable(const std::string& exchange);
 
 /// Declares the fanout exchange `exchange` (durable or not, as above).
 void declare_fanout(AmqpConnection& c, amqp_channel_t ch, const std::string& exchange);
+
+/// Binds `queue` (already declared) to the fanout exchange `exchange`.
+void bind_to_fanout(AmqpConnection& c, amqp_channel_t ch, const std::string& queue,
+                    const std::string& exchange);
+
+/// The bodies of up to `limit` ready messages of `queue`, in queue order,
+/// left queued: basic.get without ack on a channel opened for the purpose,
+/// which is then closed, so that RabbitMQ requeues them at their places
+/// (marked redelivered). A missing queue is NotFound (the broker closes that
+/// channel only). The caller has handled the frames queued for its other
+/// channels (a new channel is opened here).
+std::vector<std::string> peek_queue(AmqpConnection& c, const std::string& queue, std::size_t limit);
 
 /// Keeps a connection alive while its owner is busy elsewhere for a long time
 /// (a worker runs a test for hours holding its delivery): without heartbeats

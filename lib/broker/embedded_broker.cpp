@@ -29,6 +29,23 @@
 //   deleted on publish; subscribers whose expiry (renewed like a lease, by
 //   their own process with its own lease option) has passed are deleted then
 //   too: their process died, and they must not pin events.
+// - Bound queues (bind_queue): a subscriber that must see every event, even
+//   those published while its process is down, needs a queue, not a cursor
+//   kept alive by a heartbeat. bindings(exchange, queue) names them, and
+//   publish_event inserts a message per bound queue in the same IMMEDIATE
+//   transaction as the event: a reader sees both or neither, a binding made
+//   after the event (itself a transaction) cannot get it, and a binding made
+//   before cannot miss it. From there they are ordinary messages (ids in
+//   publish order, leases, acks, requeues, dead letters) in a durable queue,
+//   so they survive restarts and a crashed consumer's event comes back.
+//   Such a publish_event takes responsibility for messages, so it is synced
+//   as publish is. Schema version 2 added the table; a version 1 file is
+//   upgraded in place when opened. Every process sharing the file must run
+//   a library that knows bindings: an older one refuses a version 2 file
+//   when it opens it (one that opened it before the upgrade would publish
+//   events without copies: restart it).
+// - Peeking (peek) is one read-only SELECT of the ready messages in id
+//   order: no lease, no attempt count, no write lock.
 // - Waiting: consume and Subscription::next poll `PRAGMA data_version`, which
 //   changes when another connection commits and costs no table read, with a
 //   1..25 ms backoff, and re-check at least once a second and when the
@@ -39,9 +56,10 @@
 //   FULL syncs the WAL at every commit, about 4 ms here, which would cap a
 //   worker pool at ~100 round trips/s. The default (`synchronous=publish`)
 //   syncs only the commits that take responsibility for a message: publish,
-//   dead_letter and declare_queue (a publisher confirm means "on disk", as
-//   with RabbitMQ's persistent messages); leases, acks, requeues and events
-//   commit with NORMAL. Losing those in a power cut only delivers a message
+//   dead_letter, declare_queue, bind_queue and events copied into bound
+//   queues (a publisher confirm means "on disk", as with RabbitMQ's
+//   persistent messages); leases, acks, requeues and other events commit
+//   with NORMAL. Losing those in a power cut only delivers a message
 //   again (at-least-once, as when a worker dies), never loses one. A synced
 //   commit also makes every earlier WAL frame durable. `full` syncs every
 //   commit; `normal` none (thousands of round trips/s, process-crash safe).
@@ -84,7 +102,40 @@ using SteadyClock = std::chrono::steady_clock;
 
 const detail::Logger logger("embedded-broker");
 
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
+
+// Schema version 1: queues, messages, transient subscriptions and their events.
+constexpr const char* schema_v1 = R"sql(
+    CREATE TABLE queues (name TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        body BLOB NOT NULL,
+        lease_until INTEGER NOT NULL DEFAULT 0,
+        owner TEXT,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '');
+    CREATE INDEX messages_by_queue ON messages (queue, id);
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        exchange TEXT NOT NULL,
+        cursor INTEGER NOT NULL,
+        expires INTEGER NOT NULL);
+    CREATE INDEX subscribers_by_exchange ON subscribers (exchange);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        exchange TEXT NOT NULL,
+        body BLOB NOT NULL);
+    CREATE INDEX events_by_exchange ON events (exchange, id);
+)sql";
+
+// Version 2 adds the durable queues bound to fanout exchanges.
+constexpr const char* schema_v2 = R"sql(
+    CREATE TABLE bindings (
+        exchange TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        PRIMARY KEY (exchange, queue)) WITHOUT ROWID;
+)sql";
 constexpr std::size_t max_name_bytes = 255;  // AMQP's limit for queue names
 constexpr std::int64_t max_lease_ms = 7LL * 24 * 3600 * 1000;
 constexpr milliseconds max_poll_pause{25};
@@ -250,35 +301,17 @@ private:
         SQLite::Transaction txn(db_, SQLite::TransactionBehavior::IMMEDIATE);
         int v = user_version();
         if (v == schema_version) return;
-        if (v != 0)
+        if (v != 0 && v != 1)
             throw BrokerError(
-                fmt::format("broker database {} has schema version {}, this library knows version {}", o.path,
-                            v, schema_version));
-        db_.exec(R"sql(
-            CREATE TABLE queues (name TEXT PRIMARY KEY) WITHOUT ROWID;
-            CREATE TABLE messages (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                queue TEXT NOT NULL,
-                body BLOB NOT NULL,
-                lease_until INTEGER NOT NULL DEFAULT 0,
-                owner TEXT,
-                attempt INTEGER NOT NULL DEFAULT 0,
-                reason TEXT NOT NULL DEFAULT '');
-            CREATE INDEX messages_by_queue ON messages (queue, id);
-            CREATE TABLE subscribers (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                exchange TEXT NOT NULL,
-                cursor INTEGER NOT NULL,
-                expires INTEGER NOT NULL);
-            CREATE INDEX subscribers_by_exchange ON subscribers (exchange);
-            CREATE TABLE events (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                exchange TEXT NOT NULL,
-                body BLOB NOT NULL);
-            CREATE INDEX events_by_exchange ON events (exchange, id);
-        )sql");
+                fmt::format("broker database {} has schema version {}, this library knows versions 1 to {}",
+                            o.path, v, schema_version));
+        if (v == 0) db_.exec(schema_v1);
+        db_.exec(schema_v2);
         db_.exec(fmt::format("PRAGMA user_version={}", schema_version));
         txn.commit();
+        if (v == 1)
+            logger.info("{}: upgraded the broker database from schema version 1 to {} (bound queues)", o.path,
+                        schema_version);
     }
 
     int user_version() {
@@ -296,7 +329,7 @@ private:
 /// Runs `f`, turning SQLite's exceptions into BrokerError naming the
 /// operation, its subject and the database.
 template <class F>
-auto guarded(const Options& o, const char* what, const std::string& subject, F&& f) -> decltype(f()) {
+auto guarded(const Options& o, const std::string& what, const std::string& subject, F&& f) -> decltype(f()) {
     try {
         return f();
     } catch (const SQLite::Exception& e) {
@@ -564,9 +597,7 @@ public:
         check_name("queue", queue);
         guarded(opts_, "declaring queue", queue, [&] {
             conn_->synced(true);
-            Query q = conn_->query("INSERT OR IGNORE INTO queues (name) VALUES (?1)");
-            q->bind(1, queue);
-            q->exec();
+            add_queue(queue);
         });
     }
 
@@ -643,11 +674,7 @@ public:
         int moved = guarded(opts_, "dead-lettering a message of queue", delivery.queue, [&] {
             conn_->synced(true);
             SQLite::Transaction txn(conn_->db(), SQLite::TransactionBehavior::IMMEDIATE);
-            {
-                Query q = conn_->query("INSERT OR IGNORE INTO queues (name) VALUES (?1)");
-                q->bind(1, dead);
-                q->exec();
-            }
+            add_queue(dead);
             {
                 Query q = conn_->query(
                     "INSERT INTO messages (queue, body, reason) SELECT ?4, body, ?5 FROM messages "
@@ -683,39 +710,71 @@ public:
         });
     }
 
+    std::vector<std::string> peek(const std::string& queue, std::size_t limit) override {
+        check_name("queue", queue);
+        try {
+            return guarded(opts_, "peeking at queue", queue, [&] {
+                if (!queue_exists(queue)) throw not_found(queue);
+                std::vector<std::string> bodies;
+                if (limit == 0) return bodies;
+                // The ready messages as oldest_ready would take them, one after the other.
+                Query q = conn_->query(
+                    "SELECT body FROM messages WHERE queue=?1 AND lease_until<=?2 ORDER BY id LIMIT ?3");
+                q->bind(1, queue);
+                q->bind(2, wall_ms());
+                q->bind(3, static_cast<std::int64_t>(
+                               std::min<std::size_t>(limit, static_cast<std::size_t>(INT64_MAX))));
+                while (q->executeStep()) bodies.push_back(column_bytes(q->getColumn(0)));
+                return bodies;
+            });
+        } catch (const BrokerError& e) {
+            logger.warn("{}", e.what());
+            throw;
+        }
+    }
+
     void publish_event(const std::string& exchange, const std::string& body) override {
         check_name("exchange", exchange);
         guarded(opts_, "publishing to exchange", exchange, [&] {
-            conn_->synced(false);
+            // Copies into bound queues are messages we take responsibility
+            // for (see the notes); the setting cannot change inside the
+            // transaction, hence the look before it.
+            conn_->synced(has_bindings(exchange));
             std::int64_t now = wall_ms();
             SQLite::Transaction txn(conn_->db(), SQLite::TransactionBehavior::IMMEDIATE);
             drop_dead_subscribers(now);
-            std::int64_t subscribers = 0;
-            {
-                Query q = conn_->query("SELECT count(*) FROM subscribers WHERE exchange=?1");
-                q->bind(1, exchange);
-                q->executeStep();
-                subscribers = q->getColumn(0).getInt64();
-            }
-            {
-                // Whatever every subscriber has read (all of it when there is
-                // no subscriber left) is garbage.
-                Query q = conn_->query(
-                    "DELETE FROM events WHERE exchange=?1 AND id <= coalesce("
-                    "(SELECT min(cursor) FROM subscribers WHERE exchange=?1), 9223372036854775807)");
-                q->bind(1, exchange);
-                q->exec();
-            }
-            if (subscribers > 0) {
-                // As a fanout exchange without bound queues does, drop events
-                // nobody listens to.
-                Query q = conn_->query("INSERT INTO events (exchange, body) VALUES (?1, ?2)");
-                q->bind(1, exchange);
-                bind_bytes(*q, 2, body);
-                q->exec();
-            }
+            store_for_subscribers(exchange, body);
+            Query q = conn_->query(
+                "INSERT INTO messages (queue, body) SELECT queue, ?2 FROM bindings WHERE exchange=?1 "
+                "ORDER BY queue");
+            q->bind(1, exchange);
+            bind_bytes(*q, 2, body);
+            q->exec();
             txn.commit();
         });
+    }
+
+    void bind_queue(const std::string& queue, const std::string& exchange) override {
+        check_name("queue", queue);
+        check_name("exchange", exchange);
+        const std::string what = fmt::format("binding to exchange {} the queue", quote_for_message(exchange));
+        bool created = guarded(opts_, what, queue, [&] {
+            conn_->synced(true);
+            SQLite::Transaction txn(conn_->db(), SQLite::TransactionBehavior::IMMEDIATE);
+            add_queue(queue);
+            Query q = conn_->query("INSERT OR IGNORE INTO bindings (exchange, queue) VALUES (?1, ?2)");
+            q->bind(1, exchange);
+            q->bind(2, queue);
+            bool added = q->exec() > 0;
+            txn.commit();
+            return added;
+        });
+        if (created)
+            logger.info("{}: bound queue {} to exchange {}: it gets every event published there from now on",
+                        opts_.path, quote_for_message(queue), quote_for_message(exchange));
+        else
+            logger.debug("{}: queue {} was already bound to exchange {}", opts_.path,
+                         quote_for_message(queue), quote_for_message(exchange));
     }
 
     std::unique_ptr<Subscription> subscribe(const std::string& exchange) override {
@@ -765,6 +824,48 @@ private:
         Query q = conn_->query("SELECT 1 FROM queues WHERE name=?1");
         q->bind(1, queue);
         return q->executeStep();
+    }
+
+    void add_queue(const std::string& queue) {
+        Query q = conn_->query("INSERT OR IGNORE INTO queues (name) VALUES (?1)");
+        q->bind(1, queue);
+        q->exec();
+    }
+
+    bool has_bindings(const std::string& exchange) {
+        Query q = conn_->query("SELECT 1 FROM bindings WHERE exchange=?1 LIMIT 1");
+        q->bind(1, exchange);
+        return q->executeStep();
+    }
+
+    // The event for the transient subscribers (inside publish_event's
+    // transaction): stored once if anyone listens, and what every subscriber
+    // has read is deleted.
+    void store_for_subscribers(const std::string& exchange, const std::string& body) {
+        std::int64_t subscribers = 0;
+        {
+            Query q = conn_->query("SELECT count(*) FROM subscribers WHERE exchange=?1");
+            q->bind(1, exchange);
+            q->executeStep();
+            subscribers = q->getColumn(0).getInt64();
+        }
+        {
+            // Whatever every subscriber has read (all of it when there is
+            // no subscriber left) is garbage.
+            Query q = conn_->query(
+                "DELETE FROM events WHERE exchange=?1 AND id <= coalesce("
+                "(SELECT min(cursor) FROM subscribers WHERE exchange=?1), 9223372036854775807)");
+            q->bind(1, exchange);
+            q->exec();
+        }
+        if (subscribers > 0) {
+            // As a fanout exchange does, drop events no subscriber listens
+            // to (bound queues have their own copies).
+            Query q = conn_->query("INSERT INTO events (exchange, body) VALUES (?1, ?2)");
+            q->bind(1, exchange);
+            bind_bytes(*q, 2, body);
+            q->exec();
+        }
     }
 
     void bind_held(Query& q) {

@@ -18,11 +18,12 @@ namespace apcloud {
 ///   so tests longer than the lease are fine. Subscribers of fanout exchanges
 ///   whose process died are dropped after the same time.
 /// - `synchronous=publish|full|normal` (default publish): with `publish`,
-///   publish, dead_letter and declare_queue return once synced to disk (a
-///   published message survives a power cut), while leases, acks and events
-///   are not synced (a power cut may deliver a message again, never lose
-///   one); `full` syncs every commit; `normal` none (safe against process
-///   crashes only, and much faster: no fsync per message).
+///   publish, dead_letter, declare_queue, bind_queue and publish_event to an
+///   exchange with bound queues return once synced to disk (a published
+///   message survives a power cut), while leases, acks and other events are
+///   not synced (a power cut may deliver a message again, never lose one);
+///   `full` syncs every commit; `normal` none (safe against process crashes
+///   only, and much faster: no fsync per message).
 /// - `busy_timeout=<milliseconds>` (default 30000): how long an operation
 ///   waits for another process's write before failing with BrokerError.
 /// A Broker object must not be used across fork(); open a new one in the child.

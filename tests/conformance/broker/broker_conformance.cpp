@@ -269,6 +269,34 @@ std::string drain_until_stop(Broker& b, const std::string& queue, std::vector<st
     }
 }
 
+/// Consumes and acks until `queue` stays empty for `idle`; the bodies in
+/// the order they came.
+std::vector<std::string> consume_all(Broker& b, const std::string& queue, milliseconds idle = 500ms) {
+    std::vector<std::string> got;
+    while (auto d = b.consume({queue}, idle)) {
+        b.ack(*d);
+        got.push_back(d->body);
+    }
+    return got;
+}
+
+/// Checks that `s` gives exactly `want`, in order, and then nothing.
+void check_events(Subscription& s, const std::vector<std::string>& want) {
+    for (const auto& w : want) {
+        auto got = s.next(5s);
+        REQUIRE(got);
+        CHECK(*got == w);
+    }
+    CHECK_FALSE(s.next(200ms));
+}
+
+/// "e0", "e1", ...: events (or messages) numbered from 0.
+std::vector<std::string> numbered(const std::string& prefix, int n) {
+    std::vector<std::string> out;
+    for (int i = 0; i < n; ++i) out.push_back(prefix + std::to_string(i));
+    return out;
+}
+
 /// Stops a child process at a moment it holds no write lock on the embedded
 /// database (a process stopped inside a transaction would block everyone).
 void stop_outside_transaction(pid_t pid) {
@@ -578,14 +606,7 @@ TEST_CASE("fanout: every subscriber gets each event published after it subscribe
     for (int i = 0; i < 20; ++i)
         events.push_back("{\"running\": true, \"n\": " + std::to_string(i) + ", \"logtail\": \"ü\\n\"}");
     for (const auto& e : events) publisher->publish_event(ex, e);
-    for (Subscription* s : {s1.get(), s2.get(), s3.get()}) {
-        for (const auto& want : events) {
-            auto got = s->next(5s);
-            REQUIRE(got);
-            CHECK(*got == want);
-        }
-        CHECK_FALSE(s->next(200ms));
-    }
+    for (Subscription* s : {s1.get(), s2.get(), s3.get()}) check_events(*s, events);
 }
 
 TEST_CASE("fanout: a subscriber that is gone or idle does not hold up the others") {
@@ -614,6 +635,253 @@ TEST_CASE("fanout: a subscriber that is gone or idle does not hold up the others
     got = reader->next(5s);
     REQUIRE(got);
     CHECK(*got == "after");
+}
+
+// ---- bound queues: durable subscriptions to fanout exchanges ----
+
+TEST_CASE("bind_queue: events published while nobody consumes are all delivered afterwards, in order, once") {
+    const auto ex = unique_exchange();
+    const auto q = unique_queue();
+    open()->bind_queue(q, ex);  // the web service starts, binds, and goes down
+    auto worker = open();
+    std::vector<std::string> events;
+    for (int i = 0; i < 20; ++i)
+        events.push_back("{\"package\": \"p" + std::to_string(i) + "\", \"exitcode\": 0, \"ü\": \"\\n\"}");
+    for (const auto& e : events) worker->publish_event(ex, e);
+    CHECK(depth_eventually(*worker, q, events.size()) == events.size());
+
+    auto web = open();       // back up
+    web->bind_queue(q, ex);  // as every start does: the queue keeps what it holds
+    CHECK(web->peek(q, 100) == events);
+    for (const auto& want : events) {
+        auto d = web->consume({q}, 5s);
+        REQUIRE(d);
+        CHECK(d->body == want);
+        CHECK(d->queue == q);
+        web->ack(*d);
+    }
+    CHECK_FALSE(web->consume({q}, 200ms));
+    CHECK(web->queue_depth(q) == 0);
+    CHECK(consume_all(*open(), q, 200ms).empty());  // acked is gone for everyone
+    // And it goes on getting new events.
+    worker->publish_event(ex, "later");
+    auto d = web->consume({q}, 5s);
+    REQUIRE(d);
+    CHECK(d->body == "later");
+    web->ack(*d);
+}
+
+TEST_CASE("bind_queue: an event not acked is delivered again, and every event is acked once") {
+    const auto ex = unique_exchange();
+    const auto q = unique_queue();
+    auto b = open();
+    b->bind_queue(q, ex);
+    b->publish_event(ex, "first");
+    b->publish_event(ex, "second");
+    {
+        auto crashed = open();
+        auto d = crashed->consume({q}, 5s);
+        REQUIRE(d);
+        CHECK(d->body == "first");
+    }  // gone without ack
+    std::multiset<std::string> acked;
+    bool first_again = false;
+    while (auto d = b->consume({q}, 500ms)) {
+        if (d->body == "first") {
+            first_again = true;
+            CHECK(d->redelivered);
+            if (embedded()) CHECK(d->attempt == 2);
+        }
+        b->ack(*d);
+        acked.insert(d->body);
+    }
+    CHECK(first_again);
+    CHECK(acked == std::multiset<std::string>{"first", "second"});
+    if (embedded()) {
+        // The embedded broker keeps the order: the message kept its place.
+        b->publish_event(ex, "third");
+        b->publish_event(ex, "fourth");
+        auto d = b->consume({q}, 5s);
+        REQUIRE(d);
+        b->requeue(*d);
+        CHECK(consume_all(*b, q) == std::vector<std::string>{"third", "fourth"});
+    }
+}
+
+TEST_CASE("bind_queue: two bound queues and a subscription each get every event") {
+    const auto ex = unique_exchange();
+    const auto q1 = unique_queue(), q2 = unique_queue();
+    auto b1 = open();
+    auto b2 = open();
+    b1->bind_queue(q1, ex);
+    b2->bind_queue(q2, ex);
+    auto sub = b1->subscribe(ex);  // transient subscriptions work as before beside them
+    const auto events = numbered("e", 10);
+    for (const auto& e : events) b2->publish_event(ex, e);
+    CHECK(consume_all(*b1, q1) == events);
+    CHECK(consume_all(*b2, q2) == events);
+    check_events(*sub, events);
+}
+
+TEST_CASE("bind_queue: binding twice is harmless, and a declared queue keeps its messages") {
+    const auto ex = unique_exchange();
+    const auto q = unique_queue();
+    auto b = open();
+    b->declare_queue(q);
+    b->publish(q, "direct");
+    b->bind_queue(q, ex);
+    b->bind_queue(q, ex);
+    open()->bind_queue(q, ex);  // another connection, as a restarted service
+    CHECK(depth_eventually(*b, q, 1) == 1);
+    b->publish_event(ex, "event");
+    CHECK(depth_eventually(*b, q, 2) == 2);  // one copy, not one per bind
+    CHECK(consume_all(*b, q) == std::vector<std::string>{"direct", "event"});
+    // It is still an ordinary queue.
+    b->publish(q, "direct again");
+    CHECK(consume_all(*b, q) == std::vector<std::string>{"direct again"});
+}
+
+TEST_CASE("bind_queue: a queue bound after an event does not get it") {
+    const auto ex = unique_exchange();
+    const auto early = unique_queue(), late = unique_queue();
+    auto b = open();
+    b->publish_event(ex, "before any binding");
+    b->bind_queue(early, ex);
+    b->publish_event(ex, "e1");
+    b->bind_queue(late, ex);
+    b->publish_event(ex, "e2");
+    CHECK(consume_all(*b, late) == std::vector<std::string>{"e2"});
+    CHECK(consume_all(*b, early) == std::vector<std::string>{"e1", "e2"});
+}
+
+TEST_CASE("bind_queue: bad names are errors naming what is wrong") {
+    auto b = open();
+    CHECK_THROWS_AS(b->bind_queue("", unique_exchange()), apcloud::Error);
+    CHECK_THROWS_AS(b->bind_queue(unique_queue(), ""), apcloud::Error);
+    const std::string long_name(256, 'q');
+    try {
+        b->bind_queue(long_name, unique_exchange());
+        FAIL_CHECK("accepted a queue name of 256 bytes");
+    } catch (const apcloud::Error& e) {
+        CHECK(std::string(e.what()).find("255") != std::string::npos);
+    }
+}
+
+// ---- peek: what is queued, left queued ----
+
+TEST_CASE("peek lists the ready messages in delivery order and leaves them queued") {
+    auto b = open();
+    const auto q = unique_queue();
+    b->declare_queue(q);
+    CHECK(b->peek(q, 10).empty());
+    const auto messages = numbered("m", 5);
+    for (const auto& m : messages) b->publish(q, m);
+    CHECK(b->peek(q, 10) == messages);
+    CHECK(b->peek(q, 10) == messages);  // nothing was taken
+    CHECK(b->peek(q, 3) == std::vector<std::string>(messages.begin(), messages.begin() + 3));
+    CHECK(b->peek(q, 1) == std::vector<std::string>{"m0"});
+    CHECK(b->peek(q, 0).empty());
+    CHECK(depth_eventually(*b, q, 5) == 5);
+    auto other = open();
+    CHECK(other->peek(q, 100) == messages);
+    CHECK(other->queue_depth(q) == 5);
+
+    for (const auto& want : messages) {
+        auto d = b->consume({q}, 5s);
+        REQUIRE(d);
+        CHECK(d->body == want);
+        if (embedded()) {
+            // Not even counted as a delivery (RabbitMQ marks them redelivered).
+            CHECK(d->attempt == 1);
+            CHECK_FALSE(d->redelivered);
+        }
+        b->ack(*d);
+    }
+    CHECK(b->peek(q, 10).empty());
+}
+
+TEST_CASE("peek keeps bodies byte-exact") {
+    auto b = open();
+    const auto q = unique_queue();
+    b->declare_queue(q);
+    std::string big(200 * 1024, 'x');
+    for (std::size_t i = 0; i < big.size(); i += 13) big[i] = static_cast<char>(i % 256);
+    const std::vector<std::string> bodies = {std::string("nul\0inside", 10), "", "Grüße\r\n", big};
+    for (const auto& body : bodies) b->publish(q, body);
+    auto got = b->peek(q, 10);
+    REQUIRE(got.size() == bodies.size());
+    for (std::size_t i = 0; i < bodies.size(); ++i)
+        CHECK_MESSAGE(got[i] == bodies[i], difference(got[i], bodies[i]));
+    CHECK(consume_all(*b, q) == bodies);
+}
+
+TEST_CASE("peek does not list messages held by a consumer, and does not disturb them") {
+    auto holder = open();
+    auto viewer = open();
+    const auto q = unique_queue();
+    holder->declare_queue(q);
+    for (const auto& m : {"held", "m1", "m2"}) holder->publish(q, m);
+    auto d = holder->consume({q}, 5s);
+    REQUIRE(d);
+    CHECK(d->body == "held");
+    CHECK(viewer->peek(q, 10) == std::vector<std::string>{"m1", "m2"});
+    CHECK(holder->peek(q, 10) == std::vector<std::string>{"m1", "m2"});  // beside its own delivery
+    holder->requeue(*d);  // the delivery is still the holder's to settle
+    auto listed = viewer->peek(q, 10);
+    CHECK(std::multiset<std::string>(listed.begin(), listed.end()) ==
+          std::multiset<std::string>{"held", "m1", "m2"});
+    d = holder->consume({q}, 5s);
+    REQUIRE(d);
+    CHECK(viewer->peek(q, 10).size() == 2);
+    holder->ack(*d);
+    CHECK(consume_all(*viewer, q).size() == 2);
+    CHECK(holder->peek(q, 10).empty());
+}
+
+TEST_CASE("peek of a missing queue is NotFound naming it; the broker and its delivery go on") {
+    auto b = open();
+    const auto q = unique_queue();
+    b->declare_queue(q);
+    b->publish(q, "held");
+    b->publish(q, "next");
+    auto d = b->consume({q}, 5s);
+    REQUIRE(d);
+    const auto missing = unique_queue();
+    try {
+        b->peek(missing, 5);
+        FAIL_CHECK("peek of a missing queue succeeded");
+    } catch (const NotFound& e) {
+        CHECK_MESSAGE(std::string(e.what()).find(missing) != std::string::npos, e.what());
+    }
+    CHECK_THROWS_AS(b->peek(missing, 0), NotFound);
+    CHECK_THROWS_AS(b->peek("", 1), apcloud::Error);
+    CHECK(b->peek(q, 5) == std::vector<std::string>{"next"});
+    b->ack(*d);  // the consumer's delivery was not touched by the failed peeks
+    CHECK(consume_all(*b, q) == std::vector<std::string>{"next"});
+    CHECK(b->queue_depth(q) == 0);
+}
+
+TEST_CASE("peek shows a dead-letter queue and a bound queue like any other") {
+    auto b = open();
+    const auto q = unique_queue();
+    b->declare_queue(q);
+    b->publish(q, "poison");
+    auto d = b->consume({q}, 5s);
+    REQUIRE(d);
+    b->dead_letter(*d, "bad");
+    CHECK(depth_eventually(*b, q + ".dead", 1) == 1);
+    CHECK(b->peek(q + ".dead", 5) == std::vector<std::string>{"poison"});
+    auto dd = b->consume({q + ".dead"}, 5s);
+    REQUIRE(dd);
+    CHECK(dd->reason == "bad");  // peeking kept the reason
+    b->ack(*dd);
+
+    const auto ex = unique_exchange();
+    const auto web = unique_queue();
+    b->bind_queue(web, ex);
+    b->publish_event(ex, "{\"exitcode\": 4}");
+    CHECK(b->peek(web, 5) == std::vector<std::string>{"{\"exitcode\": 4}"});
+    CHECK(consume_all(*b, web).size() == 1);
 }
 
 TEST_CASE("1000 messages are delivered exactly once across two concurrent consumers") {
@@ -757,6 +1025,86 @@ TEST_CASE("embedded: a dead subscriber is dropped and keeps no events" *
     CHECK(count("SELECT count(*) FROM events WHERE exchange=?1") <= 2);
 }
 
+TEST_CASE("embedded: a bound queue across processes: another's events wait, a killed consumer's comes back" *
+          doctest::skip(!embedded_selected())) {
+    const auto ex = unique_exchange();
+    const auto q = unique_queue();
+    open()->bind_queue(q, ex);
+    // Published by another process while nobody consumes.
+    pid_t publisher = spawn_child("[child] publishes events",
+                                  {{"APCLOUD_CHILD_EXCHANGE", ex}, {"APCLOUD_CHILD_COUNT", "5"}});
+    CHECK(wait_child(publisher, 30s) == 0);
+    auto b = open();
+    const auto events = numbered("event-", 5);
+    CHECK(b->peek(q, 10) == events);
+
+    const std::string flag = backend().dir + "/" + q + "-held";
+    pid_t pid = spawn_child(
+        "[child] holds a delivery until killed",
+        {{"APCLOUD_CHILD_QUEUE", q}, {"APCLOUD_CHILD_FLAG", flag}, {child_url_var, short_lease_url("1")}});
+    REQUIRE(wait_for_file(flag, 30s));
+    CHECK(read_file(flag) == "1");
+    CHECK(b->peek(q, 10) == std::vector<std::string>(events.begin() + 1, events.end()));
+    kill(pid, SIGKILL);
+    CHECK(wait_child(pid, 10s) == -SIGKILL);
+    // Once its lease (1 s) has run out, the killed one's event is first again.
+    std::this_thread::sleep_for(1500ms);
+    auto d = b->consume({q}, 10s);
+    REQUIRE(d);
+    CHECK(d->body == "event-0");
+    CHECK(d->attempt == 2);
+    b->ack(*d);
+    CHECK(consume_all(*b, q) == std::vector<std::string>(events.begin() + 1, events.end()));
+}
+
+TEST_CASE("embedded: peek changes no row, and reads while another process holds the write lock" *
+          doctest::skip(!embedded_selected())) {
+    auto b = open();
+    const auto q = unique_queue();
+    b->declare_queue(q);
+    for (const auto& m : numbered("m", 3)) b->publish(q, m);
+    SQLite::Database db(backend().dir + "/queue.db", SQLite::OPEN_READWRITE, 5000);
+    auto rows = [&] {
+        SQLite::Statement s(
+            db,
+            "SELECT group_concat(id || ':' || lease_until || ':' || coalesce(owner, '-') || ':' "
+            "|| attempt, ' ') FROM messages WHERE queue=?1");
+        s.bind(1, q);
+        s.executeStep();
+        return s.getColumn(0).getString();
+    };
+    const std::string before = rows();
+    db.exec("BEGIN IMMEDIATE");  // a writer busy elsewhere
+    CHECK(b->peek(q, 10) == numbered("m", 3));
+    db.exec("ROLLBACK");
+    CHECK(rows() == before);
+}
+
+TEST_CASE("embedded: a schema version 1 file is upgraded in place and keeps its messages" *
+          doctest::skip(!embedded_selected())) {
+    const std::string path = backend().dir + "/v1.db";
+    const std::string url = "sqlite://" + path;
+    const auto q = unique_queue();
+    {
+        auto b = apcloud::open_broker(url);
+        b->declare_queue(q);
+        b->publish(q, "from version 1");
+    }
+    {
+        // What version 1 of the library left: no bindings table.
+        SQLite::Database db(path, SQLite::OPEN_READWRITE);
+        db.exec("DROP TABLE bindings");
+        db.exec("PRAGMA user_version=1");
+    }
+    auto b = apcloud::open_broker(url);
+    const auto ex = unique_exchange();
+    b->bind_queue(q, ex);
+    b->publish_event(ex, "event");
+    CHECK(consume_all(*b, q) == std::vector<std::string>{"from version 1", "event"});
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    CHECK(db.execAndGet("PRAGMA user_version").getInt() == 2);
+}
+
 TEST_CASE("embedded: URL options, names and foreign files are checked" *
           doctest::skip(!embedded_selected())) {
     const std::string path = backend().dir + "/options.db";
@@ -786,6 +1134,9 @@ TEST_CASE("embedded: URL options, names and foreign files are checked" *
     CHECK_THROWS_AS(b->declare_queue(std::string(256, 'q')), apcloud::ValidationError);
     CHECK_THROWS_AS(b->consume({}, 0ms), apcloud::ValidationError);
     CHECK_THROWS_AS(b->subscribe(""), apcloud::ValidationError);
+    CHECK_THROWS_AS(b->bind_queue("", "x.fanout"), apcloud::ValidationError);
+    CHECK_THROWS_AS(b->bind_queue("q", ""), apcloud::ValidationError);
+    CHECK_THROWS_AS(b->peek(std::string(256, 'q'), 1), apcloud::ValidationError);
 
     // A database written by a different schema version is refused, not mangled.
     const std::string future = backend().dir + "/future.db";
@@ -840,6 +1191,13 @@ TEST_CASE("[child] acks late and must be refused" * doctest::skip()) {
     }
     // The broker object goes on working, and the message is someone else's.
     CHECK_FALSE(b->consume({q}, 100ms));
+}
+
+TEST_CASE("[child] publishes events" * doctest::skip()) {
+    auto b = open();
+    const auto ex = child_var("APCLOUD_CHILD_EXCHANGE");
+    const int n = std::stoi(child_var("APCLOUD_CHILD_COUNT"));
+    for (const auto& e : numbered("event-", n)) b->publish_event(ex, e);
 }
 
 TEST_CASE("[child] subscribes until killed" * doctest::skip()) {

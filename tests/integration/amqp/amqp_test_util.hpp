@@ -45,6 +45,15 @@ inline RunResult run(const std::vector<std::string>& argv, const std::string& in
     return test_process::run(argv, options);
 }
 
+// Deletes a queue through pika_peer.py (the Broker interface deletes
+// nothing): for queues bound to shared exchanges, which would otherwise
+// collect the events of every later test on the server.
+inline void delete_queue(const std::string& url, const std::string& queue) {
+    auto r =
+        run({require_env("APCLOUD_PYTHON"), require_env("APCLOUD_PIKA_PEER"), "delete-queue", url, queue});
+    if (r.status != 0) throw std::runtime_error("pika_peer delete-queue " + queue + " failed: " + r.out);
+}
+
 // A queue name no other test run uses.
 inline std::string unique_name(const std::string& prefix) {
     auto now = std::chrono::system_clock::now().time_since_epoch();

@@ -9,6 +9,9 @@ Commands (URL is an amqp:// URL; bodies travel base64-encoded in JSON):
                                 declare queue/exchange NAME with durable=DURABLE
                                 (0/1): exit 0 if that matches what exists, 3 if
                                 RabbitMQ refuses it as inequivalent (406)
+  bind-web URL QUEUE EXCHANGE   declare and bind a queue as the reference's web
+                                service does (durable, bound to the fanout exchange)
+  delete-queue URL QUEUE        delete the queue (tests clean up what they bound)
 """
 import base64
 import json
@@ -70,6 +73,22 @@ def check_durable(url, kind, name, durable):
     print("equivalent")
 
 
+def bind_web(url, queue, exchange):
+    conn = connect(url)
+    ch = conn.channel()
+    ch.queue_declare(queue, durable=True)
+    ch.queue_bind(queue, exchange)
+    conn.close()
+    print("bound")
+
+
+def delete_queue(url, queue):
+    conn = connect(url)
+    conn.channel().queue_delete(queue)
+    conn.close()
+    print("deleted")
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "consume":
@@ -78,6 +97,10 @@ def main(argv):
         publish(argv[2], argv[3])
     elif cmd == "check-durable":
         check_durable(argv[2], argv[3], argv[4], argv[5] == "1")
+    elif cmd == "bind-web":
+        bind_web(argv[2], argv[3], argv[4])
+    elif cmd == "delete-queue":
+        delete_queue(argv[2], argv[3])
     else:
         sys.exit(f"unknown command {cmd}")
 

@@ -1,10 +1,13 @@
 // The AMQP broker against a real RabbitMQ: confirms, NotFound, prefetch 1, settle errors, events.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <autopkgtest_cloud/broker.hpp>
 #include <autopkgtest_cloud/error.hpp>
 #include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "amqp_test_util.hpp"
 
@@ -170,6 +173,70 @@ TEST_CASE("dead_letter copies to <queue>.dead, then removes the original") {
     CHECK(dd->reason == "invalid request: bad JSON");
     CHECK(dd->queue == q + ".dead");
     b->ack(*dd);
+}
+
+TEST_CASE("peek: RabbitMQ gives the messages back in order, marked redelivered") {
+    auto b = worker();
+    auto q = unique_name("apcloud-t-peek");
+    b->declare_queue(q);
+    for (int i = 0; i < 3; ++i) b->publish(q, "p" + std::to_string(i));
+    CHECK(b->peek(q, 2) == std::vector<std::string>{"p0", "p1"});
+    CHECK(b->queue_depth(q) == 3);
+    for (int i = 0; i < 3; ++i) {
+        auto d = b->consume({q}, 5s);
+        REQUIRE(d);
+        CHECK(d->body == "p" + std::to_string(i));
+        // As documented: basic.get then channel close marks them redelivered
+        // (the third was never handed out).
+        CHECK(d->redelivered == (i < 2));
+        b->ack(*d);
+    }
+}
+
+TEST_CASE("peek beside a consumer waiting on another connection: nothing is lost or doubled") {
+    auto viewer = worker();
+    auto consumer = worker();
+    auto q = unique_name("apcloud-t-peek-wait");
+    viewer->declare_queue(q);
+    std::vector<std::string> got;
+    std::string error;
+    std::thread t([&] {
+        try {
+            while (got.size() < 20) {
+                auto d = consumer->consume({q}, 10s);
+                if (!d) break;
+                consumer->ack(*d);
+                got.push_back(d->body);
+            }
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+    });
+    for (int i = 0; i < 20; ++i) {
+        viewer->publish(q, "w" + std::to_string(i));
+        viewer->peek(q, 5);
+    }
+    t.join();
+    CHECK_MESSAGE(error.empty(), error);
+    std::sort(got.begin(), got.end());
+    CHECK(std::adjacent_find(got.begin(), got.end()) == got.end());
+    CHECK(got.size() == 20);
+    CHECK(viewer->queue_depth(q) == 0);
+}
+
+TEST_CASE("bind_queue on the transient teststatus exchange is allowed") {
+    auto b = worker();
+    auto q = unique_name("apcloud-t-status");
+    b->bind_queue(q, teststatus_exchange);
+    auto marker = unique_name("status");
+    b->publish_event(teststatus_exchange, "{\"marker\": \"" + marker + "\"}");
+    bool seen = false;
+    while (auto d = b->consume({q}, 1s)) {
+        seen = seen || contains(d->body, marker);
+        b->ack(*d);
+    }
+    CHECK(seen);
+    amqp_test::delete_queue(amqp_test::require_env("APCLOUD_AMQP_URL"), q);
 }
 
 TEST_CASE("fanout events reach every live subscriber, not later ones") {

@@ -97,6 +97,35 @@ TEST_CASE("what we declare is what the reference declares: durable queues, SPEC'
     pika({"check-durable", url, "exchange", teststatus_exchange, "1"}, "", 3);
 }
 
+TEST_CASE("bind_queue on testcomplete.fanout: the queue the reference's web service declares, read by pika") {
+    auto url = require_env("APCLOUD_AMQP_URL");
+    auto b = open_broker(url);
+    auto ours = unique_name("apcloud-web-ours");
+    auto theirs = unique_name("apcloud-web-theirs");
+    b->bind_queue(ours, testcomplete_exchange);
+    // Declared as the reference declares it: equivalent, no 406 either way.
+    pika({"check-durable", url, "queue", ours, "1"});
+    pika({"check-durable", url, "queue", ours, "0"}, "", 3);
+    pika({"bind-web", url, theirs, testcomplete_exchange});
+    b->bind_queue(theirs, testcomplete_exchange);
+
+    const std::string event = "{\"marker\": \"" + ours + "\", \"exitcode\": 0}";
+    b->publish_event(testcomplete_exchange, event);
+    // Other tests may publish testcomplete events meanwhile: look for ours.
+    for (const auto& q : {ours, theirs}) {
+        CAPTURE(q);
+        auto out = nlohmann::json::parse(pika({"consume", url, q, "100", "3"})[0]);
+        bool seen = false;
+        for (const auto& m : out) {
+            if (base64_decode(m["body"].get<std::string>()) != event) continue;
+            seen = true;
+            CHECK(m["delivery_mode"] == 2);  // persistent: kept across RabbitMQ restarts
+        }
+        CHECK(seen);
+        amqp_test::delete_queue(url, q);
+    }
+}
+
 TEST_CASE("a dead-lettered message is readable by pika, with the reason in a header") {
     auto url = require_env("APCLOUD_AMQP_URL");
     auto b = open_broker(url);

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "amqp_test_util.hpp"
 
@@ -108,6 +109,43 @@ TEST_CASE("restarts while a delivery is held and while idle: every message acked
     for (int i = 0; i < n; ++i) CHECK_MESSAGE(acked["m-" + std::to_string(i)] == 1, "m-" << i);
     for (int i = 0; i < 5; ++i)
         CHECK_MESSAGE(acked["after-restart-" + std::to_string(i)] == 1, "after-restart-" << i);
+}
+
+TEST_CASE("a bound queue keeps its events across a restart; a binding to teststatus must be made again") {
+    require_env("APCLOUD_RABBITMQ_DIR");
+    const std::string url = require_env("APCLOUD_AMQP_URL");
+    auto b = open_broker(url);
+    const auto ex = unique_name("apcloud-restart") + ".fanout";  // durable, as testcomplete
+    const auto q = unique_name("apcloud-web-restart");
+    const auto status_q = unique_name("apcloud-status-restart");
+    b->bind_queue(q, ex);
+    b->bind_queue(status_q, teststatus_exchange);
+    for (int i = 0; i < 3; ++i) b->publish_event(ex, "before-" + std::to_string(i));
+    const std::string status_marker = "{\"marker\": \"" + status_q + "\"}";
+    b->publish_event(teststatus_exchange, status_marker);
+    CHECK(b->peek(status_q, 10) == std::vector<std::string>{status_marker});
+    CHECK(b->peek(q, 10) == std::vector<std::string>{"before-0", "before-1", "before-2"});
+
+    rabbit({"rabbitmq-restart"});
+
+    b->publish_event(ex, "after");  // reconnects; the durable binding is still there
+    std::vector<std::string> got;
+    while (auto d = b->consume({q}, 2s)) {
+        b->ack(*d);
+        got.push_back(d->body);
+    }
+    CHECK(got == std::vector<std::string>{"before-0", "before-1", "before-2", "after"});
+    // The queue bound to the transient exchange is still there, without its
+    // transient events or its binding (the exchange went with the restart)...
+    CHECK(b->queue_depth(status_q) == 0);
+    b->publish_event(teststatus_exchange, "{\"lost\": true}");
+    CHECK(b->queue_depth(status_q) == 0);
+    // ...until bind_queue is called again, as a service does when it starts.
+    b->bind_queue(status_q, teststatus_exchange);
+    b->publish_event(teststatus_exchange, "{\"seen\": true}");
+    CHECK(b->peek(status_q, 10) == std::vector<std::string>{"{\"seen\": true}"});
+    amqp_test::delete_queue(url, status_q);
+    amqp_test::delete_queue(url, q);
 }
 
 TEST_CASE("a consume waiting across a restart gets the message published after it") {
