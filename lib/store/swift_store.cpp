@@ -61,49 +61,8 @@ std::optional<std::string> iso_from_x_timestamp(const std::string& ts) {
     return detail::format_iso_time(std::stoll(secs), static_cast<unsigned>(std::stoul(frac)));
 }
 
-const char* status_text(int status) {
-    switch (status) {
-        case 400:
-            return "Bad Request";
-        case 401:
-            return "Unauthorized";
-        case 403:
-            return "Forbidden";
-        case 404:
-            return "Not Found";
-        case 408:
-            return "Request Timeout";
-        case 409:
-            return "Conflict";
-        case 411:
-            return "Length Required";
-        case 412:
-            return "Precondition Failed";
-        case 413:
-            return "Payload Too Large";
-        case 422:
-            return "Unprocessable Entity";
-        case 429:
-            return "Too Many Requests";
-        case 499:
-            return "Client Disconnect";
-        case 500:
-            return "Internal Server Error";
-        case 502:
-            return "Bad Gateway";
-        case 503:
-            return "Service Unavailable";
-        case 504:
-            return "Gateway Timeout";
-        case 507:
-            return "Insufficient Storage";
-        default:
-            return "";
-    }
-}
-
 std::string http_status(int status) {
-    const std::string_view t = status_text(status);
+    const std::string_view t = http::status_reason(status);
     return t.empty() ? fmt::format("HTTP {}", status) : fmt::format("HTTP {} {}", status, t);
 }
 
