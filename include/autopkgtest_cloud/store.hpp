@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "autopkgtest_cloud/credentials.hpp"
@@ -82,6 +83,34 @@ struct ListOptions {
     static constexpr std::size_t max_list_limit = 10000;
 };
 
+/// An object read piece by piece (Store::open_object), for serving large
+/// objects without holding them in memory: the caller pulls one piece after
+/// the other, and the store reads ahead at most a bounded amount (a block of
+/// the file; for Swift, about a megabyte of the response). Not thread-safe:
+/// one reader is read by one thread at a time. Destroying it before the end
+/// is fine (the rest is not read).
+class ObjectReader {
+public:
+    virtual ~ObjectReader();
+    ObjectReader(const ObjectReader&) = delete;
+    ObjectReader& operator=(const ObjectReader&) = delete;
+
+    /// The object's metadata as head() gives it, known before the first read.
+    const ObjectInfo& info() const noexcept { return info_; }
+    /// Replaces `chunk` with the next piece of the content (never empty, at
+    /// most a few hundred kB) and returns true; at the end empties `chunk`
+    /// and returns false (and keeps doing so). Throws StoreError naming the
+    /// object when the content cannot be read to its end (a read error, a
+    /// connection lost midway: there is no retry once content was returned).
+    virtual bool read(std::string& chunk) = 0;
+
+protected:
+    explicit ObjectReader(ObjectInfo info) : info_(std::move(info)) {}
+
+private:
+    ObjectInfo info_;
+};
+
 /// A result store: containers of objects, listed like Swift. Implementations
 /// are safe to use from several threads at once.
 class Store {
@@ -109,6 +138,17 @@ public:
                                 const std::string& path, const PutOptions& options = {});
     /// The object, or nullopt when it (or its container) does not exist.
     virtual std::optional<Object> get(const std::string& container, const std::string& name) = 0;
+    /// The object as a reader of its content, piece by piece, or nullptr when
+    /// it (or its container) does not exist. The reader delivers the version
+    /// that existed when it was opened: the local store keeps its file open,
+    /// so a later put or remove of the name does not change what it reads;
+    /// Swift serves a GET begun before a put from the old version as well,
+    /// but does not promise it. The library's backends stream (the default,
+    /// for a Store that only implements get(), reads the whole object with
+    /// get() first). Names are checked as for get(); a failure to start
+    /// reading throws StoreError naming the object (Swift: after the same
+    /// retries as get()).
+    virtual std::unique_ptr<ObjectReader> open_object(const std::string& container, const std::string& name);
     /// The object's metadata, or nullopt when it does not exist.
     virtual std::optional<ObjectInfo> head(const std::string& container, const std::string& name) = 0;
     /// Deletes an object; false when it did not exist.
@@ -116,6 +156,15 @@ public:
     /// One page of the listing, sorted by name (bytewise). NotFound when the
     /// container does not exist.
     virtual std::vector<ListEntry> list(const std::string& container, const ListOptions& options) = 0;
+
+    /// Every container of the store (the Swift account), sorted bytewise.
+    /// Swift: GET on the account, paged with markers to the last page; a
+    /// public storage URL cannot list its account (StoreError: listing
+    /// containers needs credentials). Local store: the directories under its
+    /// root whose names are container names (temporary files and other
+    /// entries are skipped). The default, for a Store that does not
+    /// implement it, throws StoreError.
+    virtual std::vector<std::string> list_containers();
 
     /// Every entry of the listing: follows markers page by page to the end.
     std::vector<ListEntry> list_all(const std::string& container, ListOptions options);

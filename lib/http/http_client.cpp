@@ -1,4 +1,4 @@
-// The HTTP client on cpprestsdk: one pooled cpprest client per origin, cpprest errors rethrown as HttpError.
+// The HTTP client on cpprestsdk: a pooled client per origin, streamed answers, cpprest errors as HttpError.
 #include "http/http_client.hpp"
 
 #include <fcntl.h>
@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <unordered_map>
 
 #include <cpprest/filestream.h>
@@ -78,8 +80,203 @@ std::pair<concurrency::streams::istream, std::uint64_t> open_body_file(const std
     }
 }
 
+// Runs `exchange` (the sending of `request` and the wait for its answer),
+// rethrowing what cpprest throws as HttpError naming the method and URL.
+template <typename Exchange>
+auto translating_errors(const Request& request, Exchange exchange) -> decltype(exchange()) {
+    try {
+        return exchange();
+    } catch (const HttpError&) {
+        throw;
+    } catch (const SystemError&) {
+        throw;  // the body file: not the exchange's fault
+    } catch (...) {
+        throw HttpError(fmt::format("{}: {}", describe(request), current_error_text()));
+    }
+}
+
+// The most read() hands out at once: what has arrived, up to this much.
+constexpr std::size_t max_piece = 256 * 1024;
+
+// The body of a streamed response on its way from cpprest to a
+// ResponseReader: cpprest's connection writes into it (it is the response
+// stream), the reader takes from it. It holds about
+// ResponseReader::buffer_limit bytes at most: the write that fills it
+// completes only once the reader has taken enough, and cpprest reads nothing
+// more from the socket until its write completes. cpprest's own default
+// stream (producer_consumer_buffer) would accept the whole body, however
+// slowly it is read. Write-only for cpprest: its read side is never used.
+class BodyPipe final : public concurrency::streams::details::streambuf_state_manager<uint8_t> {
+    using Base = concurrency::streams::details::streambuf_state_manager<uint8_t>;
+
+public:
+    BodyPipe() : Base(std::ios_base::out) {}
+
+    // Waits for the next piece of the body and moves it into `chunk` (with
+    // whatever else has arrived, up to max_piece); false at the end, with
+    // `error` the failure's message when the exchange failed.
+    bool take(std::string& chunk, std::string& error) {
+        std::optional<pplx::task_completion_event<size_t>> room;
+        size_t waiting = 0;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            ready_.wait(lock, [&] { return !pieces_.empty() || finished_; });
+            if (pieces_.empty()) {
+                chunk.clear();
+                error = error_;
+                return false;
+            }
+            chunk = std::move(pieces_.front());
+            pieces_.pop_front();
+            while (!pieces_.empty() && chunk.size() + pieces_.front().size() <= max_piece) {
+                chunk += pieces_.front();
+                pieces_.pop_front();
+            }
+            queued_ -= chunk.size();
+            if (room_ && queued_ < ResponseReader::buffer_limit) {
+                room = std::move(room_);
+                room_.reset();
+                waiting = waiting_;
+            }
+        }
+        // Outside the lock: the continuation (cpprest's next socket read)
+        // may run right here.
+        if (room) room->set(waiting);
+        return true;
+    }
+
+    // The exchange is over: `error` empty when the whole body was written.
+    void finish(std::string error) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            finished_ = true;
+            error_ = std::move(error);
+        }
+        ready_.notify_all();
+    }
+
+    // The reader is gone: writes are refused from now on (the one waiting
+    // too), so cpprest drops the connection. True when the exchange was
+    // still running.
+    bool abandon() {
+        std::optional<pplx::task_completion_event<size_t>> room;
+        bool running = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            abandoned_ = true;
+            running = !finished_;
+            pieces_.clear();
+            queued_ = 0;
+            room = std::move(room_);
+            room_.reset();
+        }
+        if (room) room->set_exception(std::make_exception_ptr(gone()));
+        return running;
+    }
+
+    bool can_seek() const override { return false; }
+    bool has_size() const override { return false; }
+    size_t buffer_size(std::ios_base::openmode) const override { return 0; }
+    void set_buffer_size(size_t, std::ios_base::openmode) override {}
+    size_t in_avail() const override { return 0; }
+    pos_type getpos(std::ios_base::openmode) const override { return static_cast<pos_type>(traits::eof()); }
+    pos_type seekpos(pos_type, std::ios_base::openmode) override {
+        return static_cast<pos_type>(traits::eof());
+    }
+    pos_type seekoff(off_type, std::ios_base::seekdir, std::ios_base::openmode) override {
+        return static_cast<pos_type>(traits::eof());
+    }
+    bool acquire(uint8_t*& ptr, size_t& count) override {
+        ptr = nullptr;
+        count = 0;
+        return false;
+    }
+    void release(uint8_t*, size_t) override {}
+
+protected:
+    using Base::_putn;
+
+    // Takes a copy of the bytes at once; the task completes when there is
+    // room for more.
+    pplx::task<size_t> _putn(const uint8_t* ptr, size_t count) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (abandoned_) return pplx::task_from_exception<size_t>(gone());
+        pieces_.emplace_back(reinterpret_cast<const char*>(ptr), count);
+        queued_ += count;
+        ready_.notify_all();
+        if (queued_ < ResponseReader::buffer_limit) return pplx::task_from_result(count);
+        room_.emplace();
+        waiting_ = count;
+        return pplx::create_task(*room_);
+    }
+    pplx::task<int_type> _putc(uint8_t ch) override {
+        return _putn(&ch, 1).then([ch](size_t) { return static_cast<int_type>(ch); });
+    }
+    pplx::task<bool> _sync() override { return pplx::task_from_result(true); }
+    uint8_t* _alloc(size_t) override { return nullptr; }
+    void _commit(size_t) override {}
+    // The read side, unused.
+    pplx::task<int_type> _bumpc() override { return pplx::task_from_result<int_type>(traits::eof()); }
+    int_type _sbumpc() override { return traits::eof(); }
+    pplx::task<int_type> _getc() override { return pplx::task_from_result<int_type>(traits::eof()); }
+    int_type _sgetc() override { return traits::eof(); }
+    pplx::task<int_type> _nextc() override { return pplx::task_from_result<int_type>(traits::eof()); }
+    pplx::task<int_type> _ungetc() override { return pplx::task_from_result<int_type>(traits::eof()); }
+    pplx::task<size_t> _getn(uint8_t*, size_t) override { return pplx::task_from_result<size_t>(0); }
+    size_t _scopy(uint8_t*, size_t) override { return 0; }
+
+private:
+    static std::runtime_error gone() { return std::runtime_error("the reader of the response is gone"); }
+
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::deque<std::string> pieces_;
+    size_t queued_ = 0;                                        // bytes in pieces_
+    std::optional<pplx::task_completion_event<size_t>> room_;  // the write waiting for room
+    size_t waiting_ = 0;                                       // its size
+    bool finished_ = false;
+    bool abandoned_ = false;
+    std::string error_;
+};
+
 }  // namespace
 
+struct ResponseReader::Impl {
+    std::string what;  // method and URL, for messages
+    Response head;
+    std::shared_ptr<BodyPipe> pipe = std::make_shared<BodyPipe>();
+    pplx::cancellation_token_source cancel;
+    bool ended = false;
+    std::string error;  // the transfer's failure, once read() met it
+
+    ~Impl() {
+        // Closes the connection of an exchange still running (cpprest would
+        // otherwise wait forever for room in the pipe).
+        if (pipe->abandon()) cancel.cancel();
+    }
+};
+
+ResponseReader::ResponseReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ResponseReader::~ResponseReader() = default;
+
+const Response& ResponseReader::head() const noexcept {
+    return impl_->head;
+}
+
+bool ResponseReader::read(std::string& chunk) {
+    if (!impl_->error.empty()) throw HttpError(impl_->error);
+    if (impl_->ended) {
+        chunk.clear();
+        return false;
+    }
+    std::string error;
+    if (impl_->pipe->take(chunk, error)) return true;
+    impl_->ended = true;
+    if (error.empty()) return false;
+    impl_->error = fmt::format("{}: {}", impl_->what, error);
+    throw HttpError(impl_->error);
+}
 
 std::optional<std::string> Response::header(std::string_view name) const {
     auto it = headers.find(name);
@@ -128,8 +325,9 @@ struct HttpClient::Impl {
     // Starts one request; the task yields the response once its headers are in.
     // With `sink`, cpprest writes the body there as it arrives instead of
     // buffering it.
-    pplx::task<web::http::http_response> start(const Request& r,
-                                               const concurrency::streams::ostream* sink = nullptr) {
+    pplx::task<web::http::http_response> start(
+        const Request& r, const concurrency::streams::ostream* sink = nullptr,
+        const pplx::cancellation_token& token = pplx::cancellation_token::none()) {
         auto [origin, rest] = split_origin(r.url);
         auto client = client_for(origin);
         web::http::http_request req(r.method);
@@ -147,7 +345,7 @@ struct HttpClient::Impl {
             req.set_body(in, r.body.size(), content_type_of(r));
         }
         if (sink) req.set_response_stream(*sink);
-        return client->request(req);
+        return client->request(req, token);
     }
 
     // Starts one request; the task yields the whole response. May throw
@@ -198,15 +396,28 @@ const ClientOptions& HttpClient::options() const noexcept {
 }
 
 Response HttpClient::request(const Request& request) {
-    try {
-        return impl_->send(request).get();
-    } catch (const HttpError&) {
-        throw;
-    } catch (const SystemError&) {
-        throw;  // the body file: not the exchange's fault
-    } catch (...) {
-        throw HttpError(fmt::format("{}: {}", describe(request), current_error_text()));
-    }
+    return translating_errors(request, [&] { return impl_->send(request).get(); });
+}
+
+std::unique_ptr<ResponseReader> HttpClient::open(const Request& request) {
+    auto reader = std::make_unique<ResponseReader::Impl>();
+    reader->what = describe(request);
+    translating_errors(request, [&] {
+        const concurrency::streams::ostream sink(concurrency::streams::streambuf<uint8_t>(reader->pipe));
+        auto resp = impl_->start(request, &sink, reader->cancel.get_token()).get();
+        reader->head = Impl::head_of(resp);
+        // The end of the body (or the failure of its transfer) reaches the
+        // reader through the pipe.
+        resp.content_ready().then([pipe = reader->pipe](pplx::task<web::http::http_response> t) {
+            try {
+                t.get();
+                pipe->finish({});
+            } catch (...) {
+                pipe->finish(current_error_text());
+            }
+        });
+    });
+    return std::unique_ptr<ResponseReader>(new ResponseReader(std::move(reader)));
 }
 
 Response HttpClient::download(const Request& request, const std::string& path) {

@@ -45,6 +45,39 @@ struct Response {
     std::optional<std::string> header(std::string_view name) const;
 };
 
+/// An answer whose body is read piece by piece as it arrives
+/// (HttpClient::open): status and headers are known at once, the body is
+/// pulled with read(). The client reads ahead at most about
+/// ResponseReader::buffer_limit bytes: while the reader is not read, nothing
+/// more is taken from the connection (backpressure; a pause longer than the
+/// client's timeout makes the transfer fail). Destroying the reader before
+/// the end abandons the exchange: the connection is closed, not reused. Not
+/// thread-safe: one thread reads it at a time.
+class ResponseReader {
+public:
+    /// How much of the body the client holds, at most, ahead of read()
+    /// (plus one piece of the connection's, 64 kB).
+    static constexpr std::size_t buffer_limit = 1024 * 1024;
+
+    ~ResponseReader();
+    ResponseReader(const ResponseReader&) = delete;
+    ResponseReader& operator=(const ResponseReader&) = delete;
+
+    /// The status and headers; its body is empty (read() gives it).
+    const Response& head() const noexcept;
+    /// Replaces `chunk` with the next piece of the body (never empty), waiting
+    /// until it arrives, and returns true; at the end empties `chunk` and
+    /// returns false. Throws HttpError naming the method and URL when the
+    /// transfer fails (connection reset, timeout ...).
+    bool read(std::string& chunk);
+
+private:
+    friend class HttpClient;
+    struct Impl;
+    explicit ResponseReader(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
 /// The outcome of one of several concurrent requests: a response, or the
 /// message of the transport error (connection refused, reset, timeout ...).
 struct Outcome {
@@ -75,6 +108,12 @@ public:
 
     /// Sends one request and waits for the whole response.
     Response request(const Request& request);
+
+    /// Sends one request and returns as soon as the status and headers of
+    /// the answer are in; its body is read from the returned reader as it
+    /// arrives, never whole into memory. Transport errors before the headers
+    /// throw HttpError (as request() does), later ones come from read().
+    std::unique_ptr<ResponseReader> open(const Request& request);
 
     /// Sends one request and streams the body of the answer into the file
     /// `path` (created or truncated, not fsynced) as it arrives, so large

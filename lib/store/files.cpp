@@ -12,14 +12,6 @@
 
 namespace apcloud::detail {
 
-namespace {
-
-// Large enough that a read costs far less than what is done with the block
-// (md5, a write, a send), small enough never to matter for memory.
-constexpr std::size_t block_size = 256 * 1024;
-
-}  // namespace
-
 void Fd::reset() noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -30,16 +22,22 @@ int Fd::close_checked() noexcept {
     return rc == 0 ? 0 : errno;
 }
 
+std::size_t read_at(int fd, std::uint64_t offset, char* buf, std::size_t size, const std::string& path) {
+    for (;;) {
+        const ssize_t n = ::pread(fd, buf, size, static_cast<off_t>(offset));
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (errno != EINTR) throw SystemError(errno, "read", path);
+    }
+}
+
 std::uint64_t read_blocks(int fd, const std::string& path, const BlockSink& sink) {
-    const auto buf = std::make_unique<char[]>(block_size);
+    const auto buf = std::make_unique<char[]>(file_block_size);
     std::uint64_t off = 0;
     for (;;) {
-        const ssize_t n = ::pread(fd, buf.get(), block_size, static_cast<off_t>(off));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw SystemError(errno, "read", path);
+        const std::size_t n = read_at(fd, off, buf.get(), file_block_size, path);
         if (n == 0) return off;
-        sink(buf.get(), static_cast<std::size_t>(n));
-        off += static_cast<std::uint64_t>(n);
+        sink(buf.get(), n);
+        off += n;
     }
 }
 

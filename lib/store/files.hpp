@@ -35,11 +35,21 @@ private:
     int fd_;
 };
 
+/// The size of the blocks the stores read files in: large enough that a read
+/// costs far less than what is done with the block (md5, a write, a send),
+/// small enough never to matter for memory.
+inline constexpr std::size_t file_block_size = 256 * 1024;
+
+/// Reads up to `size` bytes at `offset` of the file open as `fd` into `buf`
+/// (pread, retried on EINTR); returns how many, 0 at the end. Throws
+/// SystemError naming `path` (the file behind `fd`) on a read error.
+std::size_t read_at(int fd, std::uint64_t offset, char* buf, std::size_t size, const std::string& path);
+
 /// Receives a file's content one block at a time.
 using BlockSink = std::function<void(const char* data, std::size_t size)>;
 
-/// Reads the file open as `fd` from its start to its end in blocks of a fixed
-/// size (a buffer of that size, never the whole file), passing each to
+/// Reads the file open as `fd` from its start to its end in blocks of
+/// file_block_size (a buffer of that size, never the whole file), passing each to
 /// `sink`; returns the number of bytes read. Uses pread, so the descriptor's
 /// offset does not matter and is not moved. Throws SystemError naming `path`
 /// (the file behind `fd`, for the message) on a read error.

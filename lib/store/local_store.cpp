@@ -179,6 +179,33 @@ std::string parent_of(const std::string& rel) {
     return slash == std::string::npos ? std::string() : rel.substr(0, slash);
 }
 
+// Calls `visit` with every entry of the directory `path` whose name an object
+// or container can have (not "." or "..", and UTF-8: so never a temporary
+// file of a put, see local_temp_prefix), and the directory's descriptor (for
+// fstatat). False when there is no such directory (ENOENT, ENOTDIR,
+// ENAMETOOLONG); StoreError naming it when it cannot be read.
+bool for_each_entry(const std::string& path, const std::function<void(int dfd, const dirent& ent)>& visit) {
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(path.c_str()), &::closedir);
+    if (!d) {
+        if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG) return false;
+        throw StoreError(fmt::format("local store: cannot list directory {}: {}", quote_for_message(path),
+                                     errno_message(errno)));
+    }
+    const int dfd = ::dirfd(d.get());
+    for (;;) {
+        errno = 0;
+        const dirent* ent = ::readdir(d.get());
+        if (ent == nullptr) {
+            if (errno != 0)
+                throw StoreError(fmt::format("local store: cannot read directory {}: {}",
+                                             quote_for_message(path), errno_message(errno)));
+            return true;
+        }
+        const std::string_view nm = ent->d_name;
+        if (nm != "." && nm != ".." && is_valid_utf8(nm)) visit(dfd, *ent);
+    }
+}
+
 // Yields the object names under one directory of a container in bytewise
 // order, without reading more of the tree than the bounds require. Each
 // directory is read and sorted by "entry name, plus '/' for a directory":
@@ -270,59 +297,36 @@ private:
 
     void load(const std::string& key) {
         const std::string path = key.empty() ? dir_ : dir_ + "/" + key.substr(0, key.size() - 1);
-        std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(path.c_str()), &::closedir);
-        if (!d) {
-            // Gone (removed meanwhile) or a file where the prefix needs a
-            // directory: nothing to list there.
-            if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG) return;
-            throw StoreError(fmt::format("local store: cannot list directory {}: {}", quote_for_message(path),
-                                         errno_message(errno)));
-        }
         Frame f;
         f.key = key;
-        const int dfd = ::dirfd(d.get());
-        for (;;) {
-            errno = 0;
-            const dirent* ent = ::readdir(d.get());
-            if (ent == nullptr) {
-                if (errno != 0)
-                    throw StoreError(fmt::format("local store: cannot read directory {}: {}",
-                                                 quote_for_message(path), errno_message(errno)));
-                break;
-            }
-            std::string_view nm = ent->d_name;
-            // Not UTF-8: a temporary file of a put (see local_temp_prefix) or
-            // something no object name can reach.
-            if (nm == "." || nm == ".." || !is_valid_utf8(nm)) continue;
-            bool is_dir = false;
-            struct stat st {};
-            switch (ent->d_type) {
-                case DT_DIR:
-                    is_dir = true;
-                    break;
-                case DT_REG:
-                    break;
-                case DT_LNK:
-                case DT_UNKNOWN:
-                    if (::fstatat(dfd, ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-                    if (S_ISDIR(st.st_mode)) {
-                        is_dir = true;
-                    } else if (S_ISLNK(st.st_mode)) {
-                        // A link to a file placed by hand is read through;
-                        // links to directories are not followed (no loops).
-                        if (::fstatat(dfd, ent->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;
-                    } else if (!S_ISREG(st.st_mode)) {
-                        continue;
-                    }
-                    break;
-                default:
-                    continue;
-            }
-            f.entries.push_back({key + std::string(nm) + (is_dir ? "/" : ""), is_dir});
-        }
+        // Gone (removed meanwhile) or a file where the prefix needs a
+        // directory: nothing to list there.
+        if (!for_each_entry(path, [&](int dfd, const dirent& ent) {
+                bool is_dir = false;
+                if (!classify(dfd, ent, is_dir)) return;
+                f.entries.push_back({key + ent.d_name + (is_dir ? "/" : ""), is_dir});
+            }))
+            return;
         std::sort(f.entries.begin(), f.entries.end(),
                   [](const Entry& a, const Entry& b) { return a.key < b.key; });
         stack_.push_back(std::move(f));
+    }
+
+    // Whether a directory entry can hold objects: a file (or a link to one,
+    // placed by hand, read through) or a directory (`is_dir`). Links to
+    // directories are not followed (no loops).
+    static bool classify(int dfd, const dirent& ent, bool& is_dir) {
+        is_dir = ent.d_type == DT_DIR;
+        if (ent.d_type == DT_DIR || ent.d_type == DT_REG) return true;
+        if (ent.d_type != DT_LNK && ent.d_type != DT_UNKNOWN) return false;
+        struct stat st {};
+        if (::fstatat(dfd, ent.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+        if (S_ISDIR(st.st_mode)) {
+            is_dir = true;
+            return true;
+        }
+        if (S_ISLNK(st.st_mode)) return ::fstatat(dfd, ent.d_name, &st, 0) == 0 && S_ISREG(st.st_mode);
+        return S_ISREG(st.st_mode);
     }
 
     std::string dir_;
@@ -341,6 +345,40 @@ void write_temp(int fd, std::string_view data, const std::string& temp_path, con
             fmt::format("local store: cannot write {}: {}", what_object(container, name), e.what()));
     }
 }
+
+// Reads an open object file block by block. The descriptor keeps the version
+// it was opened on: a put renames a new file over the name and a remove
+// unlinks it, and neither touches this inode.
+class LocalObjectReader final : public ObjectReader {
+public:
+    LocalObjectReader(ObjectInfo info, Fd fd, std::string path, std::string what)
+        : ObjectReader(std::move(info)), fd_(std::move(fd)), path_(std::move(path)), what_(std::move(what)) {}
+
+    bool read(std::string& chunk) override {
+        if (!fd_) {
+            chunk.clear();
+            return false;
+        }
+        chunk.resize(detail::file_block_size);
+        std::size_t n = 0;
+        try {
+            n = detail::read_at(fd_.get(), offset_, chunk.data(), chunk.size(), path_);
+        } catch (const SystemError& e) {
+            chunk.clear();
+            throw StoreError(fmt::format("local store: cannot read {}: {}", what_, e.what()));
+        }
+        chunk.resize(n);
+        offset_ += n;
+        if (n == 0) fd_.reset();  // at the end: no need to hold the file any longer
+        return n != 0;
+    }
+
+private:
+    Fd fd_;
+    std::string path_;  // for messages
+    std::string what_;  // the object, for messages
+    std::uint64_t offset_ = 0;
+};
 
 class LocalStore final : public Store {
 public:
@@ -431,10 +469,9 @@ public:
         check_object_name(name);
         if (unholdable(name)) return std::nullopt;
         const std::string path = container_dir(container) + "/" + name;
-        Fd fd = open_object(path, container, name);
-        if (!fd) return std::nullopt;
-        struct stat st {};
-        if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+        auto file = open_regular(path, container, name);
+        if (!file) return std::nullopt;
+        auto& [fd, st] = *file;
         Object obj;
         // The descriptor keeps this version's inode: a concurrent put renames
         // a new file over the name and never touches what we read.
@@ -449,6 +486,20 @@ public:
         st.st_size = static_cast<off_t>(obj.data.size());
         obj.info = object_info(fd.get(), st, name, &obj.data, path);
         return obj;
+    }
+
+    std::unique_ptr<ObjectReader> open_object(const std::string& container,
+                                              const std::string& name) override {
+        check_container_name(container);
+        check_object_name(name);
+        if (unholdable(name)) return nullptr;
+        const std::string path = container_dir(container) + "/" + name;
+        auto file = open_regular(path, container, name);
+        if (!file) return nullptr;
+        auto& [fd, st] = *file;
+        ObjectInfo info = object_info(fd.get(), st, name, nullptr, path);
+        return std::make_unique<LocalObjectReader>(std::move(info), std::move(fd), path,
+                                                   what_object(container, name));
     }
 
     std::optional<ObjectInfo> head(const std::string& container, const std::string& name) override {
@@ -477,6 +528,23 @@ public:
         while (!rel.empty() && ::rmdir((cdir + "/" + rel).c_str()) == 0) rel = parent_of(rel);
         fsync_dir(rel.empty() ? cdir : cdir + "/" + rel);
         return true;
+    }
+
+    std::vector<std::string> list_containers() override {
+        std::vector<std::string> out;
+        const bool exists = for_each_entry(root_, [&](int dfd, const dirent& ent) {
+            // A container is what require_container() takes for one: a
+            // directory, or a link to one.
+            struct stat st {};
+            if (ent.d_type == DT_DIR || ((ent.d_type == DT_LNK || ent.d_type == DT_UNKNOWN) &&
+                                         ::fstatat(dfd, ent.d_name, &st, 0) == 0 && S_ISDIR(st.st_mode)))
+                out.emplace_back(ent.d_name);
+        });
+        if (!exists)
+            throw StoreError(fmt::format("local store: cannot list the containers: the root {} is gone",
+                                         quote_for_message(root_)));
+        std::sort(out.begin(), out.end());
+        return out;
     }
 
     std::vector<ListEntry> list(const std::string& container, const ListOptions& options) override {
@@ -565,22 +633,26 @@ private:
         return errno_message(err);
     }
 
-    static Fd open_object(const std::string& path, const std::string& container, const std::string& name) {
+    // The object file at `path`, open, with its status; nullopt when there is
+    // no such object (no file or container, or a directory of other objects).
+    static std::optional<std::pair<Fd, struct stat>> open_regular(const std::string& path,
+                                                                  const std::string& container,
+                                                                  const std::string& name) {
         Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd && errno != ENOENT && errno != ENOTDIR)
             throw StoreError(fmt::format("local store: cannot open {} at {}: {}",
                                          what_object(container, name), quote_for_message(path),
                                          errno_message(errno)));
-        return fd;
+        struct stat st {};
+        if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+        return std::make_pair(std::move(fd), st);
     }
 
     std::optional<ObjectInfo> info_at(const std::string& container, const std::string& name) const {
         const std::string path = container_dir(container) + "/" + name;
-        Fd fd = open_object(path, container, name);
-        if (!fd) return std::nullopt;
-        struct stat st {};
-        if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-        return object_info(fd.get(), st, name, nullptr, path);
+        auto file = open_regular(path, container, name);
+        if (!file) return std::nullopt;
+        return object_info(file->first.get(), file->second, name, nullptr, path);
     }
 
     // Checks a put's names and options; the object's metadata, without

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "apcloud_config.h"
@@ -19,6 +20,31 @@
 namespace apcloud {
 
 Store::~Store() = default;
+
+ObjectReader::~ObjectReader() = default;
+
+namespace {
+
+// The reader of the default open_object(): an object already in memory,
+// handed out in pieces.
+class WholeObjectReader final : public ObjectReader {
+public:
+    explicit WholeObjectReader(Object object)
+        : ObjectReader(std::move(object.info)), data_(std::move(object.data)) {}
+
+    bool read(std::string& chunk) override {
+        constexpr std::size_t piece = 256 * 1024;
+        chunk.assign(data_, std::min(offset_, data_.size()), piece);
+        offset_ += chunk.size();
+        return !chunk.empty();
+    }
+
+private:
+    std::string data_;
+    std::size_t offset_ = 0;
+};
+
+}  // namespace
 
 std::string ContainerAcl::swift_read_acl() const {
     // Keystone ACLs name "project:user"; a bare user means "that user in any
@@ -70,6 +96,18 @@ ObjectInfo Store::put_file(const std::string& container, const std::string& name
     auto data = read_file_if_exists(path);
     if (!data) throw SystemError(ENOENT, "open the file to store", path);
     return put(container, name, *data, options);
+}
+
+std::unique_ptr<ObjectReader> Store::open_object(const std::string& container, const std::string& name) {
+    // A store that can only get whole objects. The library's own stores
+    // override this and stream.
+    auto object = get(container, name);
+    if (!object) return nullptr;
+    return std::make_unique<WholeObjectReader>(std::move(*object));
+}
+
+std::vector<std::string> Store::list_containers() {
+    throw StoreError("this store cannot list its containers (it does not implement Store::list_containers)");
 }
 
 std::vector<std::optional<Object>> Store::get_many(const std::string& container,

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -61,49 +62,8 @@ std::optional<std::string> iso_from_x_timestamp(const std::string& ts) {
     return detail::format_iso_time(std::stoll(secs), static_cast<unsigned>(std::stoul(frac)));
 }
 
-const char* status_text(int status) {
-    switch (status) {
-        case 400:
-            return "Bad Request";
-        case 401:
-            return "Unauthorized";
-        case 403:
-            return "Forbidden";
-        case 404:
-            return "Not Found";
-        case 408:
-            return "Request Timeout";
-        case 409:
-            return "Conflict";
-        case 411:
-            return "Length Required";
-        case 412:
-            return "Precondition Failed";
-        case 413:
-            return "Payload Too Large";
-        case 422:
-            return "Unprocessable Entity";
-        case 429:
-            return "Too Many Requests";
-        case 499:
-            return "Client Disconnect";
-        case 500:
-            return "Internal Server Error";
-        case 502:
-            return "Bad Gateway";
-        case 503:
-            return "Service Unavailable";
-        case 504:
-            return "Gateway Timeout";
-        case 507:
-            return "Insufficient Storage";
-        default:
-            return "";
-    }
-}
-
 std::string http_status(int status) {
-    const std::string_view t = status_text(status);
+    const std::string_view t = http::status_reason(status);
     return t.empty() ? fmt::format("HTTP {}", status) : fmt::format("HTTP {} {}", status, t);
 }
 
@@ -129,6 +89,37 @@ struct Call {
     std::string_view body;
     bool has_body = false;
     std::string body_file{};  // not empty: the body is this file's content (http::Request::body_file)
+};
+
+// Reads a GET's body as it arrives. Once a piece was handed out nothing is
+// retried: a transfer that breaks off, or a body shorter than its
+// Content-Length, is a StoreError naming the object.
+class SwiftObjectReader final : public ObjectReader {
+public:
+    SwiftObjectReader(ObjectInfo info, std::unique_ptr<http::ResponseReader> body, std::string what,
+                      std::optional<std::uint64_t> length)
+        : ObjectReader(std::move(info)), body_(std::move(body)), what_(std::move(what)), length_(length) {}
+
+    bool read(std::string& chunk) override {
+        bool more = false;
+        try {
+            more = body_->read(chunk);
+        } catch (const HttpError& e) {
+            throw StoreError(
+                fmt::format("{}: the transfer broke off after {} bytes: {}", what_, got_, e.what()));
+        }
+        got_ += chunk.size();
+        if (!more && length_ && got_ != *length_)
+            throw StoreError(
+                fmt::format("{}: the body ended after {} of the {} bytes announced", what_, got_, *length_));
+        return more;
+    }
+
+private:
+    std::unique_ptr<http::ResponseReader> body_;
+    std::string what_;
+    std::optional<std::uint64_t> length_;  // Content-Length, when the answer had one
+    std::uint64_t got_ = 0;
 };
 
 class SwiftStore final : public Store {
@@ -209,6 +200,22 @@ public:
         return object_from(c, std::move(r));
     }
 
+    std::unique_ptr<ObjectReader> open_object(const std::string& container,
+                                              const std::string& name) override {
+        check_container_name(container);
+        check_object_name(name);
+        Call c{"GET", container, name, {}, {}, {}, false};
+        // Retried (and the token renewed) like get(), until the headers are in.
+        auto body = perform_with(c, [this](const http::Request& req) { return http_.open(req); });
+        const http::Response& r = body->head();
+        if (r.status == 404) return nullptr;
+        if (r.status != 200) fail(c, r);
+        ObjectInfo info = info_from(name, r);
+        const std::optional<std::uint64_t> length =
+            r.header("Content-Length") ? std::optional<std::uint64_t>(info.bytes) : std::nullopt;
+        return std::make_unique<SwiftObjectReader>(std::move(info), std::move(body), describe(c), length);
+    }
+
     std::optional<ObjectInfo> head(const std::string& container, const std::string& name) override {
         check_container_name(container);
         check_object_name(name);
@@ -228,6 +235,34 @@ public:
         if (r.status == 404) return false;
         if (r.status != 204 && r.status != 200) fail(c, r);
         return true;
+    }
+
+    std::vector<std::string> list_containers() override {
+        std::vector<std::string> out;
+        for (;;) {
+            // Every page but the last is full: a short (or empty) one ends it.
+            std::string q = fmt::format("format=json&limit={}", options_.list_page);
+            if (!out.empty()) q += "&marker=" + percent_encode(out.back());
+            Call c{"GET", {}, {}, std::move(q), {}, {}, false};
+            c.headers["Accept"] = "application/json";
+            auto r = perform(c);
+            if (anonymous() && (r.status == 401 || r.status == 403))
+                throw StoreError(fmt::format(
+                    "{}: {}: listing containers needs credentials and an auth URL "
+                    "(swift+http(s)://host/auth/v1.0 or .../v3); a public storage URL "
+                    "(http(s)://host/v1/AUTH_x) reads only the containers it is given the names of",
+                    describe(c), http_status(r.status)));
+            if (r.status == 204) break;
+            if (r.status != 200) fail(c, r);
+            std::size_t page = 0;
+            for_each_listed(c, r.body, [&](const nlohmann::json& item) {
+                out.push_back(item.at("name").get<std::string>());
+                ++page;
+            });
+            if (page < options_.list_page) break;
+        }
+        std::sort(out.begin(), out.end());
+        return out;
     }
 
     std::vector<ListEntry> list(const std::string& container, const ListOptions& options) override {
@@ -322,6 +357,7 @@ private:
     bool anonymous() const { return kind_ == AuthKind::anonymous; }
 
     std::string describe(const Call& c) const {
+        if (c.container.empty()) return fmt::format("{} the account (Swift {})", c.method, endpoint_shown_);
         if (!c.object.empty())
             return fmt::format("{} object {} in container {} (Swift {})", c.method,
                                quote_for_message(c.object), quote_for_message(c.container), endpoint_shown_);
@@ -412,64 +448,84 @@ private:
 
     std::vector<ListEntry> parse_listing(const Call& c, const std::string& body) const {
         std::vector<ListEntry> out;
+        for_each_listed(c, body, [&](const nlohmann::json& item) {
+            ListEntry e;
+            if (item.contains("subdir")) {
+                e.name = item.at("subdir").get<std::string>();
+                e.subdir = true;
+            } else {
+                e.name = item.at("name").get<std::string>();
+                e.bytes = item.value("bytes", std::uint64_t{0});
+                e.etag = normalize_etag(item.value("hash", std::string()));
+                e.content_type = item.value("content_type", std::string());
+                e.last_modified = item.value("last_modified", std::string());
+            }
+            out.push_back(std::move(e));
+        });
+        return out;
+    }
+
+    // Calls `each` with every item of a JSON listing (of a container or the
+    // account); StoreError when it is not one.
+    template <typename Each>
+    void for_each_listed(const Call& c, const std::string& body, Each each) const {
         try {
             auto doc = nlohmann::json::parse(body);
             if (!doc.is_array())
                 throw StoreError(fmt::format("{}: the listing is not a JSON array", describe(c)));
-            out.reserve(doc.size());
-            for (const auto& item : doc) {
-                ListEntry e;
-                if (item.contains("subdir")) {
-                    e.name = item.at("subdir").get<std::string>();
-                    e.subdir = true;
-                } else {
-                    e.name = item.at("name").get<std::string>();
-                    e.bytes = item.value("bytes", std::uint64_t{0});
-                    e.etag = normalize_etag(item.value("hash", std::string()));
-                    e.content_type = item.value("content_type", std::string());
-                    e.last_modified = item.value("last_modified", std::string());
-                }
-                out.push_back(std::move(e));
-            }
+            for (const auto& item : doc) each(item);
         } catch (const nlohmann::json::exception& e) {
             throw StoreError(
                 fmt::format("{}: the listing is not valid Swift JSON: {}", describe(c), e.what()));
         }
-        return out;
     }
 
     std::string object_url(const Session& s, const std::string& container, const std::string& object,
                            const std::string& query) const {
-        std::string url = s.storage_url + "/" + percent_encode(container);
+        // No container: the account itself.
+        std::string url = container.empty() ? s.storage_url : s.storage_url + "/" + percent_encode(container);
         if (!object.empty()) url += "/" + percent_encode(object, true);
         if (!query.empty()) url += "?" + query;
         return url;
     }
 
+    // The status and headers of an answer, whole or streamed.
+    static const http::Response& head_of(const http::Response& r) { return r; }
+    static const http::Response& head_of(const std::unique_ptr<http::ResponseReader>& r) { return r->head(); }
+
     // Sends a request, retrying connection errors and retryable statuses with
     // exponential backoff; returns the last response (maybe a 5xx after the
     // budget) or throws StoreError when the server could not be reached.
     http::Response send_with_retries(const http::Request& req, const std::string& what) {
+        return send_with_retries(req, what, [this](const http::Request& r) { return http_.request(r); });
+    }
+
+    // The same with `send` (the client's request() or open()) for one try.
+    template <typename Send>
+    auto send_with_retries(const http::Request& req, const std::string& what, Send send)
+        -> decltype(send(req)) {
         double delay = options_.backoff;
         for (int attempt = 0;; ++attempt) {
-            std::optional<http::Response> resp;
+            std::optional<decltype(send(req))> resp;
             std::string error;
             try {
-                resp = http_.request(req);
+                resp = send(req);
             } catch (const HttpError& e) {
                 error = e.what();
             }
-            const bool retry = !resp || http::retryable_status(resp->status);
+            const bool retry = !resp || http::retryable_status(head_of(*resp).status);
             if (!retry) return std::move(*resp);
             if (attempt >= options_.retries) {
                 if (resp) return std::move(*resp);
                 throw StoreError(fmt::format("{}: {} (gave up after {} {})", what, error, attempt + 1,
                                              attempt ? "tries" : "try"));
             }
-            const double wait = retry_wait(delay, resp ? &*resp : nullptr);
+            const double wait = retry_wait(delay, resp ? &head_of(*resp) : nullptr);
             // `error` names the method and URL (no token: that is a header).
-            logger.warn("{}: {}; retry {} of {} in {:.2f} s", what, resp ? http_status(resp->status) : error,
-                        attempt + 1, options_.retries, wait);
+            logger.warn("{}: {}; retry {} of {} in {:.2f} s", what,
+                        resp ? http_status(head_of(*resp).status) : error, attempt + 1, options_.retries,
+                        wait);
+            resp.reset();  // a streamed answer's connection is dropped before the wait
             std::this_thread::sleep_for(std::chrono::duration<double>(wait));
             delay *= 2;
         }
@@ -489,6 +545,14 @@ private:
     }
 
     http::Response perform(const Call& c) {
+        return perform_with(c, [this](const http::Request& req) { return http_.request(req); });
+    }
+
+    // Sends the call with `send` (the client's request() or open()), with
+    // retries; an expired or revoked token is renewed once and the call
+    // repeated.
+    template <typename Send>
+    auto perform_with(const Call& c, Send send) -> decltype(send(std::declval<const http::Request&>())) {
         bool reauthenticated = false;
         for (;;) {
             const Session s = session();
@@ -500,9 +564,9 @@ private:
             req.body = c.body;
             req.has_body = c.has_body;
             req.body_file = c.body_file;
-            auto r = send_with_retries(req, describe(c));
+            auto r = send_with_retries(req, describe(c), send);
             // An expired or revoked token: fetch a new one once and repeat.
-            if (r.status == 401 && !anonymous() && !reauthenticated) {
+            if (head_of(r).status == 401 && !anonymous() && !reauthenticated) {
                 invalidate(s.generation);
                 reauthenticated = true;
                 continue;
@@ -665,9 +729,9 @@ private:
 // Refuses query parameters a Swift store URL does not know (a misspelt one
 // would otherwise be ignored).
 void check_parameters(const Url& url) {
-    static const char* known[] = {"retries",        "backoff",  "backoff_max", "timeout",
-                                  "concurrency",    "insecure", "project",     "user_domain",
-                                  "project_domain", "region",   "interface"};
+    static const char* known[] = {"retries",     "backoff",        "backoff_max", "timeout",
+                                  "concurrency", "insecure",       "list_page",   "project",
+                                  "user_domain", "project_domain", "region",      "interface"};
     for (const auto& [key, value] : url.query)
         if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
             std::end(known))
@@ -683,6 +747,7 @@ SwiftOptions options_from(const Url& url) {
     options.timeout = parse_number(url, "timeout", options.timeout, 0.001, 86400);
     options.concurrency = static_cast<std::size_t>(parse_number(url, "concurrency", 16, 1, 1024));
     options.verify_tls = parse_number(url, "insecure", 0, 0, 1) == 0;
+    options.list_page = static_cast<std::size_t>(parse_number(url, "list_page", 10000, 1, 10000));
     return options;
 }
 

@@ -11,7 +11,7 @@
 namespace apcloud {
 
 /// Tuning of a Swift store, read from the store URL's query parameters
-/// (`?retries=4&backoff=0.5&timeout=30&concurrency=16`).
+/// (`?retries=4&backoff=0.5&timeout=30&concurrency=16&list_page=10000`).
 struct SwiftOptions {
     /// Retries after a first failed try (connection error, 5xx, 408, 429):
     /// the default 4 makes 5 tries, like the reference's uploads.
@@ -27,6 +27,11 @@ struct SwiftOptions {
     std::size_t concurrency = 16;
     /// Verify TLS certificates (`?insecure=1` turns it off).
     bool verify_tls = true;
+    /// Containers per page of list_containers (`?list_page=`, 1..10000):
+    /// Swift's default maximum, or less for a cluster whose swift.conf sets a
+    /// smaller `account_listing_limit` (it refuses larger pages with 412);
+    /// tests page with small ones.
+    std::size_t list_page = 10000;
 };
 
 /// Opens a Swift store from its URL and credentials:

@@ -3,6 +3,7 @@
 // APCLOUD_SWIFT_AUTH_URL), so both backends are held to the same contract.
 // The listing expectations were taken from a real Swift (2.30).
 #include <doctest/doctest.h>
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <autopkgtest_cloud/store.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -23,7 +25,9 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/local_store.hpp"
@@ -1041,24 +1045,40 @@ struct SourceDir {
     }
 };
 
+// An MD5 computed piece by piece.
+class Md5 {
+public:
+    Md5() : ctx_(EVP_MD_CTX_new()) { REQUIRE(EVP_DigestInit_ex(ctx_, EVP_md5(), nullptr) == 1); }
+    ~Md5() { EVP_MD_CTX_free(ctx_); }
+    Md5(const Md5&) = delete;
+    Md5& operator=(const Md5&) = delete;
+    void update(std::string_view data) {
+        if (EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1) FAIL("EVP_DigestUpdate");
+    }
+    std::string hex() {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+        REQUIRE(EVP_DigestFinal_ex(ctx_, md, &len) == 1);
+        return hex_of(md, len);
+    }
+
+private:
+    EVP_MD_CTX* ctx_;
+};
+
 // Writes `mib` MiB of random bytes to `path`, one MiB at a time (never the
 // whole file in memory); the MD5 of what was written.
 std::string write_random_file(const fs::path& path, int mib) {
     std::ofstream out(path, std::ios::binary);
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    REQUIRE(EVP_DigestInit_ex(ctx, EVP_md5(), nullptr) == 1);
+    Md5 md5;
     for (int i = 0; i < mib; ++i) {
         const std::string block = random_bytes(1024 * 1024, static_cast<unsigned>(100 + i));
         out.write(block.data(), static_cast<std::streamsize>(block.size()));
-        REQUIRE(EVP_DigestUpdate(ctx, block.data(), block.size()) == 1);
+        md5.update(block);
     }
     out.close();
     REQUIRE(out.good());
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    REQUIRE(EVP_DigestFinal_ex(ctx, md, &len) == 1);
-    EVP_MD_CTX_free(ctx);
-    return hex_of(md, len);
+    return md5.hex();
 }
 
 // This process's peak resident set size (VmHWM) in kB.
@@ -1071,8 +1091,11 @@ long peak_rss_kb() {
 }
 
 // Lowers the peak to the current RSS (Linux 4.0+), so a growth shows even
-// below an earlier peak; false when the kernel refuses.
+// below an earlier peak; false when the kernel refuses. Memory that earlier
+// tests freed is given back to the kernel first, or a growth could reuse it
+// unseen.
 bool reset_peak_rss() {
+    ::malloc_trim(0);
     std::ofstream out("/proc/self/clear_refs");
     out << "5";
     out.close();
@@ -1222,6 +1245,333 @@ TEST_CASE("put_file: a 64 MiB file is streamed, its size far from the process's 
     REQUIRE(got);
     CHECK(got->data.size() == info.bytes);
     CHECK(md5_hex(got->data) == md5);
+}
+
+// ---------------------------------------------------------------------------
+// list_containers: every container of the store.
+
+namespace {
+
+// The containers of `names` whose names start with `prefix`, in their order.
+std::vector<std::string> starting_with(const std::vector<std::string>& names, const std::string& prefix) {
+    std::vector<std::string> out;
+    for (const auto& n : names)
+        if (n.rfind(prefix, 0) == 0) out.push_back(n);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("list_containers: every container, sorted bytewise, across pages") {
+    auto store = backend().open();
+    const std::string prefix = "apcloud-conformance-" + backend().tag + "-lc-";
+    // Bytewise: upper case before lower case, UTF-8 after ASCII.
+    TestContainer b(*store, "lc-b"), upper(*store, "lc-B"), a(*store, "lc-a"),
+        utf8(*store, "lc-\xc3\xa9t\xc3\xa9"), c(*store, "lc-c");
+    const std::vector<std::string> expected = {prefix + "B", prefix + "a", prefix + "b", prefix + "c",
+                                               prefix + "\xc3\xa9t\xc3\xa9"};
+
+    const auto all = store->list_containers();
+    INFO("listed: " << show(starting_with(all, prefix)));
+    CHECK(std::is_sorted(all.begin(), all.end()));
+    CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());  // each once
+    CHECK(starting_with(all, prefix) == expected);
+    // Empty containers count, and so do those of other tests (and runs).
+    CHECK(std::find(all.begin(), all.end(), a.name()) != all.end());
+
+    if (!backend().local()) {
+        // Pages of two (the account has more containers than that): the same
+        // containers, in the same order, although fetched three or more
+        // requests apart.
+        auto paged = open_store(backend().url + "?list_page=2", backend().credentials);
+        const auto listed = paged->list_containers();
+        CHECK(std::is_sorted(listed.begin(), listed.end()));
+        CHECK(std::adjacent_find(listed.begin(), listed.end()) == listed.end());
+        CHECK(starting_with(listed, prefix) == expected);
+        CHECK(listed.size() >= expected.size());
+        auto single = open_store(backend().url + "?list_page=1", backend().credentials);
+        CHECK(starting_with(single->list_containers(), prefix) == expected);
+    }
+}
+
+TEST_CASE("local: list_containers skips what is not a container" * doctest::skip(!is_local)) {
+    auto store = backend().open();
+    const fs::path root = backend().root;
+    const std::string prefix = "apcloud-conformance-" + backend().tag + "-lcx-";
+    {
+        TestContainer kept(*store, "lcx-kept");
+        // A file, a crashed writer's temporary file and directory (their names
+        // are not UTF-8), a FIFO, and a link to a container (which, like
+        // every other operation, takes it for the container it leads to).
+        std::ofstream(root / (prefix + "file")) << "not a container";
+        const std::string temp = std::string(local_temp_prefix) + "1.2.3";
+        std::ofstream(root / temp) << "left over";
+        fs::create_directory(root / (prefix + "\xff" + "dir"));
+        REQUIRE(::mkfifo((root / (prefix + "fifo")).c_str(), 0644) == 0);
+        fs::create_directory_symlink(kept.name(), root / (prefix + "link"));
+        CHECK(starting_with(store->list_containers(), prefix) ==
+              std::vector<std::string>{prefix + "kept", prefix + "link"});
+        CHECK(store->list(prefix + "link", {}).empty());
+        fs::remove(root / (prefix + "file"));
+        fs::remove(root / temp);
+        fs::remove(root / (prefix + "\xff" + "dir"));
+        fs::remove(root / (prefix + "fifo"));
+        fs::remove(root / (prefix + "link"));
+    }
+    // Removed: no longer listed.
+    CHECK(starting_with(store->list_containers(), prefix).empty());
+}
+
+// ---------------------------------------------------------------------------
+// open_object: an object read piece by piece, on every backend.
+
+namespace {
+
+// Everything a reader gives, checking each piece on the way.
+std::string read_all(ObjectReader& reader) {
+    std::string out, chunk = "left over from before";
+    while (reader.read(chunk)) {
+        if (chunk.empty()) FAIL("read() returned true with an empty piece");
+        if (chunk.size() > 1024 * 1024) FAIL("a piece of " << chunk.size() << " bytes");
+        out += chunk;
+    }
+    CHECK(chunk.empty());
+    // The end stays the end.
+    chunk = "x";
+    CHECK_FALSE(reader.read(chunk));
+    CHECK(chunk.empty());
+    return out;
+}
+
+void check_same_info(const ObjectInfo& read, const ObjectInfo& head) {
+    CHECK(read.name == head.name);
+    CHECK(read.bytes == head.bytes);
+    CHECK(read.etag == head.etag);
+    CHECK(read.content_type == head.content_type);
+    CHECK(read.content_encoding == head.content_encoding);
+    CHECK(read.last_modified == head.last_modified);
+}
+
+}  // namespace
+
+TEST_CASE("open_object: the content read piece by piece equals get(), info() equals head()") {
+    auto store = backend().open();
+    TestContainer c(*store, "open");
+    PutOptions log;
+    log.content_type = "text/plain; charset=UTF-8";
+    log.content_encoding = "gzip";  // served as stored: never decompressed
+    const std::string gz("\x1f\x8b\x08\x00 not really gzip", 20);
+    PutOptions tar;
+    tar.content_type = "application/x-tar";
+    struct Case {
+        std::string name;
+        std::string data;
+        PutOptions options;
+    };
+    const std::vector<Case> cases = {
+        {"empty", "", {}},
+        {"small", "exitcode 0\n", {}},
+        {"run@/log.gz", gz, log},
+        {"run@/result.tar", random_bytes(10240, 5), tar},
+        // Several of the stores' blocks and pieces, and a partial one.
+        {"run@/artifacts.tar.gz", random_bytes(3 * 1024 * 1024 + 17, 6), {}},
+    };
+    for (const auto& k : cases) store->put(c, k.name, k.data, k.options);
+    for (const auto& k : cases) {
+        INFO("object " << k.name << " (" << k.data.size() << " bytes)");
+        auto reader = store->open_object(c, k.name);
+        REQUIRE(reader);
+        auto head = store->head(c, k.name);
+        REQUIRE(head);
+        check_same_info(reader->info(), *head);
+        CHECK(reader->info().bytes == k.data.size());
+        CHECK(reader->info().etag == md5_hex(k.data));
+        CHECK(reader->info().content_type == k.options.content_type);
+        CHECK(reader->info().content_encoding == k.options.content_encoding);
+        const std::string content = read_all(*reader);
+        CHECK(content.size() == k.data.size());
+        CHECK((content == k.data));
+        CHECK((content == store->get(c, k.name)->data));
+    }
+    // An object put from a file reads the same.
+    SourceDir src;
+    store->put_file(c, "from-file", src.write("f", cases.back().data));
+    auto reader = store->open_object(c, "from-file");
+    REQUIRE(reader);
+    CHECK((read_all(*reader) == cases.back().data));
+}
+
+TEST_CASE("open_object: nullptr for a missing object or container; names checked as for get") {
+    auto store = backend().open();
+    TestContainer c(*store, "open-missing");
+    store->put(c, "a/b", "x");
+    CHECK(store->open_object(c, "never/put") == nullptr);
+    CHECK(store->open_object(c, "a") == nullptr);  // a prefix of objects is no object
+    CHECK(store->open_object("apcloud-conformance-" + backend().tag + "-never-created", "a/b") == nullptr);
+    CHECK(refused_field([&] { store->open_object(c, "../x"); }) == "object");
+    CHECK(refused_field([&] { store->open_object(c, ""); }) == "object");
+    CHECK(refused_field([&] { store->open_object("a/b", "x"); }) == "container");
+    // Removed: gone for readers opened afterwards.
+    CHECK(store->remove(c, "a/b"));
+    CHECK(store->open_object(c, "a/b") == nullptr);
+}
+
+TEST_CASE("open_object: readers left midway, or read in turns, leave the store as it was") {
+    auto store = backend().open();
+    TestContainer c(*store, "open-abandon");
+    const std::string big = random_bytes(5 * 1024 * 1024, 8);
+    const std::string other = random_bytes(2 * 1024 * 1024 + 3, 9);
+    store->put(c, "big", big);
+    store->put(c, "other", other);
+    // Abandoned after one piece, many times over (Swift: each one closes
+    // its connection instead of leaving it stuck or reusing it).
+    for (int i = 0; i < 20; ++i) {
+        auto reader = store->open_object(c, "big");
+        REQUIRE(reader);
+        std::string chunk;
+        REQUIRE(reader->read(chunk));
+        CHECK(chunk == big.substr(0, chunk.size()));
+    }
+    // Abandoned before the first read.
+    CHECK(store->open_object(c, "big") != nullptr);
+    // Two readers in turns, and other operations meanwhile.
+    auto r1 = store->open_object(c, "big");
+    auto r2 = store->open_object(c, "other");
+    REQUIRE(r1);
+    REQUIRE(r2);
+    std::string s1, s2, chunk;
+    bool more1 = true, more2 = true;
+    while (more1 || more2) {
+        if (more1) {
+            more1 = r1->read(chunk);
+            s1 += chunk;
+        }
+        if (more2) {
+            more2 = r2->read(chunk);
+            s2 += chunk;
+        }
+        CHECK(store->head(c, "other"));
+    }
+    CHECK((s1 == big));
+    CHECK((s2 == other));
+    CHECK((store->get(c, "big")->data == big));
+    CHECK(show(store->list(c, {})) == "big, other");
+}
+
+namespace {
+
+// A Store with only the methods a Store must implement, and of those only
+// get() and head() in use (over the backend): what it inherits are the
+// interface's defaults.
+struct GetOnlyStore : Store {
+    Store& inner;
+    explicit GetOnlyStore(Store& s) : inner(s) {}
+    std::optional<Object> get(const std::string& c, const std::string& n) override { return inner.get(c, n); }
+    std::optional<ObjectInfo> head(const std::string& c, const std::string& n) override {
+        return inner.head(c, n);
+    }
+    [[noreturn]] static void unused() { throw std::logic_error("not used by the test"); }
+    void ensure_container(const std::string&, const ContainerAcl&) override { unused(); }
+    ContainerAcl container_acl(const std::string&) override { unused(); }
+    ObjectInfo put(const std::string&, const std::string&, std::string_view, const PutOptions&) override {
+        unused();
+    }
+    bool remove(const std::string&, const std::string&) override { unused(); }
+    std::vector<ListEntry> list(const std::string&, const ListOptions&) override { unused(); }
+};
+
+}  // namespace
+
+TEST_CASE("defaults: open_object over get(), and no list_containers, for a Store without them") {
+    auto store = backend().open();
+    TestContainer c(*store, "defaults");
+    GetOnlyStore minimal(*store);
+    const std::string data = random_bytes(600 * 1024, 12);
+    store->put(c, "obj", data);
+    auto reader = minimal.open_object(c, "obj");
+    REQUIRE(reader);
+    check_same_info(reader->info(), *store->head(c, "obj"));
+    CHECK((read_all(*reader) == data));
+    CHECK(minimal.open_object(c, "missing") == nullptr);
+    CHECK_THROWS_AS(minimal.list_containers(), StoreError);
+}
+
+TEST_CASE("local: a reader outliving a put or remove of its name reads the version it opened" *
+          doctest::skip(!is_local)) {
+    auto store = backend().open();
+    TestContainer c(*store, "open-versions");
+    // Larger than a block, so the rest is read after the put.
+    const std::string v1 = random_bytes(600 * 1024, 10);
+    const std::string v2 = "the second version";
+    const ObjectInfo put1 = store->put(c, "run@/log.gz", v1);
+    auto reader = store->open_object(c, "run@/log.gz");
+    REQUIRE(reader);
+    std::string chunk;
+    REQUIRE(reader->read(chunk));
+    std::string got = chunk;
+    store->put(c, "run@/log.gz", v2);
+    got += read_all(*reader);
+    CHECK((got == v1));
+    CHECK(reader->info().etag == put1.etag);
+    CHECK(reader->info().bytes == v1.size());
+    // A reader opened now has the new version.
+    auto now = store->open_object(c, "run@/log.gz");
+    REQUIRE(now);
+    CHECK(read_all(*now) == v2);
+
+    // Removed while being read: the reader still has it all.
+    store->put(c, "gone", v1);
+    auto doomed = store->open_object(c, "gone");
+    REQUIRE(doomed);
+    CHECK(store->remove(c, "gone"));
+    CHECK((read_all(*doomed) == v1));
+    CHECK(store->open_object(c, "gone") == nullptr);
+}
+
+TEST_CASE("open_object: a 64 MiB object is streamed, its size far from the process's memory") {
+    auto store = backend().open();
+    TestContainer c(*store, "open-large");
+    constexpr int mib = 64;
+    std::string md5;
+    {
+        SourceDir src;
+        const fs::path big = src.path / "big";
+        md5 = write_random_file(big, mib);
+        REQUIRE(store->put_file(c, "run@/artifacts.tar.gz", big.string()).etag == md5);
+    }
+
+    const bool reset = reset_peak_rss();
+    const long before = peak_rss_kb();
+    auto reader = store->open_object(c, "run@/artifacts.tar.gz");
+    REQUIRE(reader);
+    CHECK(reader->info().bytes == std::uint64_t{mib} * 1024 * 1024);
+    CHECK(reader->info().etag == md5);
+    Md5 streamed;
+    std::uint64_t bytes = 0;
+    std::size_t pieces = 0;
+    std::string chunk;
+    REQUIRE(reader->read(chunk));
+    // A slow consumer (a web client on a slow link): with an unbounded read
+    // ahead, the whole object would arrive in memory meanwhile.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    const long paused = peak_rss_kb();
+    do {
+        streamed.update(chunk);
+        bytes += chunk.size();
+        ++pieces;
+    } while (reader->read(chunk));
+    const long after = peak_rss_kb();
+    const long growth_kb = after - before;
+    MESSAGE("open_object of " << mib << " MiB in " << pieces << " pieces: peak RSS " << before << " kB -> "
+                              << paused << " kB after a 1.5 s pause -> " << after << " kB (+" << growth_kb
+                              << " kB; peak " << std::string(reset ? "reset first" : "not resettable")
+                              << ")");
+    REQUIRE(before > 0);
+    // Streaming holds a few pieces; holding the object would add 64 MiB.
+    CHECK(growth_kb < 16 * 1024);
+    CHECK(paused - before < 16 * 1024);
+    CHECK(bytes == std::uint64_t{mib} * 1024 * 1024);
+    CHECK(streamed.hex() == md5);
 }
 
 // ---------------------------------------------------------------------------

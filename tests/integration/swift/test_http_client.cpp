@@ -1,5 +1,5 @@
-// The HTTP client against a real Swift proxy: statuses, headers, exact URL bytes, concurrency, transport
-// errors.
+// The HTTP client against a real Swift proxy: statuses, headers, exact URL bytes, concurrency, streamed
+// answers, transport errors.
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
@@ -47,6 +47,22 @@ std::string make_container(http::HttpClient& client, const Login& s, const std::
     put.has_body = true;
     REQUIRE(client.request(put).status == 201);
     return container;
+}
+
+// PUTs `size` bytes of a pattern (varied by `shift`) as the object at `url`;
+// the bytes.
+std::string put_pattern(http::HttpClient& client, const Login& s, const std::string& url, std::size_t size,
+                        int shift, const std::string& content_type = {}) {
+    std::string data(size, '\0');
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> shift);
+    http::Request put;
+    put.method = "PUT";
+    put.url = url;
+    put.headers["X-Auth-Token"] = s.token;
+    if (!content_type.empty()) put.headers["Content-Type"] = content_type;
+    put.body = data;
+    REQUIRE(client.request(put).status == 201);
+    return data;
 }
 
 // A TCP port on loopback that accepts connections (the kernel completes the
@@ -285,20 +301,14 @@ TEST_CASE("download streams a body into a file; an error answer leaves no file")
     http::HttpClient client;
     auto s = login(client);
     const std::string container = make_container(client, s, "h3-dl");
-    std::string big(3 * 1024 * 1024 + 17, '\0');
-    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) >> 3);
-    http::Request put;
-    put.method = "PUT";
-    put.url = s.storage_url + "/" + container + "/big";
-    put.headers["X-Auth-Token"] = s.token;
-    put.body = big;
-    REQUIRE(client.request(put).status == 201);
+    const std::string url = s.storage_url + "/" + container + "/big";
+    const std::string big = put_pattern(client, s, url, 3 * 1024 * 1024 + 17, 3);
 
     char tmpl[] = "/tmp/apcloud-dl-XXXXXX";
     REQUIRE(mkdtemp(tmpl));
     const std::string path = std::string(tmpl) + "/out";
     http::Request get;
-    get.url = put.url;
+    get.url = url;
     get.headers["X-Auth-Token"] = s.token;
     auto resp = client.download(get, path);
     CHECK(resp.status == 200);
@@ -377,4 +387,152 @@ TEST_CASE("body_file: a PUT body streamed from a file, opened anew by every requ
     CHECK(client.request(get).body == "second");  // nothing was sent
     unlink(path.c_str());
     rmdir(tmpl);
+}
+
+TEST_CASE("open: status and headers at once, the body in pieces as it arrives") {
+    http::HttpClient client;
+    auto s = login(client);
+    const std::string container = make_container(client, s, "h3-open");
+    const std::string url = s.storage_url + "/" + container + "/big";
+    const std::string big = put_pattern(client, s, url, 3 * 1024 * 1024 + 17, 4, "application/x-test");
+
+    http::Request get;
+    get.url = url;
+    get.headers["X-Auth-Token"] = s.token;
+    auto reader = client.open(get);
+    REQUIRE(reader);
+    CHECK(reader->head().status == 200);
+    CHECK(reader->head().header("content-length") == std::optional<std::string>(std::to_string(big.size())));
+    CHECK(reader->head().header("Content-Type") == std::optional<std::string>("application/x-test"));
+    CHECK(reader->head().body.empty());
+    std::string body, chunk;
+    std::size_t pieces = 0;
+    while (reader->read(chunk)) {
+        REQUIRE_FALSE(chunk.empty());
+        CHECK(chunk.size() <= 256 * 1024);
+        body += chunk;
+        ++pieces;
+    }
+    CHECK(chunk.empty());
+    CHECK(pieces > 1);
+    CHECK(body.size() == big.size());
+    CHECK((body == big));
+    CHECK_FALSE(reader->read(chunk));
+
+    // An error answer: its status, and its page as the body.
+    get.url = s.storage_url + "/" + container + "/missing";
+    auto missing = client.open(get);
+    CHECK(missing->head().status == 404);
+    body.clear();
+    while (missing->read(chunk)) body += chunk;
+    CHECK_FALSE(body.empty());
+    // No body at all.
+    http::Request head = get;
+    head.method = "HEAD";
+    head.url = url;
+    auto headers_only = client.open(head);
+    CHECK(headers_only->head().status == 200);
+    CHECK_FALSE(headers_only->read(chunk));
+
+    // Readers dropped midway close their connections; the client goes on.
+    get.url = url;
+    for (int i = 0; i < 30; ++i) {
+        auto dropped = client.open(get);
+        REQUIRE(dropped->read(chunk));
+        CHECK(chunk == big.substr(0, chunk.size()));
+    }
+    CHECK(client.request(get).body == big);
+
+    // Before the headers, a transport error is thrown by open().
+    http::Request refused;
+    refused.url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/x";
+    try {
+        client.open(refused);
+        FAIL("no exception");
+    } catch (const HttpError& e) {
+        CHECK(std::string(e.what()).find("GET " + refused.url) == 0);
+    }
+}
+
+namespace {
+
+// A server on loopback answering one request with a 200 that announces
+// `announced` bytes of body but sends `sent`, then closes the connection
+// (`cut`) or keeps it open without a word until destroyed.
+class ShortServer {
+public:
+    ShortServer(std::size_t announced, std::size_t sent, bool cut) {
+        REQUIRE(::pipe(stop_) == 0);
+        thread_ = std::thread([this, announced, sent, cut] {
+            const int c = ::accept(socket_.fd, nullptr, nullptr);
+            if (c < 0) return;
+            std::string request;
+            char buf[4096];
+            while (request.find("\r\n\r\n") == std::string::npos) {
+                const ssize_t n = ::read(c, buf, sizeof buf);
+                if (n <= 0) break;
+                request.append(buf, static_cast<std::size_t>(n));
+            }
+            const std::string answer =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                "Content-Length: " +
+                std::to_string(announced) + "\r\n\r\n" + std::string(sent, 'x');
+            if (::write(c, answer.data(), answer.size()) < 0) {
+            }
+            char b = 0;
+            if (!cut && ::read(stop_[0], &b, 1) < 0) {
+            }
+            ::close(c);
+        });
+    }
+    ~ShortServer() {
+        if (::write(stop_[1], "x", 1) < 0) {
+        }
+        // Unblocks an accept() that never got a connection.
+        ::shutdown(socket_.fd, SHUT_RDWR);
+        thread_.join();
+        ::close(stop_[0]);
+        ::close(stop_[1]);
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(socket_.port) + "/object"; }
+
+private:
+    SilentServer socket_;
+    int stop_[2] = {-1, -1};
+    std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("open: a body cut off or stalled midway is an HttpError from read(), and stays one") {
+    http::ClientOptions options;
+    options.timeout = std::chrono::milliseconds(1000);
+    http::HttpClient client(options);
+    for (const bool cut : {true, false}) {
+        CAPTURE(cut);
+        // cpprest takes the body off the connection in whole pieces (of
+        // 64 kB): some arrive, then the transfer fails.
+        ShortServer server(1000000, 200000, cut);
+        http::Request get;
+        get.url = server.url();
+        auto reader = client.open(get);
+        CHECK(reader->head().status == 200);
+        const auto start = std::chrono::steady_clock::now();
+        std::string body, chunk;
+        try {
+            while (reader->read(chunk)) body += chunk;
+            FAIL("no exception");
+        } catch (const HttpError& e) {
+            const std::string msg = e.what();
+            MESSAGE(msg);
+            CHECK(msg.find("GET " + get.url + ": ") == 0);
+            if (!cut) CHECK(msg.find("timed out") != std::string::npos);
+        }
+        CHECK(body.size() >= 65536);
+        CHECK(body.size() <= 200000);
+        CHECK((body == std::string(body.size(), 'x')));
+        if (!cut) CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(900));
+        CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+        CHECK_THROWS_AS(reader->read(chunk), HttpError);
+    }
 }

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -115,7 +116,66 @@ TEST_CASE("a put during a short outage retries and succeeds after the proxy is b
             ResumeLater resume(std::chrono::milliseconds(1500));
             CHECK(store->list(c, {}).size() >= 1);
         }
+        pause_proxy();
+        {
+            // A streamed read retries until its headers are in.
+            ResumeLater resume(std::chrono::milliseconds(1500));
+            auto reader = store->open_object(c, "r");
+            REQUIRE(reader);
+            std::string chunk;
+            REQUIRE(reader->read(chunk));
+            CHECK(chunk == "read me");
+        }
+        pause_proxy();
+        {
+            ResumeLater resume(std::chrono::milliseconds(1500));
+            const auto containers = store->list_containers();
+            CHECK(std::find(containers.begin(), containers.end(), c) != containers.end());
+        }
     }
+}
+
+TEST_CASE("a streamed read that stalls midway is a StoreError naming the object, never retried") {
+    auto store = open_test_store(swift_test::store_url("retries=8&backoff=0.25&backoff_max=1&timeout=1"));
+    const std::string c = swift_test::unique_name("h3-stall");
+    store->ensure_container(c, {});
+    // Far more than the client's read-ahead and the sockets' buffers.
+    std::string data(32 * 1024 * 1024, '\0');
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131) >> 3);
+    store->put(c, "run@/artifacts.tar.gz", data);
+    auto reader = store->open_object(c, "run@/artifacts.tar.gz");
+    REQUIRE(reader);
+    std::string chunk, got;
+    REQUIRE(reader->read(chunk));
+    got += chunk;
+    pause_proxy({"--freeze"});
+    {
+        ResumeLater resume(std::chrono::milliseconds(4000));
+        const auto start = Clock::now();
+        try {
+            while (reader->read(chunk)) got += chunk;
+            FAIL("no exception");
+        } catch (const StoreError& e) {
+            const std::string msg = e.what();
+            MESSAGE(msg);
+            CHECK(msg.find("GET object 'run@/artifacts.tar.gz' in container") == 0);
+            CHECK(msg.find(c) != std::string::npos);
+            CHECK(msg.find("the transfer broke off after " + std::to_string(got.size()) + " bytes") !=
+                  std::string::npos);
+            CHECK(msg.find("timed out") != std::string::npos);
+            CHECK(msg.find("AUTH_tk") == std::string::npos);
+        }
+        // Failed by the client's timeout, before the proxy came back.
+        CHECK(Clock::now() - start < std::chrono::milliseconds(3900));
+    }
+    CHECK(got.size() < data.size());
+    CHECK((got == data.substr(0, got.size())));
+    // A new reader reads it all.
+    reader = store->open_object(c, "run@/artifacts.tar.gz");
+    REQUIRE(reader);
+    got.clear();
+    while (reader->read(chunk)) got += chunk;
+    CHECK((got == data));
 }
 
 TEST_CASE("an outage longer than the retry budget is a clear StoreError") {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "autopkgtest_cloud/error.hpp"
@@ -23,6 +24,18 @@ std::vector<std::string> names_of(const std::vector<ListEntry>& entries) {
     std::vector<std::string> out;
     for (const auto& e : entries) out.push_back((e.subdir ? "D:" : "") + e.name);
     return out;
+}
+
+// The message of the StoreError `f` throws (logged), "" when it throws none.
+std::string store_error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const StoreError& e) {
+        MESSAGE(e.what());
+        return e.what();
+    }
+    FAIL("no StoreError");
+    return "";
 }
 
 // Strips "http://" so a user:key@ can be put in front of the host.
@@ -272,6 +285,22 @@ TEST_CASE("the public storage URL: reads without a token, writes refused") {
     CHECK_THROWS_AS(reader->list(priv, {}), NotFound);
     CHECK_THROWS_AS(reader->list(unique_name("h3-missing"), {}), NotFound);
     CHECK_THROWS_AS(reader->get(priv, "secret"), StoreError);
+
+    // Streamed reads: as get().
+    auto streamed = reader->open_object(pub, "a/b@/result.tar");
+    REQUIRE(streamed);
+    CHECK(streamed->info().bytes == 12);
+    std::string chunk;
+    REQUIRE(streamed->read(chunk));
+    CHECK(chunk == "public bytes");
+    CHECK_FALSE(streamed->read(chunk));
+    CHECK(reader->open_object(pub, "a/missing") == nullptr);
+    CHECK_THROWS_AS(reader->open_object(priv, "secret"), StoreError);
+    // The account cannot be listed without a token.
+    const std::string msg = store_error_of([&] { reader->list_containers(); });
+    CHECK(msg.find("GET the account") == 0);
+    CHECK(msg.find("listing containers needs credentials") != std::string::npos);
+    CHECK(swift_auth_count(*reader) == 0);
     try {
         reader->put(pub, "x", "y");
         FAIL("no exception");
@@ -320,12 +349,44 @@ TEST_CASE("credentials: URL, StoreCredentials, environment; bad ones named witho
         CHECK(std::string(e.what()).find("bogus") != std::string::npos);
     }
     CHECK_THROWS_AS(open_test_store(store_url("retries=x")), ConfigError);
+    CHECK_THROWS_AS(open_test_store(store_url("list_page=0")), ConfigError);
+    CHECK_THROWS_AS(open_test_store(store_url("list_page=10001")), ConfigError);
     CHECK_THROWS_AS(open_test_store("http://127.0.0.1:1/not/a/swift/path"), ConfigError);
     CHECK_THROWS_AS(open_test_store("swift+http://127.0.0.1:1/v2.0"), ConfigError);
     // The auth URL as swift-start prints it (http://, no swift+) works too.
     auto plain_http = open_test_store(env("APCLOUD_SWIFT_AUTH_URL"));
     plain_http->ensure_container(c, {});
     CHECK(swift_auth_count(*plain_http) == 1);
+}
+
+TEST_CASE("list_containers lists the account of the credentials, and needs the right to") {
+    auto tester = open_test_store(store_url("list_page=3"));
+    const std::string mine = unique_name("h3-account");
+    tester->ensure_container(mine, {});
+    const auto listed = tester->list_containers();
+    CHECK(std::find(listed.begin(), listed.end(), mine) != listed.end());
+
+    StoreCredentials creds;
+    creds.user = env("APCLOUD_SWIFT_OTHER_USER");
+    creds.key = env("APCLOUD_SWIFT_OTHER_KEY");
+    REQUIRE_FALSE(creds.key.empty());
+    auto other = open_test_store(store_url(), creds);
+    const std::string theirs = unique_name("h3-account-other");
+    other->ensure_container(theirs, {});
+    const auto other_listed = other->list_containers();
+    CHECK(std::find(other_listed.begin(), other_listed.end(), theirs) != other_listed.end());
+    CHECK(std::find(other_listed.begin(), other_listed.end(), mine) == other_listed.end());
+    CHECK(std::find(listed.begin(), listed.end(), theirs) == listed.end());
+
+    // test:worker is no admin of its account: tempauth refuses the listing.
+    creds.user = env("APCLOUD_SWIFT_WORKER_USER");
+    creds.key = env("APCLOUD_SWIFT_WORKER_KEY");
+    REQUIRE_FALSE(creds.key.empty());
+    auto worker = open_test_store(store_url(), creds);
+    const std::string msg = store_error_of([&] { worker->list_containers(); });
+    CHECK(msg.find("GET the account") == 0);
+    CHECK(msg.find("403") != std::string::npos);
+    CHECK(msg.find(creds.key) == std::string::npos);
 }
 
 TEST_CASE("no credentials at all is a ConfigError") {

@@ -1,6 +1,7 @@
 // Token renewal: tempauth's tokens are wiped from memcached, and the next operations re-authenticate once.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -91,6 +92,19 @@ TEST_CASE("a revoked token is renewed transparently, once") {
     SUBCASE("listings too") {
         revoke_all_tokens();
         CHECK(store->list(c, {}).size() == 1);
+        CHECK(swift_auth_count(*store) == 3);
+        revoke_all_tokens();
+        const auto containers = store->list_containers();
+        CHECK(std::find(containers.begin(), containers.end(), c) != containers.end());
+        CHECK(swift_auth_count(*store) == 4);
+    }
+    SUBCASE("streamed reads too") {
+        revoke_all_tokens();
+        auto reader = store->open_object(c, "a");
+        REQUIRE(reader);
+        std::string chunk;
+        REQUIRE(reader->read(chunk));
+        CHECK(chunk == "before");
         CHECK(swift_auth_count(*store) == 3);
     }
 }
