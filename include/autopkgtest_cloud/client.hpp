@@ -24,13 +24,14 @@ std::string submit_request(Broker& broker, const TestRequest& request, const std
 /// Like submit_request, then waits up to `timeout` for the testcomplete
 /// event of this request (same package, release, architecture and triggers;
 /// subscribed before publishing, so it cannot be missed). nullopt on timeout.
-std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& request, const std::string& release,
-                                            const std::string& arch, bool huge, std::chrono::seconds timeout,
+std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& request,
+                                            const std::string& release, const std::string& arch, bool huge,
+                                            std::chrono::seconds timeout,
                                             const ValidationOptions& options = {});
 
 /// The number of ready requests in each of `queues` (nullopt for a queue
 /// that does not exist), in the given order.
-std::vector<std::pair<std::string, std::optional<std::uint64_t>>> queue_depths(Broker& broker,
-                                                                             const std::vector<std::string>& queues);
+std::vector<std::pair<std::string, std::optional<std::uint64_t>>> queue_depths(
+    Broker& broker, const std::vector<std::string>& queues);
 
 }  // namespace apcloud

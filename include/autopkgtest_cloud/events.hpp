@@ -37,7 +37,7 @@ struct TestComplete {
     std::optional<std::string> testpkg_version;  ///< "src version"
     std::string release;
     std::optional<std::string> requester;
-    std::string swift_dir;                       ///< the run's directory in the container
+    std::string swift_dir;  ///< the run's directory in the container
     std::vector<std::string> triggers;
     std::vector<std::string> env;
 };

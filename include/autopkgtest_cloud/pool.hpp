@@ -12,12 +12,12 @@ namespace apcloud {
 
 /// A one-machine installation: everything lives under one directory.
 struct LocalSite {
-    std::string data_dir;     ///< absolute
-    std::string store_url() const;     ///< file://DATA/results
-    std::string broker_url() const;    ///< sqlite://DATA/queue.db
-    std::string config_path() const;   ///< DATA/worker.conf
+    std::string data_dir;                 ///< absolute
+    std::string store_url() const;        ///< file://DATA/results
+    std::string broker_url() const;       ///< sqlite://DATA/queue.db
+    std::string config_path() const;      ///< DATA/worker.conf
     std::string web_config_path() const;  ///< DATA/web.conf
-    std::string log_dir() const;       ///< DATA/log
+    std::string log_dir() const;          ///< DATA/log
 };
 
 /// Creates the data directory and, if absent, a worker.conf for the embedded
@@ -34,7 +34,7 @@ struct PoolOptions {
     std::string worker_program;            ///< path of autopkgtest-cloud-worker
     std::vector<std::string> worker_args;  ///< e.g. {"-c", "DATA/worker.conf"}
     int workers = 1;
-    std::string log_dir;                   ///< worker-N.log files go here
+    std::string log_dir;  ///< worker-N.log files go here
 };
 
 /// Starts `workers` worker processes and keeps them running: a worker that

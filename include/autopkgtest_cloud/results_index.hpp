@@ -132,7 +132,8 @@ class Store;
 /// The index row of a stored run, from its result.tar; nullopt while there is
 /// none (the worker uploads it last). Throws ParseError for a corrupt
 /// result.tar or one naming another package, StoreError when the store fails.
-std::optional<IndexedRun> read_indexed_run(Store& store, const ContainerInfo& container, const RunLocation& where);
+std::optional<IndexedRun> read_indexed_run(Store& store, const ContainerInfo& container,
+                                           const RunLocation& where);
 
 /// Adds to `index` every run of every container of `store` it misses: each
 /// container is listed to the end with delimiter '@' (one entry per run), the

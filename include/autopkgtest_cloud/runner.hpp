@@ -13,10 +13,10 @@ namespace apcloud {
 
 /// What to run and how.
 struct RunSpec {
-    std::vector<std::string> argv;         ///< argv[0] is looked up in PATH
-    std::string log_path;                  ///< stdout and stderr are appended here
-    std::chrono::seconds timeout{0};       ///< kill after this long (0: never)
-    std::chrono::seconds tick{10};         ///< how often `on_tick` is called
+    std::vector<std::string> argv;    ///< argv[0] is looked up in PATH
+    std::string log_path;             ///< stdout and stderr are appended here
+    std::chrono::seconds timeout{0};  ///< kill after this long (0: never)
+    std::chrono::seconds tick{10};    ///< how often `on_tick` is called
     /// Called every `tick` while the program runs, with the time elapsed.
     std::function<void(std::chrono::seconds)> on_tick;
 };

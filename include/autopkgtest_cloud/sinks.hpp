@@ -24,7 +24,8 @@ class RequestSink {
 public:
     virtual ~RequestSink();
     /// Validates and sends `request` for release/arch, with `submit-time` set
-    /// to now (UTC) unless the request has one; returns the queue name.
+    /// to now (UTC) and a random `uuid` unless the request has them; returns
+    /// the queue name.
     virtual std::string send(const TestRequest& request, const std::string& release, const std::string& arch,
                              bool huge = false) = 0;
     /// Like send, then waits up to `timeout` for the request's testcomplete

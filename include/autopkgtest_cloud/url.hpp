@@ -16,10 +16,10 @@ struct Url {
     std::string user;      ///< decoded user info before ':'
     std::string password;  ///< decoded user info after ':'
     bool has_password = false;
-    std::string host;      ///< host name or address ([] removed from IPv6)
+    std::string host;  ///< host name or address ([] removed from IPv6)
     std::optional<std::uint16_t> port;
-    std::string path;      ///< decoded path, "" or starting with '/'
-    std::string raw_path;  ///< path as written (still percent-encoded)
+    std::string path;                          ///< decoded path, "" or starting with '/'
+    std::string raw_path;                      ///< path as written (still percent-encoded)
     std::map<std::string, std::string> query;  ///< decoded query parameters
 
     /// The URL without user info (for messages and logs: never print secrets).

@@ -19,7 +19,8 @@ const detail::Logger logger("index");
 }  // namespace
 
 // The index row of a run read from the store; nullopt while its result.tar is not there.
-std::optional<IndexedRun> read_indexed_run(Store& store, const ContainerInfo& container, const RunLocation& where) {
+std::optional<IndexedRun> read_indexed_run(Store& store, const ContainerInfo& container,
+                                           const RunLocation& where) {
     auto obj = store.get(container.name, where.dir() + "/result.tar");
     if (!obj) return std::nullopt;
     Result r = parse_result_tar(obj->data);

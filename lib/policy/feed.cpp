@@ -41,7 +41,8 @@ FeedResult feed_result(const json& r) {
     // Like result.tar: a run without ADT_TEST_TRIGGERS has no triggers (not an empty list).
     if (r.contains("triggers") && r["triggers"].is_array() && !r["triggers"].empty())
         g.triggers = r["triggers"].get<std::vector<std::string>>();
-    if (r.contains("duration") && r["duration"].is_number_unsigned()) g.duration = r["duration"].get<std::uint64_t>();
+    if (r.contains("duration") && r["duration"].is_number_unsigned())
+        g.duration = r["duration"].get<std::uint64_t>();
     return f;
 }
 
@@ -54,7 +55,8 @@ ResultsFeed::ResultsFeed(std::string web_url, std::string cursor_path)
         try {
             saved_ = std::stoll(*text);
         } catch (const std::exception&) {
-            throw ParseError(fmt::format("{} is not a feed cursor: {}", quote_for_message(path_), quote_for_message(*text)));
+            throw ParseError(fmt::format("{} is not a feed cursor: {}", quote_for_message(path_),
+                                         quote_for_message(*text)));
         }
     }
     next_ = saved_;
@@ -78,17 +80,20 @@ std::vector<FeedResult> ResultsFeed::fetch(std::size_t max, int retries) {
             }
             if (resp.status == 200) break;
             if (resp.status != 0 && (!http::retryable_status(resp.status) || attempt >= retries))
-                throw HttpError(fmt::format("GET {}: HTTP {} after {} attempt(s)", req.url, resp.status, attempt + 1));
+                throw HttpError(
+                    fmt::format("GET {}: HTTP {} after {} attempt(s)", req.url, resp.status, attempt + 1));
             std::this_thread::sleep_for(std::chrono::milliseconds(500 << std::min(attempt, 6)));
         }
         bytes_ += resp.body.size();
         json page = json::parse(resp.body, nullptr, false);
-        if (!page.is_object() || !page.contains("results") || !page["results"].is_array() || !page.contains("next"))
+        if (!page.is_object() || !page.contains("results") || !page["results"].is_array() ||
+            !page.contains("next"))
             throw ParseError(fmt::format("{} is not a results feed page", quote_for_message(req.url)));
         try {
             for (const auto& r : page["results"]) out.push_back(feed_result(r));
         } catch (const json::exception& e) {
-            throw ParseError(fmt::format("{}: a result is malformed: {}", quote_for_message(req.url), e.what()));
+            throw ParseError(
+                fmt::format("{}: a result is malformed: {}", quote_for_message(req.url), e.what()));
         }
         next_ = page["next"].get<std::int64_t>();
         if (!page.value("more", false) || out.size() >= max) return out;

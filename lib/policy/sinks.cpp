@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <ctime>
+#include <random>
 
 #include "autopkgtest_cloud/broker.hpp"
 #include "autopkgtest_cloud/client.hpp"
@@ -35,11 +36,27 @@ std::string sink_line(const std::string& queue, const TestRequest& request) {
 
 namespace {
 
+// A random (version 4) RFC 4122 uuid.
+std::string random_uuid() {
+    std::random_device rd;
+    unsigned char b[16];
+    for (auto& x : b) x = static_cast<unsigned char>(rd());
+    b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+    b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+    return fmt::format(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:"
+        "02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
 // The request as sent: stamped with the current UTC time as `submit-time`
-// unless the caller set one (SPEC.md section 1; britney records it).
+// and a uuid, unless the caller set them (SPEC.md section 1: britney records
+// the time; the uuid names the request for status, cancel and at-most-once
+// storage).
 TestRequest stamped(const TestRequest& request) {
     TestRequest r = request;
     if (!r.submit_time) r.submit_time = format_submit_time(std::time(nullptr));
+    if (!r.uuid) r.uuid = random_uuid();
     return r;
 }
 

@@ -760,12 +760,11 @@ AuthKind auth_kind_of(const Url& url, const std::string& path, bool swift_scheme
     if (ends_with(path, "/v3")) return AuthKind::keystone_v3;
     if (ends_with(path, "/auth/v1.0") || ends_with(path, "/auth/v1") || ends_with(path, "/auth"))
         return AuthKind::v1;
-    if (!swift_scheme && path.rfind("/v1/", 0) == 0 && path.size() > 4) return AuthKind::anonymous;
     if (swift_scheme) return AuthKind::v1;
-    throw ConfigError(fmt::format(
-        "Swift URL {} is neither an auth URL (swift+http(s)://host/auth/v1.0 or .../v3) nor a public storage "
-        "URL (http(s)://host/v1/AUTH_account)",
-        url.redacted()));
+    // A plain http(s) URL is a storage URL, whatever its path: Swift's own
+    // (/v1/AUTH_x) or one that serves the same API (the web service's /results).
+    (void)url;
+    return AuthKind::anonymous;
 }
 
 // The credentials a login of this kind needs (none for a public storage

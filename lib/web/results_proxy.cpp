@@ -72,18 +72,21 @@ ServerResponse listing(Store& store, const std::string& container, const ServerR
     return out;
 }
 
+// An object, streamed from the store as the client reads it: artifacts may be
+// far larger than memory.
 ServerResponse object(Store& store, const std::string& container, const std::string& name) {
-    auto obj = store.get(container, name);
-    if (!obj)
+    std::shared_ptr<ObjectReader> reader = store.open_object(container, name);
+    if (!reader)
         throw NotFound(
             fmt::format("no object {} in {}", quote_for_message(name), quote_for_message(container)));
+    const ObjectInfo& info = reader->info();
     ServerResponse out;
-    out.headers["Content-Type"] = obj->info.content_type;
-    if (obj->info.content_encoding) out.headers["Content-Encoding"] = *obj->info.content_encoding;
-    out.headers["ETag"] = "\"" + obj->info.etag + "\"";
-    if (auto t = detail::parse_iso_time(obj->info.last_modified))
+    out.headers["Content-Type"] = info.content_type;
+    if (info.content_encoding) out.headers["Content-Encoding"] = *info.content_encoding;
+    out.headers["ETag"] = "\"" + info.etag + "\"";
+    if (auto t = detail::parse_iso_time(info.last_modified))
         out.headers["Last-Modified"] = detail::format_http_date(*t);
-    out.body = std::move(obj->data);
+    out.producer = [reader](std::string& chunk) { return reader->read(chunk); };
     return out;
 }
 

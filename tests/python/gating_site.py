@@ -60,6 +60,7 @@ class Site:
             need("APCLOUD_SWIFT_USER")
             need("APCLOUD_SWIFT_KEY")
             self.read_url = need("APCLOUD_SWIFT_STORAGE_URL")
+        self.broker_url, self.store_url = broker, store
         data = pathlib.Path(need("APCLOUD_TEST_DATA"))
         self.config = root / "worker.conf"
         self.config.write_text(

@@ -142,13 +142,19 @@ def test_file_sink(tmp_path):
     assert sink.send(req, RELEASE, ARCH) == "debci-noble-amd64"
     assert sink.send(apcloud.TestRequest("hello"), RELEASE, "arm64", huge=True) == "debci-huge-noble-arm64"
     lines = path.read_text().splitlines()
-    # The sink stamps submit-time (UTC, now) on requests that have none.
-    stamp = json.loads(lines[0].split(" ", 1)[1])["submit-time"]
+    # The sink stamps submit-time (UTC, now) and a uuid on requests that have none.
+    first, second = (json.loads(line.split(" ", 1)[1]) for line in lines)
+    stamp, stamp2 = first["submit-time"], second["submit-time"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", stamp)
-    stamp2 = json.loads(lines[1].split(" ", 1)[1])["submit-time"]
-    assert lines == ["debci-noble-amd64:gedit " + json.dumps({"submit-time": stamp, "triggers": ["glib2.0/2.20-1"]},
-                                                             sort_keys=True),
-                     "debci-huge-noble-arm64:hello " + json.dumps({"submit-time": stamp2})]
+    uuid1, uuid2 = first["uuid"], second["uuid"]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", uuid1) and uuid1 != uuid2
+    assert lines == ["debci-noble-amd64:gedit " + json.dumps({"submit-time": stamp, "triggers": ["glib2.0/2.20-1"],
+                                                              "uuid": uuid1}, sort_keys=True),
+                     "debci-huge-noble-arm64:hello " + json.dumps({"submit-time": stamp2, "uuid": uuid2},
+                                                                  sort_keys=True)]
+    # A request's own uuid is kept.
+    sink.send(apcloud.TestRequest("hello", uuid="0f1e2d3c-aaaa-4bbb-8ccc-111122223333"), RELEASE, ARCH)
+    assert json.loads(path.read_text().splitlines()[-1].split(" ", 1)[1])["uuid"] == "0f1e2d3c-aaaa-4bbb-8ccc-111122223333"
     assert apcloud.sink_line("q", req) == "q:gedit " + req.to_message().split("\n", 1)[1]
     with pytest.raises(apcloud.ValidationError):
         sink.send(apcloud.TestRequest("Bad Name"), RELEASE, ARCH)

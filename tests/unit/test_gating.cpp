@@ -194,11 +194,18 @@ TEST_CASE("file sink: one line per request, queue, source and JSON parameters") 
     auto stamped = parse_request(first.substr(first.find(':') + 1));
     REQUIRE(stamped.submit_time);
     CHECK(std::regex_match(*stamped.submit_time, std::regex(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")));
+    // And with a uuid (RFC 4122 version 4) naming the request.
+    REQUIRE(stamped.uuid);
+    CHECK(std::regex_match(
+        *stamped.uuid, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
     CHECK(first == "debci-noble-amd64:gedit {\"submit-time\": \"" + *stamped.submit_time +
-                       "\", \"triggers\": [\"glib2.0/2.20-1\"]}");
+                       "\", \"triggers\": [\"glib2.0/2.20-1\"], \"uuid\": \"" + *stamped.uuid + "\"}");
+    auto given = parse_request(second.substr(second.find(':') + 1));
     CHECK(second ==
           "debci-noble-amd64:gedit {\"submit-time\": \"2024-03-21 13:04:12\", \"triggers\": "
-          "[\"glib2.0/2.20-1\"]}");
+          "[\"glib2.0/2.20-1\"], \"uuid\": \"" +
+              given.uuid.value_or("") + "\"}");
+    CHECK(given.uuid != stamped.uuid);
     CHECK(third.rfind("debci-huge-noble-arm64:hello {\"submit-time\": ", 0) == 0);
     TestRequest bad;
     bad.package = "Not A Package";
@@ -218,7 +225,9 @@ TEST_CASE("broker sink: publishes the request message to the routed queue") {
     auto got = broker->consume({"debci-noble-amd64"}, std::chrono::milliseconds(1000));
     REQUIRE(got);
     r.submit_time = parse_request(got->body).submit_time;
+    r.uuid = parse_request(got->body).uuid;
     CHECK(r.submit_time);
+    CHECK(r.uuid);
     CHECK(got->body == r.to_message());
     broker->ack(*got);
 }

@@ -206,12 +206,14 @@ Run up(CLI::App& cmd) {
         std::vector<std::string> releases, arches;
     };
     auto a = std::make_shared<Args>();
-    cmd.add_option("--data", a->data, "data directory (results/, queue.db, worker.conf, web.conf, web/, log/)");
+    cmd.add_option("--data", a->data,
+                   "data directory (results/, queue.db, worker.conf, web.conf, web/, log/)");
     cmd.add_option("--workers", a->workers,
                    "number of worker processes (the null runner shares this host: keep 1)");
     cmd.add_option("--release", a->releases, "releases to serve (default: unstable)");
     cmd.add_option("--arch", a->arches, "architectures to serve (default: this machine's)");
-    cmd.add_option("--port", a->port, "web service port on 127.0.0.1 for a new web.conf (default 8080; 0: any)");
+    cmd.add_option("--port", a->port,
+                   "web service port on 127.0.0.1 for a new web.conf (default 8080; 0: any)");
     cmd.add_flag("--no-web", a->no_web, "run the workers only");
     return [a] {
         if (a->releases.empty()) a->releases = {"unstable"};
@@ -225,7 +227,8 @@ Run up(CLI::App& cmd) {
         sigaction(SIGTERM, &sa, nullptr);
         std::thread web;
         if (!a->no_web && APCLOUD_WITH_WEB) web = start_web(site);
-        std::cout << a->workers << " worker(s) running; Ctrl-C stops them after their current test" << std::endl;
+        std::cout << a->workers << " worker(s) running; Ctrl-C stops them after their current test"
+                  << std::endl;
         apcloud::PoolOptions po;
         po.worker_program = worker_program();
         po.worker_args = {"-c", site.config_path()};
@@ -311,7 +314,8 @@ const struct {
     {"up", "Run a pool of workers on this machine (embedded broker, directory store)", up},
     {"listen", "Print events of a fanout exchange, one per line", listen},
     {"queues", "Print the number of requests waiting in each queue", queues},
-    {"index rebuild", "Rebuild the web service's results index from every container of the store", index_rebuild},
+    {"index rebuild", "Rebuild the web service's results index from every container of the store",
+     index_rebuild},
 };
 
 }  // namespace

@@ -1,12 +1,12 @@
 // autopkgtest-cloud-web: the web service (results index, published database, JSON API,
 // pages) as the library's run_web_service. SIGTERM/SIGINT stop it gracefully; 78 is a
 // bad configuration.
+#include <signal.h>
 #include <autopkgtest_cloud/credentials.hpp>
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/file_io.hpp>
 #include <autopkgtest_cloud/tool.hpp>
 #include <autopkgtest_cloud/web.hpp>
-#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -14,7 +14,9 @@
 namespace {
 
 std::atomic<bool> stop{false};
-void on_signal(int) { stop = true; }
+void on_signal(int) {
+    stop = true;
+}
 
 }  // namespace
 

@@ -351,7 +351,9 @@ TEST_CASE("credentials: URL, StoreCredentials, environment; bad ones named witho
     CHECK_THROWS_AS(open_test_store(store_url("retries=x")), ConfigError);
     CHECK_THROWS_AS(open_test_store(store_url("list_page=0")), ConfigError);
     CHECK_THROWS_AS(open_test_store(store_url("list_page=10001")), ConfigError);
-    CHECK_THROWS_AS(open_test_store("http://127.0.0.1:1/not/a/swift/path"), ConfigError);
+    // A plain http(s) URL with any other path is a storage URL (the web service's /results is one).
+    CHECK_NOTHROW(open_test_store("http://127.0.0.1:1/results"));
+    CHECK_THROWS_AS(open_test_store("ftp://127.0.0.1:1/results"), ConfigError);
     CHECK_THROWS_AS(open_test_store("swift+http://127.0.0.1:1/v2.0"), ConfigError);
     // The auth URL as swift-start prints it (http://, no swift+) works too.
     auto plain_http = open_test_store(env("APCLOUD_SWIFT_AUTH_URL"));
