@@ -28,6 +28,10 @@ using LogSink = std::function<void(const LogRecord&)>;
 /// error; an empty sink restores the default.
 void set_log_sink(LogSink sink);
 
+/// Sends the default log lines to the file `path` (appended) instead of
+/// standard error; throws SystemError naming it when it cannot be opened.
+void log_to_file(const std::string& path);
+
 /// Records below `level` are dropped (default: info).
 void set_log_level(LogLevel level);
 

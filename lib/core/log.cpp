@@ -2,10 +2,12 @@
 #include "autopkgtest_cloud/log.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <mutex>
 
@@ -42,15 +44,17 @@ spdlog::level::level_enum to_spdlog(LogLevel level) {
     return spdlog::level::info;
 }
 
+// Not registered globally: a host program's own spdlog setup stays its own.
+std::shared_ptr<spdlog::logger> make_logger(spdlog::sink_ptr sink) {
+    auto logger = std::make_shared<spdlog::logger>("apcloud", std::move(sink));
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+    logger->set_level(spdlog::level::trace);
+    logger->flush_on(spdlog::level::trace);
+    return logger;
+}
+
 spdlog::logger& default_logger(State& s) {
-    if (!s.stderr_logger) {
-        // Not registered globally: a host program's own spdlog setup stays its own.
-        s.stderr_logger =
-            std::make_shared<spdlog::logger>("apcloud", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-        s.stderr_logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
-        s.stderr_logger->set_level(spdlog::level::trace);
-        s.stderr_logger->flush_on(spdlog::level::trace);
-    }
+    if (!s.stderr_logger) s.stderr_logger = make_logger(std::make_shared<spdlog::sinks::stderr_sink_mt>());
     return *s.stderr_logger;
 }
 
@@ -60,6 +64,18 @@ void set_log_sink(LogSink sink) {
     State& s = state();
     std::lock_guard<std::mutex> lock(s.mutex);
     s.sink = std::move(sink);
+}
+
+void log_to_file(const std::string& path) {
+    std::shared_ptr<spdlog::logger> logger;
+    try {
+        logger = make_logger(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path));
+    } catch (const spdlog::spdlog_ex& e) {
+        throw SystemError(errno ? errno : EIO, "open the log file", path);
+    }
+    State& s = state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.stderr_logger = std::move(logger);
 }
 
 void set_log_level(LogLevel level) {

@@ -243,3 +243,34 @@ def test_bad_requests_get_clear_answers(embedded):
         assert code == 200 and b"apcloud_http_requests_total" in body
     finally:
         web.stop()
+
+
+def test_gating_sync_through_the_feed_costs_what_is_new(embedded, tmp_path):
+    web = WebService(embedded).start()
+    try:
+        embedded.run("gedit", ["glib2.0/2.80-1"])
+        embedded.run("evince", ["glib2.0/2.80-1"], exitcode=4)
+        web.wait_json("/api/v1/recent", lambda j: len(j) == 2)
+        cursor = tmp_path / "feed.cursor"
+        feed = apcloud.ResultsFeed(web.url, str(cursor))
+        first = feed.fetch()
+        assert sorted(r.package for r in first) == ["evince", "gedit"]
+        assert all(r.container == embedded.container and r.release == embedded.release for r in first)
+        # Into britney's state, per package, as record_results wants them.
+        cache = apcloud.ResultsCache()
+        for r in first:
+            apcloud.record_results(cache, r.package, r.arch, [r.result])
+        assert cache.get("glib2.0/2.80-1", "gedit", ARCH)[0] == "PASS"
+        assert cache.get("glib2.0/2.80-1", "evince", ARCH)[0] == "FAIL"
+        # Not committed: a new feed object starts over; committed: it continues.
+        assert len(apcloud.ResultsFeed(web.url, str(cursor)).fetch()) == 2
+        feed.commit()
+        embedded.run("gedit", ["gtk+3.0/3.24-1"])
+        web.wait_json("/api/v1/recent", lambda j: len(j) == 3)
+        again = apcloud.ResultsFeed(web.url, str(cursor))
+        [new] = again.fetch()
+        assert new.result.triggers == ["gtk+3.0/3.24-1"]
+        assert again.bytes_received < feed.bytes_received
+        assert again.fetch() == []
+    finally:
+        web.stop()

@@ -9,6 +9,7 @@
 #include <autopkgtest_cloud/exit_codes.hpp>
 #include <autopkgtest_cloud/file_io.hpp>
 #include <autopkgtest_cloud/layout.hpp>
+#include <autopkgtest_cloud/log.hpp>
 #include <autopkgtest_cloud/pool.hpp>
 #include <autopkgtest_cloud/request.hpp>
 #include <autopkgtest_cloud/result.hpp>
@@ -226,7 +227,11 @@ Run up(CLI::App& cmd) {
         sigaction(SIGINT, &sa, nullptr);
         sigaction(SIGTERM, &sa, nullptr);
         std::thread web;
-        if (!a->no_web && APCLOUD_WITH_WEB) web = start_web(site);
+        if (!a->no_web && APCLOUD_WITH_WEB) {
+            apcloud::log_to_file(site.log_dir() + "/web.log");
+            std::cout << "web log: " << site.log_dir() << "/web.log" << std::endl;
+            web = start_web(site);
+        }
         std::cout << a->workers << " worker(s) running; Ctrl-C stops them after their current test"
                   << std::endl;
         apcloud::PoolOptions po;
