@@ -228,6 +228,7 @@ private:
     }
 
     void write(ServerResponse& r, const std::string& method, const std::string& target) {
+        keep_alive_ = keep_alive_ && !shared_->stopping;  // a stopping server says so
         method_ = method;
         target_ = target;
         status_ = r.status;
