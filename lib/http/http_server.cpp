@@ -152,11 +152,12 @@ public:
 
     void start() { read_header(shared_->options.header_timeout); }
 
+    // A strong reference, or null when the session is being destroyed.
+    std::shared_ptr<Session> shared() { return weak_from_this().lock(); }
+
     // From stop(): an idle connection closes now; a busy one after its response.
     void close_if_idle() {
-        auto self = weak_from_this().lock();
-        if (!self) return;  // being destroyed
-        asio::post(stream_.get_executor(), [self] {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] {
             beast::error_code ec;
             if (self->idle_) self->stream_.socket().close(ec);
         });
@@ -399,11 +400,17 @@ void Server::stop(std::chrono::milliseconds grace) {
     });
     const auto deadline = Clock::now() + grace;
     for (;;) {
+        // Strong references taken under the lock, used and dropped outside it:
+        // the last one may destroy a session, which takes the lock itself.
+        std::vector<std::shared_ptr<Session>> open;
         {
             std::lock_guard<std::mutex> lock(shared.mutex);
             if (shared.sessions.empty()) break;
-            for (Session* s : shared.sessions) s->close_if_idle();
+            for (Session* s : shared.sessions)
+                if (auto sp = s->shared()) open.push_back(std::move(sp));
         }
+        for (auto& s : open) s->close_if_idle();
+        open.clear();
         if (Clock::now() >= deadline) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
