@@ -91,6 +91,8 @@ public:
         settings.arches = config_.architectures;
         settings.status_interval = std::chrono::seconds(config_.status_interval);
         if (!config_.share_dir.empty()) settings.openapi_path = config_.share_dir + "/openapi.yaml";
+        settings.share_dir = config_.share_dir;
+        settings.banner_file = config_.banner_file;
         web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_);
         http::ServerOptions options;
         options.address = config_.address;
