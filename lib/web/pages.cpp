@@ -71,6 +71,9 @@ ServerResponse redirect(const std::string& location) {
 const char* reason_phrase(int status) {
     switch (status) {
         case 400: return "Bad request";
+        case 401: return "Not authenticated";
+        case 409: return "Already requested";
+        case 429: return "Too many requests";
         case 403: return "Forbidden";
         case 404: return "Not found";
         case 405: return "Method not allowed";
@@ -125,6 +128,17 @@ ServerResponse Pages::render(const std::string& name, json data, int status) con
     r.headers["Content-Security-Policy"] =
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
     return r;
+}
+
+ServerResponse Pages::request_page(int status, const json& answer) const {
+    json data = answer;
+    data["title"] = status == 200 ? "Test requested" : fmt::format("{} {}", status, reason_phrase(status));
+    data["ok"] = status == 200;
+    data["status_text"] = fmt::format("{} {}", status, reason_phrase(status));
+    if (data.contains("existing")) data["existing"]["position"] = data["existing"].value("position", json()).dump();
+    if (data.contains("requests"))
+        for (auto& r : data["requests"]) r["position"] = r["position"].dump();
+    return render("request", std::move(data), status);
 }
 
 ServerResponse Pages::error_page(int status, const std::string& message) const {
@@ -340,19 +354,8 @@ ServerResponse Pages::queued_page() const {
 }
 
 ServerResponse Pages::recent_page(const ServerRequest& request) const {
-    RecentQuery q;
-    q.limit = static_cast<std::size_t>(
-        number_param(request, "limit", 1, static_cast<std::int64_t>(settings_.max_page)).value_or(100));
-    q.offset = static_cast<std::size_t>(number_param(request, "offset", 0, 1000000000).value_or(0));
-    q.release = request.param("release").value_or("");
-    q.arch = request.param("arch").value_or("");
-    q.user = request.param("user").value_or("");
-    q.outcome = request.param("result").value_or("");
-    if (!q.release.empty()) check_release(q.release);
-    if (!q.arch.empty()) check_arch(q.arch);
-    static const std::vector<std::string> outcomes = {"pass", "fail", "neutral", "tmpfail", "error", "denylisted"};
-    if (!q.outcome.empty() && std::find(outcomes.begin(), outcomes.end(), q.outcome) == outcomes.end())
-        throw ValidationError("result", q.outcome, "must be pass, fail, neutral, tmpfail, error or denylisted");
+    const RecentQuery q = recent_query(request, settings_.max_page);
+    const auto& outcomes = outcome_names();
     json options = json::array({{{"value", ""}, {"label", "any result"}, {"selected", q.outcome.empty()}}});
     for (const auto& o : outcomes) options.push_back({{"value", o}, {"label", o}, {"selected", o == q.outcome}});
     const auto runs = index_.recent(q, viewer_of(request));

@@ -41,6 +41,9 @@ public:
     std::optional<http::ServerResponse> handle(const http::ServerRequest& request,
                                                const std::vector<std::string>& segments) const;
 
+    /// The answer of the request API as a page: the requests made, or why not.
+    http::ServerResponse request_page(int status, const nlohmann::json& answer) const;
+
     /// An error page (HTML) with the status and the message.
     http::ServerResponse error_page(int status, const std::string& message) const;
 

@@ -19,6 +19,7 @@
 #include "core/time_text.hpp"
 #include "web/json_views.hpp"
 #include "web/pages.hpp"
+#include "web/requests.hpp"
 
 namespace apcloud::web {
 
@@ -175,13 +176,14 @@ std::vector<std::string> path_segments(const std::string& raw_path) {
 // ---- WebApp ----
 
 WebApp::WebApp(const ResultsIndex& index, const RunningTests& running, const WebState& state, Store* store,
-               WebSettings settings, Metrics* metrics)
+               WebSettings settings, Metrics* metrics, const RequestApi* requests)
     : index_(index),
       running_(running),
       state_(state),
       store_(store),
       settings_(std::move(settings)),
-      metrics_(metrics) {
+      metrics_(metrics),
+      requests_(requests) {
     if (!settings_.share_dir.empty())
         pages_ = std::make_unique<const Pages>(index_, running_, state_, store_, settings_);
 }
@@ -234,7 +236,42 @@ ServerResponse WebApp::error_answer(const std::string& route_name, int status, c
     return error_response(status, message);
 }
 
+// The request API's routes: /request.cgi (a page), POST /api/v1/test, GET /api/v1/retry/RUN_ID.
+ServerResponse WebApp::request_route(const ServerRequest& request, const std::vector<std::string>& segs,
+                                     std::string& route_name) const {
+    const bool cgi = segs.size() == 1;
+    // request.cgi answers a page, or JSON to programs that ask for it (errors too).
+    const bool json = request.header("Accept").value_or("").find("application/json") != std::string::npos;
+    route_name = cgi ? (json || !pages_ ? "api.request_cgi" : "page.request") : segs[2] == "test" ? "api.test"
+                                                                                                 : "api.retry";
+    const std::string allowed = segs.size() == 3 ? "POST" : "GET";
+    if (request.method != allowed) {
+        ServerResponse r = error_answer(route_name, 405,
+                                        fmt::format("method {} is not allowed here: use {}", request.method, allowed));
+        r.headers["Allow"] = allowed;
+        return r;
+    }
+    if (!requests_) return error_answer(route_name, 503, "the request API is not configured here");
+    if (cgi) return answer(request, requests_->request_cgi(request), route_name == "page.request");
+    if (segs.size() == 3) return answer(request, requests_->post_test(request), false);
+    return answer(request, requests_->retry(request, segs[3]), false);
+}
+
+ServerResponse WebApp::answer(const ServerRequest&, const RequestAnswer& a, bool page) const {
+    ServerResponse r = page ? pages_->request_page(a.status, a.body) : json_response(a.status, a.body, true);
+    for (const auto& [k, v] : a.headers) r.headers[k] = v;
+    r.headers["Cache-Control"] = "no-store";
+    return r;
+}
+
 ServerResponse WebApp::route(const ServerRequest& request, std::string& route_name) const {
+    {
+        const auto segs = path_segments(request.raw_path);
+        if ((segs.size() == 1 && segs[0] == "request.cgi") ||
+            (segs.size() == 3 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "test") ||
+            (segs.size() == 4 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "retry"))
+            return request_route(request, segs, route_name);
+    }
     if (request.method != "GET" && request.method != "HEAD") {
         ServerResponse r = error_response(405, fmt::format("method {} is not allowed here", request.method));
         r.headers["Allow"] = "GET, HEAD";
@@ -376,10 +413,10 @@ ServerResponse WebApp::package_api(const ServerRequest& request, const std::vect
         200, {{"package", p.package}, {"latest", latest}, {"running", running}, {"queued", queued}});
 }
 
-ServerResponse WebApp::recent_api(const ServerRequest& request, bool reference_shape) const {
+RecentQuery recent_query(const ServerRequest& request, std::size_t max_page) {
     RecentQuery q;
     q.limit = static_cast<std::size_t>(
-        number_param(request, "limit", 1, static_cast<std::int64_t>(settings_.max_page)).value_or(100));
+        number_param(request, "limit", 1, static_cast<std::int64_t>(max_page)).value_or(100));
     q.offset = static_cast<std::size_t>(number_param(request, "offset", 0, 1000000000).value_or(0));
     q.release = request.param("release").value_or("");
     q.arch = request.param("arch").value_or("");
@@ -389,11 +426,20 @@ ServerResponse WebApp::recent_api(const ServerRequest& request, bool reference_s
     if (!q.release.empty()) check_release(q.release);
     if (!q.arch.empty()) check_arch(q.arch);
     if (!q.package.empty()) check_package_name(q.package);
-    static const std::vector<std::string> outcomes = {"pass",    "fail",  "neutral",
-                                                      "tmpfail", "error", "denylisted"};
-    if (!q.outcome.empty() && std::find(outcomes.begin(), outcomes.end(), q.outcome) == outcomes.end())
+    const auto& names = outcome_names();
+    if (!q.outcome.empty() && std::find(names.begin(), names.end(), q.outcome) == names.end())
         throw ValidationError("result", q.outcome,
                               "must be pass, fail, neutral, tmpfail, error or denylisted");
+    return q;
+}
+
+const std::vector<std::string>& outcome_names() {
+    static const std::vector<std::string> names = {"pass", "fail", "neutral", "tmpfail", "error", "denylisted"};
+    return names;
+}
+
+ServerResponse WebApp::recent_api(const ServerRequest& request, bool reference_shape) const {
+    const RecentQuery q = recent_query(request, settings_.max_page);
     json out = json::array();
     for (const auto& r : index_.recent(q, viewer_of(request)))
         out.push_back(reference_shape ? recent_reference_json(r) : run_json(r));

@@ -80,11 +80,13 @@ struct WebSettings {
 
 /// Routes a request to its handler. Thread-safe; never throws (errors are answers).
 class Pages;
+class RequestApi;
+struct RequestAnswer;
 
 class WebApp {
 public:
     WebApp(const ResultsIndex& index, const RunningTests& running, const WebState& state, Store* store,
-           WebSettings settings, Metrics* metrics = nullptr);
+           WebSettings settings, Metrics* metrics = nullptr, const RequestApi* requests = nullptr);
     ~WebApp();
 
     /// Answers one request.
@@ -107,6 +109,9 @@ private:
     http::ServerResponse feed_api(const http::ServerRequest& request) const;
     http::ServerResponse recent_api(const http::ServerRequest& request, bool reference_shape) const;
     http::ServerResponse metrics() const;
+    http::ServerResponse request_route(const http::ServerRequest& request, const std::vector<std::string>& segments,
+                                       std::string& route_name) const;
+    http::ServerResponse answer(const http::ServerRequest& request, const RequestAnswer& a, bool page) const;
 
     const ResultsIndex& index_;
     const RunningTests& running_;
@@ -115,6 +120,7 @@ private:
     WebSettings settings_;
     Metrics* metrics_;
     std::unique_ptr<const Pages> pages_;
+    const RequestApi* requests_;
 };
 
 /// A JSON answer (`application/json`), pretty-printed when `pretty`.
@@ -131,6 +137,14 @@ void apply_conditional(const http::ServerRequest& request, http::ServerResponse&
 /// absent. Throws ValidationError naming it otherwise.
 std::optional<std::int64_t> number_param(const http::ServerRequest& request, const char* name, std::int64_t min,
                                          std::int64_t max);
+
+/// The filters of recent results from the request (the reference's
+/// recent.json parameters: limit, offset, release, arch, user, result,
+/// package); throws ValidationError naming a bad one.
+RecentQuery recent_query(const http::ServerRequest& request, std::size_t max_page);
+
+/// The outcomes a filter may name, in the order pages list them.
+const std::vector<std::string>& outcome_names();
 
 /// Who is asking (the viewer private results are filtered for).
 Viewer viewer_of(const http::ServerRequest& request);
