@@ -24,10 +24,13 @@ struct LocalSite {
 /// backends and autopkgtest's null runner (`releases`/`architectures` as
 /// given; local sources allowed) and a web.conf for the web service on
 /// `web_port` of 127.0.0.1 with its data in DATA/web and its files in
-/// `share_dir`. Returns the site. Throws Error on I/O errors.
+/// `share_dir`, whose request API accepts local sources and lets `admin`
+/// (when given; DATA/access.conf, if absent) request anything with a key of
+/// `apcloud keys create ADMIN -c DATA/web.conf`. Returns the site. Throws
+/// Error on I/O errors.
 LocalSite prepare_local_site(const std::string& data_dir, const std::vector<std::string>& releases,
                              const std::vector<std::string>& architectures, std::uint16_t web_port = 8080,
-                             const std::string& share_dir = {});
+                             const std::string& share_dir = {}, const std::string& admin = {});
 
 /// How to run the pool.
 struct PoolOptions {

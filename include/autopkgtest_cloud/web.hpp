@@ -42,6 +42,7 @@ struct WebConfig {
     std::vector<std::string> trusted_proxies;  ///< `trusted_proxies`: addresses whose user_header is believed
     int requests_per_minute = 60;              ///< `requests_per_minute` per user (0: no limit)
     int burst = 100;                           ///< `burst`: requests a user may send at once
+    bool allow_local_sources = false;  ///< `allow_local_sources`: build-git/test-git may be local paths (one machine)
     // [amqp], [swift]
     std::string broker_url;
     BrokerCredentials broker_credentials;

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <filesystem>
 
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/file_io.hpp"
@@ -131,6 +132,10 @@ namespace {
 // Runs `change` on the keys file's records under an exclusive lock on PATH.lock, then writes them back.
 template <typename F>
 auto change_keys(const std::string& path, F change) {
+    const auto dir = std::filesystem::path(path).parent_path();
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (ec) throw SystemError(ec.value(), "create the directory", dir.string());
     const std::string lock_path = path + ".lock";
     const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) throw SystemError(errno, "open the lock file", lock_path);

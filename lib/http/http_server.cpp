@@ -338,12 +338,16 @@ struct Server::Impl {
     std::shared_ptr<Shared> shared = std::make_shared<Shared>();
     asio::io_context ioc;
     tcp::acceptor acceptor{ioc};
+    // The acceptor's handlers and its close() run on this strand only: an
+    // accept completing while stop() closes the acceptor would race on it.
+    asio::strand<asio::io_context::executor_type> accept_strand{ioc.get_executor()};
     std::vector<std::thread> threads;
     std::uint16_t port = 0;
     bool stopped = false;
 
     void accept() {
-        acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+        acceptor.async_accept(asio::make_strand(ioc), asio::bind_executor(accept_strand, [this](beast::error_code ec,
+                                                                                               tcp::socket socket) {
             if (ec) {
                 if (ec != asio::error::operation_aborted) logger.warn("accept failed: {}", ec.message());
                 if (!acceptor.is_open()) return;
@@ -355,7 +359,7 @@ struct Server::Impl {
                 std::make_shared<Session>(std::move(socket), shared)->start();
             }
             accept();
-        });
+        }));
     }
 };
 
@@ -394,7 +398,7 @@ void Server::stop(std::chrono::milliseconds grace) {
     impl_->stopped = true;
     auto& shared = *impl_->shared;
     shared.stopping = true;
-    asio::post(impl_->ioc, [this] {
+    asio::post(impl_->accept_strand, [this] {
         beast::error_code ec;
         impl_->acceptor.close(ec);
     });

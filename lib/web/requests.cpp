@@ -95,6 +95,12 @@ RequestApi::RequestApi(std::function<std::unique_ptr<Broker>()> open_broker, con
     : open_broker_(std::move(open_broker)),
       index_(index), running_(running), state_(state), settings_(std::move(settings)) {}
 
+ValidationOptions RequestApi::validation() const {
+    ValidationOptions o;
+    o.allow_local_sources = settings_.allow_local_sources;
+    return o;
+}
+
 void RequestApi::reload() const {
     // Under mutex_. A file that does not parse keeps the last good rules (logged).
     const auto keys_mtime = mtime_of(settings_.keys_file);
@@ -317,7 +323,7 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
             throw NotFound(fmt::format("architecture {} is not tested here (known: {})", quote_for_message(w.arch),
                                        fmt::join(settings_.arches, ", ")));
         w.request.requester = *user;
-        validate(w.request);
+        validate(w.request, validation());
         if (w.request.is_reference() && w.request.triggers.size() != 1)
             throw ValidationError("trigger", w.request.triggers.front(), "migration-reference/0 must be alone");
     }
@@ -345,7 +351,7 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
         try {
             std::lock_guard<std::mutex> lock(mutex_);  // one publisher: the broker is not shared across threads
             if (!broker_) broker_ = open_broker_();
-            queue = submit_request(*broker_, sent, w.release, w.arch);
+            queue = submit_request(*broker_, sent, w.release, w.arch, false, validation());
             sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue, now()};
             position = broker_->queue_depth(queue);
         } catch (const NotFound&) {

@@ -30,11 +30,12 @@ class WebState;
 struct RequestSettings {
     std::vector<std::string> releases, arches;  ///< what may be requested
     std::string keys_file;                      ///< API key digests (apcloud keys)
-    std::string access_file;                    ///< authorization rules; empty: only admins... none
+    std::string access_file;                    ///< authorization rules; none: nobody may request
     std::string trusted_user_header;            ///< e.g. X-Remote-User, set by an authenticating proxy
     std::vector<std::string> trusted_proxies;   ///< peers whose user header is believed
     int requests_per_minute = 60;               ///< per user; 0: no limit
     int burst = 100;                            ///< requests a user may send at once
+    bool allow_local_sources = false;           ///< local build-git/test-git (a one-machine site)
 };
 
 /// The outcome of one call: the HTTP status and what to show.
@@ -73,6 +74,7 @@ private:
     std::optional<RequestAnswer> refuse_duplicates(const std::vector<Wanted>& wanted) const;
     bool take_tokens(const std::string& user, std::size_t n, double& retry_after) const;
     void reload() const;
+    ValidationOptions validation() const;
 
     std::function<std::unique_ptr<Broker>()> open_broker_;
     mutable std::unique_ptr<Broker> broker_;  ///< under mutex_

@@ -38,7 +38,7 @@ std::string LocalSite::log_dir() const {
 
 LocalSite prepare_local_site(const std::string& data_dir, const std::vector<std::string>& releases,
                              const std::vector<std::string>& architectures, std::uint16_t web_port,
-                             const std::string& share_dir) {
+                             const std::string& share_dir, const std::string& admin) {
     LocalSite site;
     site.data_dir = fs::absolute(data_dir).lexically_normal().string();
     if (site.data_dir.size() > 1 && site.data_dir.back() == '/') site.data_dir.pop_back();
@@ -77,10 +77,16 @@ LocalSite prepare_local_site(const std::string& data_dir, const std::vector<std:
         w.backfill_interval = 600;
         w.publish_interval = 10;
         w.status_interval = 10;
+        w.access_file = site.data_dir + "/access.conf";
+        w.allow_local_sources = true;  // as the workers of this site
         write_atomically(site.web_config_path(),
                          "# web.conf for one machine: the embedded broker and the directory store.\n" +
                              render_web_config(w));
     }
+    const std::string access = site.data_dir + "/access.conf";
+    if (!fs::exists(access) && !admin.empty())
+        write_atomically(access, "# Who may request tests here (see README: Requesting tests).\n[admins]\nusers = " +
+                                     admin + "\n");
     return site;
 }
 

@@ -9,7 +9,7 @@ example_arch=$(dpkg --print-architecture)
 # stack in DATA, in the background; sets $site_pid. Stop it with stop_site.
 start_site() {
     mkdir -p "$1"
-    "$apcloud" up --data "$1" --release "$example_release" --arch "$example_arch" --workers 1 --port "$2" &
+    USER=$(id -un) "$apcloud" up --data "$1" --release "$example_release" --arch "$example_arch" --workers 1 --port "$2" &
     site_pid=$!
 }
 
@@ -18,15 +18,18 @@ stop_site() {
     wait "$site_pid" 2>/dev/null || true
 }
 
-# submit_example DATA: sends the test request gating code would send for the
-# example package and waits for its result; prints what `apcloud submit` says
-# (exit code, container, directory). build-git points at the example source
+# submit_example DATA: requests the example package's test as a user would,
+# through the web service's request API with an API key of the invoking user
+# (made with `apcloud keys create`, kept in a variable, never in argv), and
+# waits for its result; prints the request's uuid, then the exit code,
+# container and directory of the run. build-git points at the example source
 # tree (local sources are allowed on this one-machine site).
 submit_example() {
-    local body="hello-apc
-{\"build-git\": \"$top/examples/hello-apc/\", \"requester\": \"$(id -un)\", \"triggers\": [\"hello-apc/1.0-1\"]}"
-    printf '%s' "$body" | "$apcloud" submit --broker "sqlite://$1/queue.db" --release "$example_release" \
-        --arch "$example_arch" --allow-local-sources --declare --wait 600
+    local key
+    for _ in $(seq 300); do [ -f "$1/web.conf" ] && break; sleep 0.1; done  # written by `apcloud up`
+    key=$("$apcloud" keys create "$(id -un)" -c "$1/web.conf" 2>/dev/null) || return 1
+    APCLOUD_API_KEY=$key /usr/bin/python3 "$top/scripts/lib/request_example.py" \
+        "http://127.0.0.1:$(web_port "$1")" "$example_release" "$example_arch" "$top/examples/hello-apc/"
 }
 
 # web_port DATA: the web service's port from DATA/web.conf.

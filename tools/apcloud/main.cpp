@@ -221,7 +221,10 @@ Run up(CLI::App& cmd) {
     return [a] {
         if (a->releases.empty()) a->releases = {"unstable"};
         if (a->arches.empty()) a->arches = {APCLOUD_HOST_ARCH};
-        auto site = apcloud::prepare_local_site(a->data, a->releases, a->arches, a->port, share_dir());
+        const auto env = apcloud::process_environment();
+        const auto user = env.find("USER");
+        auto site = apcloud::prepare_local_site(a->data, a->releases, a->arches, a->port, share_dir(),
+                                                user == env.end() ? std::string() : user->second);
         std::cout << "store:  " << site.store_url() << "\nbroker: " << site.broker_url()
                   << "\nconfig: " << site.config_path() << "\nlogs:   " << site.log_dir() << std::endl;
         struct sigaction sa {};
