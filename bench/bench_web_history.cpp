@@ -94,8 +94,54 @@ std::string first_page(std::uint16_t port, const std::string& path, int& status)
     return a.body;
 }
 
+struct WrkSettings {
+    long threads = 2, connections = 16, seconds = 10;
+};
+
 void print_row(const std::string& page, const std::string& who, const WrkResult& r) {
     fmt::print("{:<5} {:<44} {:>11.0f} {:>9.2f} {:>9.2f}\n", page, who, r.rate, r.p50_ms, r.p99_ms);
+}
+
+// Both servers on one page: wrk at C connections (the rate) and at one (a lone
+// client's latency). False when a goal is missed; a page that answers 404 is skipped.
+bool compare(const std::string& mode, const std::string& path, const bench::WebServiceThread& web,
+             const FlaskPeer* flask, const WrkSettings& wrk, std::size_t target_runs) {
+    int status = 0;
+    const std::string ours = first_page(web.port(), path, status);
+    if (status == 404) {
+        fmt::print(
+            "{:<5} skipped: {} answers 404 on the C++ web service (no HTML history page in this build)\n",
+            mode, path);
+        return true;
+    }
+    if (status != 200) throw apcloud::Error(fmt::format("GET {}: HTTP {}", path, status));
+    if (mode == "json") {
+        const auto runs = nlohmann::json::parse(ours).at("runs");
+        if (runs.size() != std::min<std::size_t>(100, target_runs))
+            throw apcloud::Error(fmt::format("{} gave {} runs", path, runs.size()));
+        if (flask) {
+            const auto theirs = nlohmann::json::parse(first_page(flask->port, path, status));
+            fmt::print("json  same runs from both servers: {}\n", theirs.at("runs") == runs ? "yes" : "NO");
+        }
+    }
+    const std::string flask_url = flask ? fmt::format("http://127.0.0.1:{}{}", flask->port, path) : "";
+    const WrkResult cpp = run_wrk(web.url() + path, wrk.threads, wrk.connections, wrk.seconds);
+    print_row(mode, fmt::format("C++ web service, {} connections", wrk.connections), cpp);
+    std::optional<WrkResult> py;
+    if (flask) {
+        py = run_wrk(flask_url, wrk.threads, wrk.connections, wrk.seconds);
+        print_row(mode, fmt::format("Flask + sqlite3, {} connections", wrk.connections), *py);
+    }
+    const WrkResult cpp1 = run_wrk(web.url() + path, 1, 1, wrk.seconds);
+    print_row(mode, "C++ web service, 1 connection", cpp1);
+    if (flask) print_row(mode, "Flask + sqlite3, 1 connection", run_wrk(flask_url, 1, 1, wrk.seconds));
+    if (!py) return std::min(cpp.p50_ms, cpp1.p50_ms) < 5;
+    const double ratio = py->rate > 0 ? cpp.rate / py->rate : 0;
+    fmt::print(
+        "{:<5} ratio {:.1f}x requests/s at {} connections (goal >= 10x); C++ p50 {:.2f} ms at {}, "
+        "{:.2f} ms at 1 (goal < 5 ms)\n",
+        mode, ratio, wrk.connections, cpp.p50_ms, wrk.connections, cpp1.p50_ms);
+    return ratio >= 10 && std::min(cpp.p50_ms, cpp1.p50_ms) < 5;
 }
 
 }  // namespace
@@ -105,9 +151,10 @@ int main(int argc, char** argv) {
     const std::string page = opts.text("--page", "both");
     const auto total = static_cast<std::size_t>(opts.number("--total", 1000000));
     const auto target_runs = static_cast<std::size_t>(opts.number("--target-runs", 10000));
-    const long seconds = opts.number("--seconds", 10);
-    const long connections = opts.number("--connections", 16);
-    const long wrk_threads = opts.number("--wrk-threads", 2);
+    WrkSettings wrk;
+    wrk.seconds = opts.number("--seconds", 10);
+    wrk.connections = opts.number("--connections", 16);
+    wrk.threads = opts.number("--wrk-threads", 2);
     const std::string index_dir_opt = opts.text("--index-dir", "");
     const std::string scratch_parent = opts.text("--scratch", "/tmp");
     const bool python = !opts.flag("--no-python");
@@ -139,7 +186,7 @@ int main(int argc, char** argv) {
         fmt::print(
             "bench-web-history: history of {} on noble/amd64 ({} runs among {}; first page of 100), "
             "wrk -t{} -c{} -d{}s on loopback\n",
-            target, target_runs, total, wrk_threads, connections, seconds);
+            target, target_runs, total, wrk.threads, wrk.connections, wrk.seconds);
         if (flask)
             fmt::print("Python peer: Flask + sqlite3 on {}{}\n", flask->server,
                        flask->server == "waitress" ? "" : " (waitress is not installed)");
@@ -147,51 +194,11 @@ int main(int argc, char** argv) {
         fmt::print("{:<5} {:<44} {:>11} {:>9} {:>9}\n", "page", "server", "requests/s", "p50 ms", "p99 ms");
 
         bool goal = true;
-        for (const std::string mode : {"json", "html"}) {
-            if (page != "both" && page != mode) continue;
-            const std::string& path = mode == "json" ? json_path : html_path;
-            int status = 0;
-            const std::string ours = first_page(web.port(), path, status);
-            if (status == 404) {
-                fmt::print(
-                    "{:<5} skipped: {} answers 404 on the C++ web service (no HTML history page in this "
-                    "build)\n",
-                    mode, path);
-                continue;
-            }
-            if (status != 200) throw apcloud::Error(fmt::format("GET {}: HTTP {}", path, status));
-            if (mode == "json") {
-                const auto runs = nlohmann::json::parse(ours).at("runs");
-                if (runs.size() != std::min<std::size_t>(100, target_runs))
-                    throw apcloud::Error(fmt::format("{} gave {} runs", path, runs.size()));
-                if (flask) {
-                    const auto theirs = nlohmann::json::parse(first_page(flask->port, path, status));
-                    fmt::print("json  same runs from both servers: {}\n",
-                               theirs.at("runs") == runs ? "yes" : "NO");
-                }
-            }
-            const std::string flask_url =
-                flask ? fmt::format("http://127.0.0.1:{}{}", flask->port, path) : "";
-            // Saturated (C connections) for the rate, then one connection for the latency of a lone client.
-            const WrkResult cpp = run_wrk(web.url() + path, wrk_threads, connections, seconds);
-            print_row(mode, fmt::format("C++ web service, {} connections", connections), cpp);
-            std::optional<WrkResult> py;
-            if (flask) {
-                py = run_wrk(flask_url, wrk_threads, connections, seconds);
-                print_row(mode, fmt::format("Flask + sqlite3, {} connections", connections), *py);
-            }
-            const WrkResult cpp1 = run_wrk(web.url() + path, 1, 1, seconds);
-            print_row(mode, "C++ web service, 1 connection", cpp1);
-            if (flask) print_row(mode, "Flask + sqlite3, 1 connection", run_wrk(flask_url, 1, 1, seconds));
-            goal = goal && std::min(cpp.p50_ms, cpp1.p50_ms) < 5;
-            if (!py) continue;
-            const double ratio = py->rate > 0 ? cpp.rate / py->rate : 0;
-            goal = goal && ratio >= 10;
-            fmt::print(
-                "{:<5} ratio {:.1f}x requests/s at {} connections (goal >= 10x); C++ p50 {:.2f} ms at {}, "
-                "{:.2f} ms at 1 (goal < 5 ms)\n",
-                mode, ratio, connections, cpp.p50_ms, connections, cpp1.p50_ms);
-        }
+        for (const std::string mode : {"json", "html"})
+            if (page == "both" || page == mode)
+                goal = compare(mode, mode == "json" ? json_path : html_path, web, flask ? &*flask : nullptr,
+                               wrk, target_runs) &&
+                       goal;
         {
             // How much of a request is the index query (ResultsIndex::history, rows decoded), in this
             // process.
