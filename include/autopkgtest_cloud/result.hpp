@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,11 @@ void pack_results_to(const std::string& output_dir, const PackOptions& options, 
 /// Compresses data as gzip -9 (the format of log.gz).
 std::string gzip_compress(std::string_view data);
 
+/// Decompresses gzip data (log.gz), keeping at most `max_bytes` of the
+/// result; `truncated` (when given) tells whether there was more. Throws
+/// ArchiveError for data that is not gzip or is corrupt.
+std::string gzip_decompress(std::string_view data, std::size_t max_bytes, bool* truncated = nullptr);
+
 /// Size limits for reading archives from the store.
 struct ArchiveLimits {
     std::size_t max_archive_bytes = 32u << 20;  ///< whole archive
@@ -85,9 +91,15 @@ std::vector<std::string> split_triggers(std::string_view text);
 /// `duration`, `testpkg-version` or `testinfo.json`.
 Result parse_result_tar(std::string_view data, const ArchiveLimits& limits = {});
 
-/// Reads all regular members of a tar (optionally gzip-compressed) archive into
-/// (name, content) pairs, enforcing `limits`; throws ArchiveError.
+/// Chooses archive members by name.
+using MemberFilter = std::function<bool(std::string_view name)>;
+
+/// Reads the regular members of a tar (optionally gzip-compressed) archive
+/// into (name, content) pairs, enforcing `limits` on the members read; only
+/// the members `wanted` accepts when given (the others are skipped unread).
+/// Throws ArchiveError.
 std::vector<std::pair<std::string, std::string>> read_archive(std::string_view data,
-                                                              const ArchiveLimits& limits = {});
+                                                              const ArchiveLimits& limits = {},
+                                                              const MemberFilter& wanted = nullptr);
 
 }  // namespace apcloud

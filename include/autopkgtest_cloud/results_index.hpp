@@ -106,6 +106,10 @@ public:
                                      const Viewer& viewer) const;
     /// The run of a request, by its uuid (newest when several).
     std::optional<IndexedRecord> run_by_uuid(const std::string& uuid, const Viewer& viewer) const;
+    /// A run by its run id alone (what britney's retry URLs name); the first
+    /// indexed when, rarely, two containers hold the same id.
+    std::optional<IndexedRecord> run_by_id(const std::string& run_id, const Viewer& viewer) const;
+
     /// Recent runs, newest first.
     std::vector<IndexedRecord> recent(const RecentQuery& query, const Viewer& viewer) const;
     /// Public runs indexed after cursor `since` (0: from the start), at most `limit`.

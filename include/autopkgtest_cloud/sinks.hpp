@@ -36,6 +36,12 @@ public:
                                                       std::chrono::seconds timeout);
 };
 
+/// The request as sent: stamped with the current UTC time as `submit-time`
+/// and a random uuid, unless it has them (SPEC.md section 1: britney records
+/// the time; the uuid names the request for status, cancel and at-most-once
+/// storage).
+TestRequest stamped(const TestRequest& request);
+
 /// Formats a file-sink line (no newline): `<queue>:<src> <json>`, or
 /// `<queue>:<src>` when the request has no parameters.
 std::string sink_line(const std::string& queue, const TestRequest& request);

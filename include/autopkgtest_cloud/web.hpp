@@ -35,6 +35,13 @@ struct WebConfig {
     int queue_interval = 5;        ///< seconds between reads of the queues
     int statistics_interval = 60;  ///< seconds between statistics refreshes
     int status_interval = 10;      ///< the workers' status interval (running tests go stale after three)
+    // [requests]: the request API
+    std::string keys_file;    ///< `keys_file`: API key digests (apcloud keys); empty: DATA_DIR/api-keys
+    std::string access_file;  ///< `access_file`: who may request what (access.hpp); none: nobody
+    std::string user_header;  ///< `user_header`: a proxy's authenticated user, e.g. X-Remote-User
+    std::vector<std::string> trusted_proxies;  ///< `trusted_proxies`: addresses whose user_header is believed
+    int requests_per_minute = 60;              ///< `requests_per_minute` per user (0: no limit)
+    int burst = 100;                           ///< `burst`: requests a user may send at once
     // [amqp], [swift]
     std::string broker_url;
     BrokerCredentials broker_credentials;

@@ -39,6 +39,9 @@ IniConfig::IniConfig(std::string_view text, std::string label, const KnownKeys& 
     for (const auto& [section, keys] : known) names.push_back(section);
     for (const auto& [section, keys] : sections_) {
         auto k = known.find(section);
+        const auto space = section.find(' ');
+        if (k == known.end() && space != std::string::npos && space + 1 < section.size())
+            k = known.find(section.substr(0, space) + " *");  // a named section: [team NAME]
         if (k == known.end())
             throw ConfigError(fmt::format("{}: unknown section [{}] (expected {})", label_, section,
                                           fmt::join(names, ", ")));
@@ -58,6 +61,12 @@ std::string IniConfig::get(const std::string& section, const std::string& key) c
     if (s == sections_.end()) return {};
     auto k = s->second.find(key);
     return k == s->second.end() ? std::string() : k->second;
+}
+
+std::vector<std::string> IniConfig::sections() const {
+    std::vector<std::string> out;
+    for (const auto& [section, keys] : sections_) out.push_back(section);
+    return out;
 }
 
 bool IniConfig::has(const std::string& section, const std::string& key) const {

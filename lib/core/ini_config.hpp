@@ -14,7 +14,8 @@
 
 namespace apcloud::detail {
 
-/// Keys each section may hold; anything else is a typo and refused.
+/// Keys each section may hold; anything else is a typo and refused. A
+/// section named `KIND *` stands for every `[KIND NAME]`.
 using KnownKeys = std::map<std::string, std::set<std::string>>;
 
 /// The keys of the [amqp] and [swift] sections (ours and the reference's).
@@ -33,6 +34,8 @@ public:
     /// The value, "" when absent.
     std::string get(const std::string& section, const std::string& key) const;
     bool has(const std::string& section, const std::string& key) const;
+    /// The sections present, sorted.
+    std::vector<std::string> sections() const;
     /// A whole number >= min, `fallback` when absent.
     int positive_int(const std::string& section, const std::string& key, int fallback, int min) const;
     /// true/false/yes/no/on/off/1/0, false when absent.

@@ -265,10 +265,44 @@ std::string gzip_compress(std::string_view data) {
     return out;
 }
 
+std::string gzip_decompress(std::string_view data, std::size_t max_bytes, bool* truncated) {
+    z_stream z{};
+    if (inflateInit2(&z, 15 + 16) != Z_OK) throw Error("cannot initialise gzip decompression");
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    z.avail_in = static_cast<uInt>(data.size());
+    std::string out;
+    std::array<char, 65536> buf;
+    bool more = false;
+    for (;;) {
+        z.next_out = reinterpret_cast<Bytef*>(buf.data());
+        z.avail_out = static_cast<uInt>(buf.size());
+        const int rc = inflate(&z, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+            inflateEnd(&z);
+            throw ArchiveError(fmt::format("not gzip data, or corrupt: {}", z.msg ? z.msg : "inflate failed"));
+        }
+        const std::size_t got = buf.size() - z.avail_out;
+        const std::size_t room = max_bytes - std::min(max_bytes, out.size());
+        out.append(buf.data(), std::min(got, room));
+        if (got > room) {
+            more = true;
+            break;
+        }
+        if (rc == Z_STREAM_END) break;
+        if (rc == Z_BUF_ERROR && z.avail_in == 0) {
+            inflateEnd(&z);
+            throw ArchiveError("truncated gzip data");
+        }
+    }
+    inflateEnd(&z);
+    if (truncated) *truncated = more;
+    return out;
+}
+
 namespace {
 
 std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data, const ArchiveLimits& limits,
-                                                          bool allow_gzip) {
+                                                          bool allow_gzip, const MemberFilter& wanted) {
     if (data.size() > limits.max_archive_bytes)
         throw ArchiveError(fmt::format("archive is {} bytes, more than the limit of {}", data.size(),
                                        limits.max_archive_bytes));
@@ -290,6 +324,7 @@ std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data,
         const char* path = archive_entry_pathname(e);
         std::string name = path ? path : "";
         if (name.compare(0, 2, "./") == 0) name.erase(0, 2);  // `tar -C dir -cf . ...`
+        if (wanted && !wanted(name)) continue;
         if (out.size() >= limits.max_members)
             throw ArchiveError(fmt::format("archive has more than {} members", limits.max_members));
         auto size = archive_entry_size(e);
@@ -318,9 +353,9 @@ std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data,
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> read_archive(std::string_view data,
-                                                              const ArchiveLimits& limits) {
-    return read_tar(data, limits, true);
+std::vector<std::pair<std::string, std::string>> read_archive(std::string_view data, const ArchiveLimits& limits,
+                                                              const MemberFilter& wanted) {
+    return read_tar(data, limits, true, wanted);
 }
 
 namespace {
@@ -397,7 +432,7 @@ Result parse_result_tar(std::string_view data, const ArchiveLimits& limits) {
     Result r;
     bool have_exitcode = false;
     // result.tar is an uncompressed tar (SPEC.md section 3).
-    for (auto& [name, content] : read_tar(data, limits, false)) {
+    for (auto& [name, content] : read_tar(data, limits, false, nullptr)) {
         if (name == "exitcode") {
             if (!parse_number(content, r.exitcode))
                 throw ParseError(

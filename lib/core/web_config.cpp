@@ -27,6 +27,8 @@ const detail::KnownKeys& known_keys() {
                     "queue_interval",
                     "statistics_interval",
                     "status_interval"};
+        k["requests"] = {"keys_file", "access_file", "user_header", "trusted_proxies", "requests_per_minute",
+                         "burst"};
         return k;
     }();
     return keys;
@@ -67,6 +69,12 @@ WebConfig parse_web_config(std::string_view text, const Environment& env) {
     c.queue_interval = ini.positive_int("web", "queue_interval", 5, 1);
     c.statistics_interval = ini.positive_int("web", "statistics_interval", 60, 1);
     c.status_interval = ini.positive_int("web", "status_interval", 10, 1);
+    c.keys_file = ini.get("requests", "keys_file");
+    c.access_file = ini.get("requests", "access_file");
+    c.user_header = ini.get("requests", "user_header");
+    c.trusted_proxies = ini.words("requests", "trusted_proxies");
+    c.requests_per_minute = ini.positive_int("requests", "requests_per_minute", 60, 0);
+    c.burst = ini.positive_int("requests", "burst", 100, 1);
     auto backends = detail::parse_backends(ini, env, {"file", "swift+http", "swift+https", "http", "https"});
     c.broker_url = std::move(backends.broker_url);
     c.broker_credentials = std::move(backends.broker_credentials);
@@ -94,6 +102,13 @@ std::string render_web_config(const WebConfig& c) {
     put("queue_interval", std::to_string(c.queue_interval));
     put("statistics_interval", std::to_string(c.statistics_interval));
     put("status_interval", std::to_string(c.status_interval));
+    out += "\n[requests]\n";
+    put("keys_file", c.keys_file);
+    put("access_file", c.access_file);
+    put("user_header", c.user_header);
+    put("trusted_proxies", fmt::format("{}", fmt::join(c.trusted_proxies, " ")));
+    put("requests_per_minute", std::to_string(c.requests_per_minute));
+    put("burst", std::to_string(c.burst));
     out += "\n[amqp]\n";
     put("url", c.broker_url);
     put("user", c.broker_credentials.user);

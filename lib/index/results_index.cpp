@@ -500,6 +500,17 @@ std::optional<IndexedRecord> ResultsIndex::run_by_uuid(const std::string& uuid, 
     });
 }
 
+std::optional<IndexedRecord> ResultsIndex::run_by_id(const std::string& run_id, const Viewer& viewer) const {
+    return impl_->read([&](SQLite::Database& db) -> std::optional<IndexedRecord> {
+        SQLite::Statement q(db, fmt::format("SELECT {} FROM run WHERE run_id = :run_id AND {} ORDER BY seq LIMIT 1",
+                                            run_columns, viewer_filter));
+        q.bind(":run_id", run_id);
+        bind_viewer(q, viewer);
+        if (!q.executeStep()) return std::nullopt;
+        return read_record(q);
+    });
+}
+
 std::vector<IndexedRecord> ResultsIndex::recent(const RecentQuery& query, const Viewer& viewer) const {
     return impl_->read([&](SQLite::Database& db) {
         std::string where = viewer_filter;

@@ -49,16 +49,16 @@ std::string random_uuid() {
         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-// The request as sent: stamped with the current UTC time as `submit-time`
-// and a uuid, unless the caller set them (SPEC.md section 1: britney records
-// the time; the uuid names the request for status, cancel and at-most-once
-// storage).
+}  // namespace
+
 TestRequest stamped(const TestRequest& request) {
     TestRequest r = request;
     if (!r.submit_time) r.submit_time = format_submit_time(std::time(nullptr));
     if (!r.uuid) r.uuid = random_uuid();
     return r;
 }
+
+namespace {
 
 class BrokerSink : public RequestSink {
 public:

@@ -20,6 +20,7 @@
 #include "autopkgtest_cloud/web.hpp"
 #include "core/logging.hpp"
 #include "http/http_server.hpp"
+#include "web/requests.hpp"
 #include "web/web_app.hpp"
 
 namespace fs = std::filesystem;
@@ -91,7 +92,20 @@ public:
         settings.arches = config_.architectures;
         settings.status_interval = std::chrono::seconds(config_.status_interval);
         if (!config_.share_dir.empty()) settings.openapi_path = config_.share_dir + "/openapi.yaml";
-        web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_);
+        settings.share_dir = config_.share_dir;
+        settings.banner_file = config_.banner_file;
+        web::RequestSettings requests;
+        requests.releases = config_.releases;
+        requests.arches = config_.architectures;
+        requests.keys_file = config_.keys_file.empty() ? config_.data_dir + "/api-keys" : config_.keys_file;
+        requests.access_file = config_.access_file;
+        requests.trusted_user_header = config_.user_header;
+        requests.trusted_proxies = config_.trusted_proxies;
+        requests.requests_per_minute = config_.requests_per_minute;
+        requests.burst = config_.burst;
+        web::RequestApi request_api([this] { return open_broker(config_.broker_url, config_.broker_credentials); },
+                                    index_, running_, state_, requests);
+        web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_, &request_api);
         http::ServerOptions options;
         options.address = config_.address;
         options.port = config_.port;

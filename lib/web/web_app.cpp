@@ -18,6 +18,8 @@
 #include "core/logging.hpp"
 #include "core/time_text.hpp"
 #include "web/json_views.hpp"
+#include "web/pages.hpp"
+#include "web/requests.hpp"
 
 namespace apcloud::web {
 
@@ -29,7 +31,12 @@ namespace {
 
 const detail::Logger logger("web");
 
-// A request parameter that must be a whole number in [min, max].
+std::int64_t now() {
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+}  // namespace
+
 std::optional<std::int64_t> number_param(const ServerRequest& r, const char* name, std::int64_t min,
                                          std::int64_t max) {
     auto v = r.param(name);
@@ -41,16 +48,10 @@ std::optional<std::int64_t> number_param(const ServerRequest& r, const char* nam
     return n;
 }
 
-// Who is asking. Authentication arrives with the request API; until then, everyone is anonymous.
+// Authentication arrives with the request API; until then, everyone is anonymous.
 Viewer viewer_of(const ServerRequest&) {
     return Viewer{};
 }
-
-std::int64_t now() {
-    return static_cast<std::int64_t>(std::time(nullptr));
-}
-
-}  // namespace
 
 // ---- Metrics ----
 
@@ -175,13 +176,28 @@ std::vector<std::string> path_segments(const std::string& raw_path) {
 // ---- WebApp ----
 
 WebApp::WebApp(const ResultsIndex& index, const RunningTests& running, const WebState& state, Store* store,
-               WebSettings settings, Metrics* metrics)
+               WebSettings settings, Metrics* metrics, const RequestApi* requests)
     : index_(index),
       running_(running),
       state_(state),
       store_(store),
       settings_(std::move(settings)),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      requests_(requests) {
+    if (!settings_.share_dir.empty())
+        pages_ = std::make_unique<const Pages>(index_, running_, state_, store_, settings_);
+}
+
+WebApp::~WebApp() = default;
+
+namespace {
+
+// Routes whose errors are JSON: everything for programs. The rest are pages, with HTML errors.
+bool is_data_route(const std::string& route_name) {
+    return route_name.rfind("page", 0) != 0;
+}
+
+}  // namespace
 
 ServerResponse WebApp::handle(const ServerRequest& request) const {
     const auto started = std::chrono::steady_clock::now();
@@ -190,16 +206,16 @@ ServerResponse WebApp::handle(const ServerRequest& request) const {
     try {
         response = route(request, route_name);
     } catch (const ValidationError& e) {
-        response = error_response(400, e.what());
+        response = error_answer(route_name, 400, e.what());
     } catch (const ParseError& e) {
-        response = error_response(400, e.what());
+        response = error_answer(route_name, 400, e.what());
     } catch (const ConfigError& e) {  // a malformed escape in the path
-        response = error_response(400, e.what());
+        response = error_answer(route_name, 400, e.what());
     } catch (const NotFound& e) {
-        response = error_response(404, e.what());
+        response = error_answer(route_name, 404, e.what());
     } catch (const std::exception& e) {
         logger.error("{} {}: {}", request.method, request.target, e.what());
-        response = error_response(500, "internal error");  // never a traceback
+        response = error_answer(route_name, 500, "internal error");  // never a traceback
     }
     if (request.method == "GET" || request.method == "HEAD") apply_conditional(request, response);
     if (metrics_)
@@ -209,7 +225,53 @@ ServerResponse WebApp::handle(const ServerRequest& request) const {
     return response;
 }
 
+ServerResponse WebApp::error_answer(const std::string& route_name, int status, const std::string& message) const {
+    if (pages_ && !is_data_route(route_name)) {
+        try {
+            return pages_->error_page(status, message);
+        } catch (const std::exception& e) {
+            logger.error("the error page failed: {}", e.what());
+        }
+    }
+    return error_response(status, message);
+}
+
+// The request API's routes: /request.cgi (a page), POST /api/v1/test, GET /api/v1/retry/RUN_ID.
+ServerResponse WebApp::request_route(const ServerRequest& request, const std::vector<std::string>& segs,
+                                     std::string& route_name) const {
+    const bool cgi = segs.size() == 1;
+    // request.cgi answers a page, or JSON to programs that ask for it (errors too).
+    const bool json = request.header("Accept").value_or("").find("application/json") != std::string::npos;
+    route_name = cgi ? (json || !pages_ ? "api.request_cgi" : "page.request") : segs[2] == "test" ? "api.test"
+                                                                                                 : "api.retry";
+    const std::string allowed = segs.size() == 3 ? "POST" : "GET";
+    if (request.method != allowed) {
+        ServerResponse r = error_answer(route_name, 405,
+                                        fmt::format("method {} is not allowed here: use {}", request.method, allowed));
+        r.headers["Allow"] = allowed;
+        return r;
+    }
+    if (!requests_) return error_answer(route_name, 503, "the request API is not configured here");
+    if (cgi) return answer(request, requests_->request_cgi(request), route_name == "page.request");
+    if (segs.size() == 3) return answer(request, requests_->post_test(request), false);
+    return answer(request, requests_->retry(request, segs[3]), false);
+}
+
+ServerResponse WebApp::answer(const ServerRequest&, const RequestAnswer& a, bool page) const {
+    ServerResponse r = page ? pages_->request_page(a.status, a.body) : json_response(a.status, a.body, true);
+    for (const auto& [k, v] : a.headers) r.headers[k] = v;
+    r.headers["Cache-Control"] = "no-store";
+    return r;
+}
+
 ServerResponse WebApp::route(const ServerRequest& request, std::string& route_name) const {
+    {
+        const auto segs = path_segments(request.raw_path);
+        if ((segs.size() == 1 && segs[0] == "request.cgi") ||
+            (segs.size() == 3 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "test") ||
+            (segs.size() == 4 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "retry"))
+            return request_route(request, segs, route_name);
+    }
     if (request.method != "GET" && request.method != "HEAD") {
         ServerResponse r = error_response(405, fmt::format("method {} is not allowed here", request.method));
         r.headers["Allow"] = "GET, HEAD";
@@ -238,6 +300,13 @@ ServerResponse WebApp::route(const ServerRequest& request, std::string& route_na
     if (segs.size() == 1 && segs[0] == "metrics") {
         route_name = "metrics";
         return metrics();
+    }
+    if (pages_) {
+        route_name = "page." + (segs.empty() ? std::string("home") : segs[0]);
+        if (auto page = pages_->handle(request, segs)) return std::move(*page);
+        route_name = "page.none";
+        if (segs.empty() || segs[0] != "static")
+            throw NotFound(fmt::format("no such page: {}", quote_for_message(request.path)));
     }
     return error_response(404, fmt::format("no such page: {}", quote_for_message(request.path)));
 }
@@ -274,14 +343,6 @@ ServerResponse WebApp::api(const ServerRequest& request, const std::vector<std::
     return error_response(404, fmt::format("no such API: {}", quote_for_message(request.path)));
 }
 
-namespace {
-
-// The package route's segments taken apart: [prefix/]pkg[/release/arch[/run_id]].
-struct PackagePath {
-    std::string package;
-    std::optional<std::string> release, arch, run_id;
-};
-
 PackagePath parse_package_path(std::vector<std::string> rest) {
     PackagePath p;
     auto is_run_id = [](const std::string& s) { return run_id_time(s).has_value(); };
@@ -305,8 +366,6 @@ PackagePath parse_package_path(std::vector<std::string> rest) {
     }
     return p;
 }
-
-}  // namespace
 
 ServerResponse WebApp::package_api(const ServerRequest& request, const std::vector<std::string>& segs) const {
     const PackagePath p = parse_package_path({segs.begin() + 3, segs.end()});
@@ -347,17 +406,17 @@ ServerResponse WebApp::package_api(const ServerRequest& request, const std::vect
     if (auto q = state_.queues())
         for (const auto& r : q->requests)
             if (r.package && *r.package == p.package)
-                queued.push_back(queued_request_json(r, estimated_start(r)));
+                queued.push_back(queued_request_json(r, estimated_start(index_, running_, r)));
     if (latest.empty() && running.empty() && queued.empty())
         throw NotFound(fmt::format("no results for package {}", quote_for_message(p.package)));
     return json_response(
         200, {{"package", p.package}, {"latest", latest}, {"running", running}, {"queued", queued}});
 }
 
-ServerResponse WebApp::recent_api(const ServerRequest& request, bool reference_shape) const {
+RecentQuery recent_query(const ServerRequest& request, std::size_t max_page) {
     RecentQuery q;
     q.limit = static_cast<std::size_t>(
-        number_param(request, "limit", 1, static_cast<std::int64_t>(settings_.max_page)).value_or(100));
+        number_param(request, "limit", 1, static_cast<std::int64_t>(max_page)).value_or(100));
     q.offset = static_cast<std::size_t>(number_param(request, "offset", 0, 1000000000).value_or(0));
     q.release = request.param("release").value_or("");
     q.arch = request.param("arch").value_or("");
@@ -367,11 +426,20 @@ ServerResponse WebApp::recent_api(const ServerRequest& request, bool reference_s
     if (!q.release.empty()) check_release(q.release);
     if (!q.arch.empty()) check_arch(q.arch);
     if (!q.package.empty()) check_package_name(q.package);
-    static const std::vector<std::string> outcomes = {"pass",    "fail",  "neutral",
-                                                      "tmpfail", "error", "denylisted"};
-    if (!q.outcome.empty() && std::find(outcomes.begin(), outcomes.end(), q.outcome) == outcomes.end())
+    const auto& names = outcome_names();
+    if (!q.outcome.empty() && std::find(names.begin(), names.end(), q.outcome) == names.end())
         throw ValidationError("result", q.outcome,
                               "must be pass, fail, neutral, tmpfail, error or denylisted");
+    return q;
+}
+
+const std::vector<std::string>& outcome_names() {
+    static const std::vector<std::string> names = {"pass", "fail", "neutral", "tmpfail", "error", "denylisted"};
+    return names;
+}
+
+ServerResponse WebApp::recent_api(const ServerRequest& request, bool reference_shape) const {
+    const RecentQuery q = recent_query(request, settings_.max_page);
     json out = json::array();
     for (const auto& r : index_.recent(q, viewer_of(request)))
         out.push_back(reference_shape ? recent_reference_json(r) : run_json(r));
@@ -400,7 +468,7 @@ ServerResponse WebApp::user_api(const std::string& user) const {
     if (auto s = state_.queues())
         for (const auto& r : s->requests)
             if (r.requester && *r.requester == user)
-                queued.push_back(queued_request_json(r, estimated_start(r)));
+                queued.push_back(queued_request_json(r, estimated_start(index_, running_, r)));
     return json_response(200,
                          {{"user", user}, {"results", results}, {"running", running}, {"queued", queued}});
 }
@@ -408,26 +476,27 @@ ServerResponse WebApp::user_api(const std::string& user) const {
 ServerResponse WebApp::queued_api() const {
     json out = json::array();
     if (auto s = state_.queues())
-        for (const auto& r : s->requests) out.push_back(queued_request_json(r, estimated_start(r)));
+        for (const auto& r : s->requests) out.push_back(queued_request_json(r, estimated_start(index_, running_, r)));
     return json_response(200, out);
 }
 
 // When a queued request may start: the runs ahead of it, at the recent mean
 // duration of its release/arch, shared by the workers seen running there.
-std::optional<std::int64_t> WebApp::estimated_start(const QueuedRequest& request) const {
+std::optional<std::int64_t> estimated_start(const ResultsIndex& index, const RunningTests& running,
+                                            const QueuedRequest& request) {
     RecentQuery q;
     q.release = request.name.release;
     q.arch = request.name.arch;
     q.limit = 50;
     std::uint64_t total = 0, n = 0;
-    for (const auto& r : index_.recent(q, Viewer{}))
+    for (const auto& r : index.recent(q, Viewer{}))
         if (r.run.duration) {
             total += *r.run.duration;
             ++n;
         }
     if (n == 0) return std::nullopt;
     std::size_t workers = 0;
-    for (const auto& t : running_.list()) workers += t.release == q.release && t.arch == q.arch ? 1 : 0;
+    for (const auto& t : running.list()) workers += t.release == q.release && t.arch == q.arch ? 1 : 0;
     const double mean = static_cast<double>(total) / static_cast<double>(n);
     const double ahead =
         static_cast<double>(request.position - 1) + (workers > 0 ? 0.5 * static_cast<double>(workers) : 0);

@@ -70,20 +70,32 @@ struct WebSettings {
     std::vector<std::string> releases, arches;
     std::size_t max_page = 1000;  ///< largest page any listing returns
     std::string openapi_path;     ///< the OpenAPI document served at /api/v1/openapi.yaml
+    /// The pages' files: `templates/*.mustache` and `static/` (served at
+    /// /static/apcloud/); empty: no pages, only the data side.
+    std::string share_dir;
+    std::string banner_file;                         ///< an operator message shown on every page, if set
+    std::string vendor_dir = "/usr/share/javascript";  ///< Debian's libjs-bootstrap5 and libjs-chart.js
     std::chrono::seconds status_interval{10};
 };
 
 /// Routes a request to its handler. Thread-safe; never throws (errors are answers).
+class Pages;
+class RequestApi;
+struct RequestAnswer;
+
 class WebApp {
 public:
     WebApp(const ResultsIndex& index, const RunningTests& running, const WebState& state, Store* store,
-           WebSettings settings, Metrics* metrics = nullptr);
+           WebSettings settings, Metrics* metrics = nullptr, const RequestApi* requests = nullptr);
+    ~WebApp();
 
     /// Answers one request.
     http::ServerResponse handle(const http::ServerRequest& request) const;
 
 private:
     http::ServerResponse route(const http::ServerRequest& request, std::string& route_name) const;
+    /// An error as a page for page routes, as JSON for the rest.
+    http::ServerResponse error_answer(const std::string& route_name, int status, const std::string& message) const;
     http::ServerResponse api(const http::ServerRequest& request, const std::vector<std::string>& segments,
                              std::string& route_name) const;
     http::ServerResponse package_api(const http::ServerRequest& request,
@@ -97,7 +109,9 @@ private:
     http::ServerResponse feed_api(const http::ServerRequest& request) const;
     http::ServerResponse recent_api(const http::ServerRequest& request, bool reference_shape) const;
     http::ServerResponse metrics() const;
-    std::optional<std::int64_t> estimated_start(const QueuedRequest& request) const;
+    http::ServerResponse request_route(const http::ServerRequest& request, const std::vector<std::string>& segments,
+                                       std::string& route_name) const;
+    http::ServerResponse answer(const http::ServerRequest& request, const RequestAnswer& a, bool page) const;
 
     const ResultsIndex& index_;
     const RunningTests& running_;
@@ -105,6 +119,8 @@ private:
     Store* store_;
     WebSettings settings_;
     Metrics* metrics_;
+    std::unique_ptr<const Pages> pages_;
+    const RequestApi* requests_;
 };
 
 /// A JSON answer (`application/json`), pretty-printed when `pretty`.
@@ -116,6 +132,36 @@ http::ServerResponse error_response(int status, const std::string& message);
 /// Applies conditional GET: sets a strong ETag (MD5 of the body) when the
 /// response has none, and turns a 200 into 304 when If-None-Match matches.
 void apply_conditional(const http::ServerRequest& request, http::ServerResponse& response);
+
+/// Query parameter `name` as a whole number in [min, max]; nullopt when
+/// absent. Throws ValidationError naming it otherwise.
+std::optional<std::int64_t> number_param(const http::ServerRequest& request, const char* name, std::int64_t min,
+                                         std::int64_t max);
+
+/// The filters of recent results from the request (the reference's
+/// recent.json parameters: limit, offset, release, arch, user, result,
+/// package); throws ValidationError naming a bad one.
+RecentQuery recent_query(const http::ServerRequest& request, std::size_t max_page);
+
+/// The outcomes a filter may name, in the order pages list them.
+const std::vector<std::string>& outcome_names();
+
+/// Who is asking (the viewer private results are filtered for).
+Viewer viewer_of(const http::ServerRequest& request);
+
+/// The package routes' segments after `packages` taken apart: [PREFIX/]PACKAGE[/RELEASE/ARCH[/RUN_ID]].
+struct PackagePath {
+    std::string package;
+    std::optional<std::string> release, arch, run_id;
+};
+
+/// Parses them; throws NotFound for another shape, ValidationError for an invalid name.
+PackagePath parse_package_path(std::vector<std::string> rest);
+
+/// When a queued request may start: the runs ahead of it at the recent mean
+/// duration of its release/arch, shared by the workers seen running there.
+std::optional<std::int64_t> estimated_start(const ResultsIndex& index, const RunningTests& running,
+                                            const QueuedRequest& request);
 
 /// The path split into decoded segments ("/a/b%2Fc/" -> {"a", "b/c"}).
 std::vector<std::string> path_segments(const std::string& raw_path);

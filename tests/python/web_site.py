@@ -30,7 +30,7 @@ def free_port():
 class WebService:
     """One replica of the web service, with its own data directory and event queue."""
 
-    def __init__(self, site, name="web", backfill_interval=3600):
+    def __init__(self, site, name="web", backfill_interval=3600, extra=""):
         self.site = site
         self.name = name
         self.port = free_port()
@@ -44,7 +44,7 @@ class WebService:
             f"[web]\nlisten = 127.0.0.1\nport = {self.port}\ndata_dir = {self.data}\nname = {name}\n"
             f"releases = {site.release}\narchitectures = {ARCH}\nshare_dir = {TOP / 'web'}\n"
             f"publish_interval = 1\nqueue_interval = 1\nstatistics_interval = 1\nstatus_interval = 1\n"
-            f"backfill_interval = {backfill_interval}\n"
+            f"backfill_interval = {backfill_interval}\n{extra}"
             f"[amqp]\nurl = {site.broker_url}\n[swift]\nurl = {site.store_url}\n{swift}")
         self.proc = None
 

@@ -2,6 +2,7 @@
 // subcommand (the table at the end); each parses nothing itself and calls the
 // library; run_main maps errors to exit statuses.
 #include <signal.h>
+#include <autopkgtest_cloud/access.hpp>
 #include <autopkgtest_cloud/broker.hpp>
 #include <autopkgtest_cloud/client.hpp>
 #include <autopkgtest_cloud/credentials.hpp>
@@ -20,6 +21,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -304,6 +306,66 @@ Run queues(CLI::App& cmd) {
     };
 }
 
+// Where the API keys are: --keys, else the keys_file of --config (web.conf), else DATA_DIR/api-keys of it.
+std::string keys_path(const std::string& keys, const std::string& config) {
+    if (!keys.empty()) return keys;
+    if (config.empty()) throw apcloud::ValidationError("--keys", "", "give --keys FILE or --config web.conf");
+    auto c = apcloud::parse_web_config(apcloud::read_file(config), apcloud::process_environment());
+    return c.keys_file.empty() ? c.data_dir + "/api-keys" : c.keys_file;
+}
+
+struct KeysArgs {
+    std::string keys, config, user;
+    int expires_days = 0;
+};
+
+std::shared_ptr<KeysArgs> keys_options(CLI::App& cmd) {
+    auto a = std::make_shared<KeysArgs>();
+    cmd.add_option("--keys", a->keys, "the keys file (default: the web service's, from --config)");
+    cmd.add_option("-c,--config", a->config, "the web service's web.conf");
+    return a;
+}
+
+Run keys_create(CLI::App& cmd) {
+    auto a = keys_options(cmd);
+    cmd.add_option("user", a->user, "whom the key authenticates")->required();
+    cmd.add_option("--expires-days", a->expires_days, "the key stops working after this many days (0: never)")
+        ->check(CLI::NonNegativeNumber);
+    cmd.footer("Example: apcloud keys create alice -c /etc/autopkgtest-cloud/web.conf --expires-days 365\n"
+               "Prints the key once; only its SHA-256 is stored.");
+    return [a] {
+        const auto now = static_cast<std::int64_t>(std::time(nullptr));
+        const auto k = apcloud::create_api_key(keys_path(a->keys, a->config), a->user, now,
+                                               a->expires_days ? now + 86400LL * a->expires_days : 0);
+        std::cout << k.key << "\n";
+        std::cerr << "key " << k.record.id << " for " << k.record.user
+                  << ": send it as 'Authorization: Bearer KEY'; it is not shown again\n";
+        return apcloud::exit_ok;
+    };
+}
+
+Run keys_revoke(CLI::App& cmd) {
+    auto a = keys_options(cmd);
+    cmd.add_option("id", a->user, "a key's id, or a user (every key of theirs)")->required();
+    return [a] {
+        std::cout << apcloud::revoke_api_keys(keys_path(a->keys, a->config), a->user) << " revoked\n";
+        return apcloud::exit_ok;
+    };
+}
+
+Run keys_list(CLI::App& cmd) {
+    auto a = keys_options(cmd);
+    return [a] {
+        const auto now = static_cast<std::int64_t>(std::time(nullptr));
+        for (const auto& r : apcloud::read_api_keys(keys_path(a->keys, a->config))) {
+            const char* state = r.revoked ? "revoked" : r.expires && r.expires <= now ? "expired" : "active";
+            std::cout << r.id << " " << r.user << " " << state << " created " << apcloud::format_submit_time(r.created)
+                      << (r.expires ? " expires " + apcloud::format_submit_time(r.expires) : std::string()) << "\n";
+        }
+        return apcloud::exit_ok;
+    };
+}
+
 // Every subcommand: name ("group command" for nested ones), help, and the
 // function that declares its options and returns what it runs.
 const struct {
@@ -321,6 +383,9 @@ const struct {
     {"queues", "Print the number of requests waiting in each queue", queues},
     {"index rebuild", "Rebuild the web service's results index from every container of the store",
      index_rebuild},
+    {"keys create", "Make an API key for the request API (printed once, stored as a digest)", keys_create},
+    {"keys revoke", "Revoke an API key, or every key of a user", keys_revoke},
+    {"keys list", "List the API keys: id, user, state, dates (never the keys)", keys_list},
 };
 
 }  // namespace

@@ -1,0 +1,381 @@
+// The request API: who asks (keys, proxy header), may they (access file), is
+// it new (queued, running, just sent), not too many (token bucket), then
+// publish and answer with the uuid, the queue and where the result will be.
+#include "web/requests.hpp"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <set>
+
+#include "autopkgtest_cloud/client.hpp"
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/file_io.hpp"
+#include "autopkgtest_cloud/layout.hpp"
+#include "autopkgtest_cloud/routing.hpp"
+#include "autopkgtest_cloud/sinks.hpp"
+#include "autopkgtest_cloud/url.hpp"
+#include "core/logging.hpp"
+#include "core/time_text.hpp"
+#include "web/json_views.hpp"
+#include "web/running.hpp"
+#include "web/web_app.hpp"
+
+namespace apcloud::web {
+
+using http::ServerRequest;
+using nlohmann::json;
+
+namespace {
+
+const detail::Logger logger("requests");
+
+std::int64_t now() {
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+// A file's modification time in nanoseconds, -1 when it is missing.
+std::int64_t mtime_of(const std::string& path) {
+    struct stat st {};
+    if (path.empty() || ::stat(path.c_str(), &st) != 0) return -1;
+    return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+RequestAnswer error_answer(int status, const std::string& message, json extra = json::object()) {
+    extra["error"] = message;
+    extra["status"] = status;
+    return {status, std::move(extra), {}};
+}
+
+std::string cookie(const ServerRequest& r, const std::string& name) {
+    const std::string header = r.header("Cookie").value_or("");
+    std::size_t pos = 0;
+    while (pos < header.size()) {
+        auto end = header.find(';', pos);
+        if (end == std::string::npos) end = header.size();
+        std::string part = header.substr(pos, end - pos);
+        part.erase(0, part.find_first_not_of(' '));
+        if (part.compare(0, name.size() + 1, name + "=") == 0) return percent_decode(part.substr(name.size() + 1));
+        pos = end + 1;
+    }
+    return {};
+}
+
+// The reference's `user:key`.
+std::pair<std::optional<std::string>, std::string> split_user_key(const std::string& value) {
+    const auto colon = value.find(':');
+    if (colon == std::string::npos) return {std::nullopt, value};
+    return {value.substr(0, colon), value.substr(colon + 1)};
+}
+
+std::vector<std::string> string_list(const json& v, const char* field) {
+    if (v.is_string()) return {v.get<std::string>()};
+    if (!v.is_array()) throw ValidationError(field, v.dump(), "must be a string or a list of strings");
+    std::vector<std::string> out;
+    for (const auto& e : v) {
+        if (!e.is_string()) throw ValidationError(field, v.dump(), "must be a list of strings");
+        out.push_back(e.get<std::string>());
+    }
+    return out;
+}
+
+std::optional<std::string> optional_string(const json& o, const char* field) {
+    if (!o.contains(field)) return std::nullopt;
+    if (!o[field].is_string()) throw ValidationError(field, o[field].dump(), "must be a string");
+    return o[field].get<std::string>();
+}
+
+}  // namespace
+
+RequestApi::RequestApi(std::function<std::unique_ptr<Broker>()> open_broker, const ResultsIndex& index,
+                       const RunningTests& running, const WebState& state, RequestSettings settings)
+    : open_broker_(std::move(open_broker)),
+      index_(index), running_(running), state_(state), settings_(std::move(settings)) {}
+
+void RequestApi::reload() const {
+    // Under mutex_. A file that does not parse keeps the last good rules (logged).
+    const auto keys_mtime = mtime_of(settings_.keys_file);
+    if (keys_mtime != keys_mtime_) {
+        try {
+            keys_ = keys_mtime < 0 ? std::vector<ApiKeyRecord>{} : parse_api_keys(read_file(settings_.keys_file));
+            keys_mtime_ = keys_mtime;
+        } catch (const Error& e) {
+            logger.error("{}: {}; keeping the keys read before", settings_.keys_file, e.what());
+        }
+    }
+    const auto access_mtime = mtime_of(settings_.access_file);
+    if (access_mtime != access_mtime_) {
+        try {
+            policy_ = access_mtime < 0 ? AccessPolicy{} : parse_access_policy(read_file(settings_.access_file));
+            access_mtime_ = access_mtime;
+        } catch (const Error& e) {
+            logger.error("{}: {}; keeping the rules read before", settings_.access_file, e.what());
+        }
+    }
+}
+
+std::optional<std::string> RequestApi::authenticate(const ServerRequest& r) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reload();
+    const std::string auth = r.header("Authorization").value_or("");
+    if (auth.compare(0, 7, "Bearer ") == 0) return authenticate_key(keys_, auth.substr(7), now());
+    std::string reference = r.header("X-Api-Key").value_or("");
+    if (reference.empty()) reference = cookie(r, "X-Api-Key");
+    if (!reference.empty()) {
+        auto [user, key] = split_user_key(reference);
+        return authenticate_key(keys_, key, now(), user);
+    }
+    if (!settings_.trusted_user_header.empty() &&
+        std::find(settings_.trusted_proxies.begin(), settings_.trusted_proxies.end(), r.remote) !=
+            settings_.trusted_proxies.end()) {
+        auto user = r.header(settings_.trusted_user_header);
+        if (user && !user->empty()) return user;
+    }
+    return std::nullopt;
+}
+
+RequestAnswer RequestApi::request_cgi(const ServerRequest& r) const {
+    static const std::set<std::string> known = {"release",     "arch",      "package",   "trigger",
+                                                "ppa",         "env",       "all-proposed", "readable-by",
+                                                "build-git",   "testname"};
+    std::set<std::string> unknown;
+    for (const auto& [k, v] : r.query)
+        if (!known.count(k)) unknown.insert(k);
+    if (!unknown.empty())
+        throw ValidationError(*unknown.begin(), r.param(*unknown.begin()).value_or(""),
+                              fmt::format("unknown parameter (known: {})", fmt::join(known, ", ")));
+    const auto release = r.param("release");
+    const auto package = r.param("package");
+    const auto arches = r.params("arch");
+    if (!release) throw ValidationError("release", "", "is required");
+    if (!package) throw ValidationError("package", "", "is required");
+    if (arches.empty()) throw ValidationError("arch", "", "is required (repeat it for several)");
+    TestRequest t;
+    t.package = *package;
+    t.triggers = r.params("trigger");
+    t.ppas = r.params("ppa");
+    for (const auto& e : r.params("env"))
+        for (std::size_t pos = 0; pos <= e.size();) {
+            auto end = std::min(e.find(';', pos), e.size());
+            if (end > pos) t.env.push_back(e.substr(pos, end - pos));
+            pos = end + 1;
+        }
+    const auto all = r.param("all-proposed");
+    if (all && *all != "1" && *all != "0") throw ValidationError("all-proposed", *all, "must be 1 or 0");
+    t.all_proposed = all && *all == "1";
+    for (const auto& who : r.params("readable-by"))
+        for (const auto& w : split_triggers(who)) t.readable_by.push_back(w);
+    t.build_git = r.param("build-git");
+    t.testname = r.param("testname");
+    std::vector<Wanted> wanted;
+    for (const auto& a : arches) wanted.push_back({t, *release, a});
+    return submit(r, std::move(wanted));
+}
+
+RequestAnswer RequestApi::post_test(const ServerRequest& r) const {
+    json body = json::parse(r.body, nullptr, false);
+    if (body.is_discarded()) throw ValidationError("body", r.body.substr(0, 100), "is not JSON");
+    if (body.is_object()) body = json::array({body});
+    if (!body.is_array() || body.empty())
+        throw ValidationError("body", r.body.substr(0, 100), "must be a request object or a list of them");
+    static const std::set<std::string> known = {"package", "release", "arch",     "triggers", "ppas",
+                                                "env",     "all-proposed", "build-git", "test-git",
+                                                "testname", "readable-by"};
+    std::vector<Wanted> wanted;
+    for (const auto& o : body) {
+        if (!o.is_object()) throw ValidationError("body", o.dump(), "each request must be an object");
+        for (const auto& [k, v] : o.items())
+            if (!known.count(k))
+                throw ValidationError(k, v.dump(), fmt::format("unknown field (known: {})", fmt::join(known, ", ")));
+        TestRequest t;
+        t.package = optional_string(o, "package").value_or("");
+        const std::string release = optional_string(o, "release").value_or("");
+        if (o.contains("triggers")) t.triggers = string_list(o["triggers"], "triggers");
+        if (o.contains("ppas")) t.ppas = string_list(o["ppas"], "ppas");
+        if (o.contains("env")) t.env = string_list(o["env"], "env");
+        if (o.contains("readable-by")) t.readable_by = string_list(o["readable-by"], "readable-by");
+        if (o.contains("all-proposed")) {
+            if (!o["all-proposed"].is_boolean())
+                throw ValidationError("all-proposed", o["all-proposed"].dump(), "must be true or false");
+            t.all_proposed = o["all-proposed"].get<bool>();
+        }
+        t.build_git = optional_string(o, "build-git");
+        t.test_git = optional_string(o, "test-git");
+        t.testname = optional_string(o, "testname");
+        if (t.package.empty()) throw ValidationError("package", "", "is required");
+        if (release.empty()) throw ValidationError("release", "", "is required");
+        if (!o.contains("arch")) throw ValidationError("arch", "", "is required");
+        for (const auto& a : string_list(o["arch"], "arch")) wanted.push_back({t, release, a});
+    }
+    return submit(r, std::move(wanted));
+}
+
+RequestAnswer RequestApi::retry(const ServerRequest& r, const std::string& run_id) const {
+    if (!run_id_time(run_id)) throw ValidationError("run_id", run_id, "is not a run id");
+    const auto rec = index_.run_by_id(run_id, Viewer{});
+    if (!rec) throw NotFound(fmt::format("no run {}", quote_for_message(run_id)));
+    const IndexedRun& run = rec->run;
+    if (run.is_private)
+        return error_answer(400, "a private run cannot be retried here: its PPA credentials are not stored");
+    TestRequest t;
+    t.package = run.package;
+    t.triggers = run.triggers;
+    t.ppas = run.ppas;
+    t.env = run.env;
+    t.all_proposed = run.all_proposed;
+    t.build_git = run.build_git;
+    t.test_git = run.test_git;
+    t.testname = run.testname;
+    t.readable_by = run.readable_by;
+    return submit(r, {{t, run.release, run.arch}});
+}
+
+bool RequestApi::take_tokens(const std::string& user, std::size_t n, double& retry_after) const {
+    if (settings_.requests_per_minute <= 0) return true;
+    std::lock_guard<std::mutex> lock(mutex_);
+    const double rate = settings_.requests_per_minute / 60.0;
+    const auto t = std::chrono::steady_clock::now();
+    auto [it, fresh] = buckets_.try_emplace(user, Bucket{static_cast<double>(settings_.burst), t});
+    Bucket& b = it->second;
+    b.tokens = std::min<double>(settings_.burst, b.tokens + rate * std::chrono::duration<double>(t - b.at).count());
+    b.at = t;
+    if (b.tokens >= static_cast<double>(n)) {
+        b.tokens -= static_cast<double>(n);
+        return true;
+    }
+    retry_after = (static_cast<double>(n) - b.tokens) / rate;
+    return false;
+}
+
+std::optional<RequestAnswer> RequestApi::refuse_duplicates(const std::vector<Wanted>& wanted) const {
+    std::map<std::string, json> pending;  // identity -> where it is
+    const auto queues = state_.queues();
+    if (queues)
+        for (const auto& q : queues->requests) {
+            if (q.is_private) continue;
+            try {
+                const TestRequest t = parse_request(q.body, ValidationOptions{true, 1 << 20, true});
+                pending[request_identity(t, q.name.release, q.name.arch)] = {
+                    {"state", "queued"}, {"queue", q.queue}, {"position", q.position},
+                    {"uuid", t.uuid ? json(*t.uuid) : json(nullptr)}, {"link", "/queued"}};
+            } catch (const Error&) {
+            }
+        }
+    for (const auto& rt : running_.list()) {
+        try {
+            const TestRequest t =
+                parse_request(rt.package + "\n" + rt.params.dump(), ValidationOptions{true, 1 << 20, true});
+            pending[request_identity(t, rt.release, rt.arch)] = {
+                {"state", "running"}, {"uuid", t.uuid ? json(*t.uuid) : json(nullptr)}, {"link", "/running"}};
+        } catch (const Error&) {
+        }
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const std::int64_t seen_at = queues ? queues->taken_at : 0;
+        for (auto it = sent_.begin(); it != sent_.end();) {
+            // Forgotten once the queues show it (a snapshot taken after the sending), its result is
+            // indexed, or after ten minutes.
+            Viewer admin;
+            admin.admin = true;
+            if (it->second.at + 1 < seen_at || it->second.at + 600 < now() ||
+                index_.run_by_uuid(it->second.uuid, admin)) {
+                it = sent_.erase(it);
+                continue;
+            }
+            pending.emplace(it->first, json{{"state", "queued"}, {"queue", it->second.queue},
+                                            {"uuid", it->second.uuid}, {"link", "/queued"}});
+            ++it;
+        }
+    }
+    for (const auto& w : wanted) {
+        auto it = pending.find(request_identity(w.request, w.release, w.arch));
+        if (it == pending.end()) continue;
+        return error_answer(409,
+                            fmt::format("an identical request for {} on {}/{} is already {}", w.request.package,
+                                        w.release, w.arch, it->second["state"].get<std::string>()),
+                            {{"existing", it->second}});
+    }
+    return std::nullopt;
+}
+
+RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<Wanted> wanted) const {
+    const auto user = authenticate(http_request);
+    if (!user) {
+        RequestAnswer a = error_answer(401, "not authenticated: send an API key (Authorization: Bearer KEY)");
+        a.headers["WWW-Authenticate"] = "Bearer realm=\"autopkgtest\"";
+        return a;
+    }
+    for (auto& w : wanted) {
+        if (std::find(settings_.releases.begin(), settings_.releases.end(), w.release) == settings_.releases.end())
+            throw NotFound(fmt::format("release {} is not tested here (known: {})", quote_for_message(w.release),
+                                       fmt::join(settings_.releases, ", ")));
+        if (std::find(settings_.arches.begin(), settings_.arches.end(), w.arch) == settings_.arches.end())
+            throw NotFound(fmt::format("architecture {} is not tested here (known: {})", quote_for_message(w.arch),
+                                       fmt::join(settings_.arches, ", ")));
+        w.request.requester = *user;
+        validate(w.request);
+        if (w.request.is_reference() && w.request.triggers.size() != 1)
+            throw ValidationError("trigger", w.request.triggers.front(), "migration-reference/0 must be alone");
+    }
+    AccessDecision decision;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& w : wanted) {
+            decision = authorize(policy_, *user, w.request);
+            if (!decision.allowed) return error_answer(403, decision.reason);
+        }
+    }
+    double retry_after = 0;
+    if (!take_tokens(*user, wanted.size(), retry_after)) {
+        RequestAnswer a = error_answer(429, fmt::format("too many requests from {}: try again in {:.0f} s", *user,
+                                                        std::ceil(retry_after)));
+        a.headers["Retry-After"] = std::to_string(static_cast<long>(std::ceil(retry_after)));
+        return a;
+    }
+    if (auto refused = refuse_duplicates(wanted)) return *refused;
+    json done = json::array();
+    for (const auto& w : wanted) {
+        const TestRequest sent = stamped(w.request);
+        std::string queue;
+        std::uint64_t position = 0;
+        try {
+            std::lock_guard<std::mutex> lock(mutex_);  // one publisher: the broker is not shared across threads
+            if (!broker_) broker_ = open_broker_();
+            queue = submit_request(*broker_, sent, w.release, w.arch);
+            sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue, now()};
+            position = broker_->queue_depth(queue);
+        } catch (const NotFound&) {
+            throw;  // no such queue: not an outage
+        } catch (const Error& e) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            broker_.reset();  // reconnect next time
+            logger.error("publishing {} on {}/{} failed: {}", sent.package, w.release, w.arch, e.what());
+            return error_answer(503, "the queue cannot be reached now; what is listed under requests was queued",
+                                {{"requests", done}});
+        }
+        logger.info("{} requested {} on {}/{} ({}): {} -> {}", *user, sent.package, w.release, w.arch,
+                    decision.rule, *sent.uuid, queue);
+        done.push_back({{"uuid", *sent.uuid},
+                        {"package", sent.package},
+                        {"release", w.release},
+                        {"arch", w.arch},
+                        {"triggers", sent.triggers},
+                        {"queue", queue},
+                        {"position", position},
+                        {"requester", *user},
+                        {"allowed_by", decision.rule},
+                        {"links",
+                         {{"package", "/packages/" + percent_encode(sent.package)},
+                          {"history", fmt::format("/packages/{}/{}/{}", percent_encode(sent.package),
+                                                  percent_encode(w.release), percent_encode(w.arch))},
+                          {"result", "/run/" + *sent.uuid},
+                          {"queued", "/queued"}}}});
+    }
+    return {200, {{"requests", done}}, {}};
+}
+
+}  // namespace apcloud::web

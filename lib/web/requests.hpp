@@ -1,0 +1,100 @@
+// The request API (SPEC.md section 7): /request.cgi, POST /api/v1/test and
+// GET /api/v1/retry/RUN_ID. Authenticates (API keys, a trusted proxy's user
+// header), authorizes (the access file), refuses identical requests already
+// queued, running or just sent (409), limits each user's rate (429), and
+// publishes what passes (private header).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "autopkgtest_cloud/access.hpp"
+#include "autopkgtest_cloud/broker.hpp"
+#include "autopkgtest_cloud/results_index.hpp"
+#include "http/http_server.hpp"
+
+namespace apcloud::web {
+
+class RunningTests;
+class WebState;
+
+/// Settings of the request API.
+struct RequestSettings {
+    std::vector<std::string> releases, arches;  ///< what may be requested
+    std::string keys_file;                      ///< API key digests (apcloud keys)
+    std::string access_file;                    ///< authorization rules; empty: only admins... none
+    std::string trusted_user_header;            ///< e.g. X-Remote-User, set by an authenticating proxy
+    std::vector<std::string> trusted_proxies;   ///< peers whose user header is believed
+    int requests_per_minute = 60;               ///< per user; 0: no limit
+    int burst = 100;                            ///< requests a user may send at once
+};
+
+/// The outcome of one call: the HTTP status and what to show.
+struct RequestAnswer {
+    int status = 200;
+    nlohmann::json body;  ///< {"requests": [...]} or {"error": ..., ...}
+    std::map<std::string, std::string> headers;  ///< e.g. Retry-After, WWW-Authenticate
+};
+
+/// The request API over a broker and the service's views.
+class RequestApi {
+public:
+    /// `open_broker` connects to the broker requests are published to; it is
+    /// called again after the connection failed.
+    RequestApi(std::function<std::unique_ptr<Broker>()> open_broker, const ResultsIndex& index,
+               const RunningTests& running, const WebState& state, RequestSettings settings);
+
+    /// `/request.cgi?release=..&arch=..&package=..&trigger=..`: one request per arch.
+    RequestAnswer request_cgi(const http::ServerRequest& request) const;
+    /// `POST /api/v1/test`: a JSON object or a list of them, each
+    /// {"package", "release", "arch" (string or list), "triggers", "ppas", "env",
+    /// "all-proposed", "build-git", "test-git", "testname", "readable-by"}.
+    RequestAnswer post_test(const http::ServerRequest& request) const;
+    /// `GET /api/v1/retry/RUN_ID`: the same request as that run's, again.
+    RequestAnswer retry(const http::ServerRequest& request, const std::string& run_id) const;
+
+    /// The authenticated user of a request, or nullopt.
+    std::optional<std::string> authenticate(const http::ServerRequest& request) const;
+
+private:
+    struct Wanted {
+        TestRequest request;
+        std::string release, arch;
+    };
+    RequestAnswer submit(const http::ServerRequest& http_request, std::vector<Wanted> wanted) const;
+    std::optional<RequestAnswer> refuse_duplicates(const std::vector<Wanted>& wanted) const;
+    bool take_tokens(const std::string& user, std::size_t n, double& retry_after) const;
+    void reload() const;
+
+    std::function<std::unique_ptr<Broker>()> open_broker_;
+    mutable std::unique_ptr<Broker> broker_;  ///< under mutex_
+    const ResultsIndex& index_;
+    const RunningTests& running_;
+    const WebState& state_;
+    RequestSettings settings_;
+
+    mutable std::mutex mutex_;
+    mutable std::vector<ApiKeyRecord> keys_;
+    mutable AccessPolicy policy_;
+    mutable std::int64_t keys_mtime_ = -1, access_mtime_ = -1;
+    struct Bucket {
+        double tokens = 0;
+        std::chrono::steady_clock::time_point at;
+    };
+    mutable std::map<std::string, Bucket> buckets_;
+    struct Sent {
+        std::string uuid, queue;
+        std::int64_t at = 0;
+    };
+    mutable std::map<std::string, Sent> sent_;  ///< identity -> just sent, until the queues show it
+};
+
+}  // namespace apcloud::web

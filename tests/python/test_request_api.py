@@ -1,0 +1,119 @@
+"""The request API end to end: a key made with `apcloud keys create`, a test requested over HTTP from
+the web service (autopkgtest-cloud-web), the request on the broker (embedded, and real RabbitMQ), run
+by the real worker program, and its result at the request's /run/UUID.
+"""
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from gating_site import ARCH, Site, need
+from web_site import WebService
+
+
+@pytest.fixture(params=["embedded", "swift"])
+def site(request, tmp_path):
+    return Site(request.param, tmp_path)
+
+
+def _call(web, path, key=None, body=None, headers=None):
+    headers = dict(headers or {})
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    headers.setdefault("Accept", "application/json")
+    data = json.dumps(body).encode() if body is not None else None
+    if data:
+        headers["Content-Type"] = "application/json"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(web.url + path, data=data, headers=headers, method="POST" if data else "GET")
+    try:
+        with opener.open(request, timeout=30) as r:
+            return r.status, r.headers, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read())
+
+
+def _run_worker_once(site):
+    log = open(site.root / "worker.log", "ab")
+    try:
+        subprocess.run([need("APCLOUD_WORKER_BIN"), "-c", str(site.config), "--count", "1"], env=site.env,
+                       stdout=log, stderr=log, timeout=120, check=True)
+    finally:
+        log.close()
+
+
+def test_a_requested_test_is_queued_run_and_shown(site, tmp_path):
+    keys = tmp_path / "api-keys"
+    out = subprocess.run([need("APCLOUD_TOOL"), "keys", "create", "carol", "--keys", str(keys)],
+                         capture_output=True, text=True, check=True)
+    key = out.stdout.strip()
+    assert key.startswith("apc_") and key not in keys.read_text()
+    assert oct(os.stat(keys).st_mode & 0o777) == "0o600"
+    (tmp_path / "access.conf").write_text("[team desktop]\nusers = carol\npackages = gedit\n")
+    web = WebService(site, extra=f"[requests]\nkeys_file = {keys}\naccess_file = {tmp_path / 'access.conf'}\n")
+    web.start()
+    try:
+        site.run("gedit", ["glib2.0/2.80-1"])  # the worker declares its queues
+        path = f"/request.cgi?release={site.release}&arch={ARCH}&package=gedit&trigger=gedit/1.0-2"
+        assert _call(web, path)[0] == 401
+        code, _, answer = _call(web, path, key)
+        assert code == 200, answer
+        [made] = answer["requests"]
+        assert made["requester"] == "carol" and made["queue"] == f"debci-{site.release}-{ARCH}"
+        code, _, again = _call(web, path, key)
+        assert code == 409 and again["existing"]["uuid"] == made["uuid"]
+        other = f"/request.cgi?release={site.release}&arch={ARCH}&package=nautilus&trigger=glib2.0/2.80-1"
+        code, _, refused = _call(web, other, key)
+        assert code == 403 and "carol may not request tests of nautilus" in refused["error"]
+        code, _, bad = _call(web, path + "&colour=blue", key)
+        assert code == 400 and "colour" in bad["error"]
+
+        _run_worker_once(site)  # runs exactly the queued request
+        run = web.wait_json(f"/api/v1/run/{made['uuid']}", lambda r: True)
+        assert run["requester"] == "carol" and run["triggers"] == ["gedit/1.0-2"]
+        code, headers, _ = web.get(f"/run/{made['uuid']}")
+        assert code == 200  # the redirect to the run's page was followed
+
+        # Retry by run id (britney's ADT_RETRY_URL_MECH=run_id), as a batch of one through the JSON API too.
+        code, _, retried = _call(web, f"/api/v1/retry/{run['run_id']}", key)
+        assert code == 200 and retried["requests"][0]["triggers"] == ["gedit/1.0-2"], retried
+        code, _, batch = _call(web, "/api/v1/test", key, [
+            {"package": "gedit", "release": site.release, "arch": [ARCH], "triggers": ["gedit/1.0-3"]}])
+        assert code == 200 and len(batch["requests"]) == 1
+    finally:
+        web.stop()
+
+
+def test_run_autopkgtest_prints_what_it_sends_and_the_worker_runs_it(site):
+    tool = need("APCLOUD_RUN_AUTOPKGTEST")
+    base = [tool, "-s", site.release, "-a", ARCH, "--trigger", "glib2.0/2.80-1", "--env", "X=1",
+            "--requester", "rita"]
+    dry = subprocess.run(base + ["--dry-run", "gedit", "nautilus"], capture_output=True, text=True, check=True)
+    lines = dry.stdout.splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == [f"debci-{site.release}-{ARCH}"] * 2
+    queue, message = lines[0].split(":", 1)
+    package, params = message.split(" ", 1)
+    params_json = json.loads(params)
+    assert package == "gedit" and params == json.dumps(params_json, sort_keys=True)  # SPEC.md 1's encoding
+    assert params_json["triggers"] == ["glib2.0/2.80-1"] and params_json["env"] == ["X=1"]
+    assert params_json["requester"] == "rita" and params_json["uuid"] and params_json["submit-time"]
+
+    bad = subprocess.run(base + ["--dry-run", "Not_A_Package"], capture_output=True, text=True)
+    assert bad.returncode == 3 and "package" in bad.stderr
+    bad = subprocess.run(base + ["--dry-run", "--env", "ADT_TEST_TRIGGERS=x/1", "gedit"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 3 and "ADT_TEST_TRIGGERS" in bad.stderr
+
+    site.run("gedit", ["gtk+3.0/3.24-1"])  # the worker declares its queues
+    # The broker URL (with its password) from the environment: secrets stay out of argv.
+    sent = subprocess.run(base + ["gedit"], capture_output=True, text=True,
+                          env=dict(site.env, APCLOUD_AMQP_URL=site.sink_url))
+    assert sent.returncode == 0, sent.stderr
+    uuid = json.loads(sent.stdout.split(" ", 1)[1])["uuid"]
+    _run_worker_once(site)
+    results = site.collect("gedit")
+    assert any(r.triggers == ["glib2.0/2.80-1"] for r in results), results
+    assert uuid

@@ -1,0 +1,95 @@
+// run-autopkgtest (SPEC.md 8): one test request per package and architecture,
+// validated and routed by the library, published through a request sink (the
+// broker, with the requester's publish-only account) or printed (--dry-run).
+#include <autopkgtest_cloud/credentials.hpp>
+#include <autopkgtest_cloud/error.hpp>
+#include <autopkgtest_cloud/request.hpp>
+#include <autopkgtest_cloud/result.hpp>
+#include <autopkgtest_cloud/routing.hpp>
+#include <autopkgtest_cloud/sinks.hpp>
+#include <autopkgtest_cloud/tool.hpp>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+int main(int argc, char** argv) {
+    CLI::App app{"run-autopkgtest: request autopkgtest runs of source packages"};
+    std::string release, broker, requester, build_git, testname;
+    std::vector<std::string> arches, triggers, ppas, env, test_git, readable_by, packages;
+    bool all_proposed = false, bulk = false, dry_run = false;
+    app.add_option("-s,--series", release, "release to test in")->required();
+    app.add_option("-a,--architecture", arches,
+                   "architecture (repeat for several; default: APCLOUD_ARCHITECTURES, space-separated)");
+    app.add_option("--trigger", triggers, "SRC/VERSION of an upload the test is for (repeatable)");
+    app.add_option("--ppa", ppas, "LPUSER/PPANAME to install from (repeatable; the last names the container)");
+    app.add_option("--env", env, "NAME=VALUE for the test's environment (repeatable)");
+    app.add_flag("--all-proposed", all_proposed, "use all of -proposed, not only the triggers");
+    app.add_option("--test-git", test_git, "URL [BRANCH]: run the tests of that checkout")->expected(1, 2);
+    app.add_option("--build-git", build_git, "URL[#REF]: build that branch, then test it");
+    app.add_option("--testname", testname, "run only this test");
+    app.add_flag("--bulk", bulk, "send to the huge queue (many requests that must not delay others)");
+    app.add_option("--requester", requester, "who asks (default: $USER)");
+    app.add_option("--readable-by", readable_by, "users who may read a private result (repeatable)");
+    app.add_option("-U,--broker", broker,
+                   "where to send: amqp://HOST[/VHOST], sqlite://PATH or file://PATH (default: $APCLOUD_AMQP_URL; "
+                   "the password comes from $APCLOUD_AMQP_PASSWORD, never the command line)");
+    app.add_flag("-n,--dry-run", dry_run, "print each queue and message instead of sending them");
+    app.add_option("packages", packages, "source packages")->required();
+    app.footer(
+        "Examples:\n"
+        "  run-autopkgtest -s noble -a amd64 --trigger glib2.0/2.80-1 gedit nautilus\n"
+        "  run-autopkgtest -s noble --ppa alice/fixes --trigger gedit/46.0-1~ppa1 gedit --dry-run\n"
+        "Exit codes: 0 sent, 1 error, 2 usage, 3 invalid request (the message names the field), "
+        "4 queue not found.");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? apcloud::exit_ok : apcloud::exit_usage;
+    }
+    return apcloud::run_main("run-autopkgtest", [&] {
+        const auto environment = apcloud::process_environment();
+        if (arches.empty()) {
+            auto it = environment.find("APCLOUD_ARCHITECTURES");
+            if (it != environment.end()) arches = apcloud::split_triggers(it->second);
+            if (arches.empty())
+                throw apcloud::ValidationError("--architecture", "", "give -a ARCH or set APCLOUD_ARCHITECTURES");
+        }
+        if (broker.empty() && !dry_run) {
+            auto it = environment.find("APCLOUD_AMQP_URL");
+            if (it == environment.end())
+                throw apcloud::ValidationError("--broker", "", "give -U URL or set APCLOUD_AMQP_URL");
+            broker = it->second;
+        }
+        if (requester.empty()) {
+            auto it = environment.find("USER");
+            if (it != environment.end()) requester = it->second;
+        }
+        std::vector<apcloud::TestRequest> requests;
+        for (const auto& package : packages) {
+            apcloud::TestRequest r;
+            r.package = package;
+            r.triggers = triggers;
+            r.ppas = ppas;
+            r.env = env;
+            r.all_proposed = all_proposed;
+            if (!test_git.empty()) r.test_git = test_git.size() == 2 ? test_git[0] + " " + test_git[1] : test_git[0];
+            if (!build_git.empty()) r.build_git = build_git;
+            if (!testname.empty()) r.testname = testname;
+            if (!requester.empty()) r.requester = requester;
+            r.readable_by = readable_by;
+            apcloud::validate(r);
+            requests.push_back(std::move(r));
+        }
+        // Stamped (submit-time, uuid) here, so --dry-run prints exactly the bytes a send publishes.
+        auto sink = dry_run ? nullptr : apcloud::open_sink(broker, false, {}, environment);
+        for (const auto& r : requests)
+            for (const auto& arch : arches) {
+                const apcloud::TestRequest sent = apcloud::stamped(r);
+                const std::string queue = apcloud::queue_for(sent, release, arch, bulk);
+                if (sink) sink->send(sent, release, arch, bulk);
+                std::cout << apcloud::sink_line(queue, sent) << "\n";
+            }
+        return static_cast<int>(apcloud::exit_ok);
+    });
+}
