@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "autopkgtest_cloud/request.hpp"
 #include "autopkgtest_cloud/result.hpp"
 
 namespace apcloud {
@@ -77,6 +78,10 @@ struct IndexedRun {
     /// The `env` column: env entries and flags (`all-proposed=1`) comma-separated, as the reference writes
     /// them.
     std::string env_column() const;
+    /// The request that runs this test again: package, triggers, PPAs (as
+    /// indexed: without credentials), env, flags, sources, testname, readers.
+    TestRequest request() const;
+
     /// The start of the run (the time in its run id).
     std::int64_t started() const noexcept;
 };

@@ -112,6 +112,20 @@ std::optional<TestRequest> stored_request(const Result& result) {
 
 }  // namespace
 
+TestRequest IndexedRun::request() const {
+    TestRequest t;
+    t.package = package;
+    t.triggers = triggers;
+    t.ppas = ppas;
+    t.env = env;
+    t.all_proposed = all_proposed;
+    t.build_git = build_git;
+    t.test_git = test_git;
+    t.testname = testname;
+    t.readable_by = readable_by;
+    return t;
+}
+
 IndexedRun index_run(const ContainerInfo& container, const RunLocation& where, const Result& result) {
     IndexedRun r;
     r.container = container.name;

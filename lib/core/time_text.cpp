@@ -1,6 +1,8 @@
 // Times as text in UTC, by arithmetic alone: no time zone, locale or libc state.
 #include "core/time_text.hpp"
 
+#include <ctime>
+
 #include <cstdio>
 
 namespace apcloud::detail {
@@ -142,6 +144,10 @@ std::string format_submit_stamp(std::int64_t t) {
     std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u %02u:%02u:%02u", static_cast<long long>(c.year), c.month,
                   c.day, c.hour, c.minute, c.second);
     return buf;
+}
+
+std::int64_t unix_now() {
+    return static_cast<std::int64_t>(std::time(nullptr));
 }
 
 }  // namespace apcloud::detail

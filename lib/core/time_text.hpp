@@ -40,4 +40,7 @@ std::string format_run_stamp(std::int64_t unix_time);
 /// `%Y-%m-%d %H:%M:%S`, a request's submit-time.
 std::string format_submit_stamp(std::int64_t unix_time);
 
+/// The current unix time in seconds.
+std::int64_t unix_now();
+
 }  // namespace apcloud::detail

@@ -32,6 +32,27 @@ json optional_json(const std::optional<std::string>& v) {
 
 }  // namespace
 
+namespace {
+
+// `?container=NAME` for a container other than the release's own.
+std::string container_query(const std::string& container) {
+    if (container.empty()) return {};
+    const auto info = parse_container_name(container);
+    return info && info->is_release() ? std::string() : "?container=" + percent_encode(container);
+}
+
+}  // namespace
+
+std::string human_time(std::int64_t unix_time) {
+    return detail::format_submit_stamp(unix_time) + " UTC";
+}
+
+std::string history_url(const std::string& package, const std::string& release, const std::string& arch,
+                        const std::string& container) {
+    return fmt::format("/packages/{}/{}/{}{}", percent_encode(package), percent_encode(release),
+                       percent_encode(arch), container_query(container));
+}
+
 RunUrls run_urls(const IndexedRun& r) {
     RunUrls u;
     const std::string dir = encode_path(result_dir(r.release, r.arch, r.package, r.run_id));
@@ -39,10 +60,9 @@ RunUrls run_urls(const IndexedRun& r) {
     u.log = base + "log.gz";
     u.artifacts = base + "artifacts.tar.gz";
     u.result = base + "result.tar";
-    u.page = fmt::format("/packages/{}/{}/{}/{}", percent_encode(r.package), percent_encode(r.release),
-                         percent_encode(r.arch), encode_path(r.run_id));
-    const auto info = parse_container_name(r.container);
-    if (!info || !info->is_release()) u.page += "?container=" + percent_encode(r.container);
+    u.page = fmt::format("/packages/{}/{}/{}/{}{}", percent_encode(r.package), percent_encode(r.release),
+                         percent_encode(r.arch), encode_path(r.run_id), container_query(r.container));
+    u.history = history_url(r.package, r.release, r.arch, r.container);
     return u;
 }
 
@@ -119,7 +139,7 @@ json recent_reference_json(const IndexedRecord& rec) {
         {"version", optional_json(r.version)},
         {"triggers", r.triggers_column()},
         {"additional_params", r.env_column()},
-        {"human_date", detail::format_submit_stamp(r.started()) + " UTC"},
+        {"human_date", human_time(r.started())},
         {"human_sec", human_duration(r.duration.value_or(0))},
         {"requester", r.requester.value_or("")},
         {"code", std::string(outcome_name(outcome(r.exitcode)))},

@@ -12,8 +12,16 @@ namespace apcloud::web {
 
 /// The URLs of one run, relative to the service's root.
 struct RunUrls {
-    std::string page, log, artifacts, result;
+    std::string page, history, log, artifacts, result;
 };
+
+/// The history page of a package on release/arch, with `?container=` for a
+/// container other than the release's own (empty: the release's).
+std::string history_url(const std::string& package, const std::string& release, const std::string& arch,
+                        const std::string& container = "");
+
+/// A time as the pages and the reference show it: `YYYY-MM-DD HH:MM:SS UTC`.
+std::string human_time(std::int64_t unix_time);
 
 /// Where a run's page and files are (`/packages/...`, `/results/...`), percent-encoded.
 RunUrls run_urls(const IndexedRun& run);

@@ -29,13 +29,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string human_time(std::int64_t t) {
-    return detail::format_submit_stamp(t) + " UTC";
-}
-
-std::int64_t now() {
-    return static_cast<std::int64_t>(std::time(nullptr));
-}
 
 // A run as the pages show it: the API's view plus words for people.
 json run_view(const IndexedRecord& rec, bool with_summary = false) {
@@ -240,8 +233,7 @@ ServerResponse Pages::package_page(const std::string& package) const {
             json run = nullptr;
             if (it != cell.end()) {
                 run = run_view(*it->second);
-                run["history"] = fmt::format("/packages/{}/{}/{}", percent_encode(package), percent_encode(rel),
-                                             percent_encode(arch));
+                run["history"] = history_url(package, rel, arch);
             }
             cells.push_back({{"run", run}});
         }
@@ -298,8 +290,7 @@ ServerResponse Pages::history_page(const ServerRequest& request, const std::stri
         if (!seen.insert(version_triggers(r.run)).second || !known) v["retry_link"] = nullptr;
         runs.push_back(std::move(v));
     }
-    const std::string self = fmt::format("/packages/{}/{}/{}", percent_encode(package), percent_encode(release),
-                                         percent_encode(arch));
+    const std::string self = history_url(package, release, arch);
     const std::string keep = (container.empty() ? "" : "container=" + percent_encode(container) + "&") +
                              (limit != 100 ? fmt::format("limit={}&", limit) : std::string());
     json data = {{"title", fmt::format("{} {}/{}", package, release, arch)},
@@ -321,7 +312,7 @@ json Pages::queued_views(const std::function<bool(const QueuedRequest&)>& keep) 
             if (!keep(r)) continue;
             const auto start = estimated_start(index_, running_, r);
             json j = queued_request_json(r, start);
-            j["estimated_start"] = start ? (*start <= now() ? std::string("soon") : human_time(*start)) : "";
+            j["estimated_start"] = start ? (*start <= detail::unix_now() ? std::string("soon") : human_time(*start)) : "";
             j["position"] = std::to_string(r.position);
             out.push_back(std::move(j));
         }
@@ -483,7 +474,7 @@ ServerResponse Pages::atom_feed(const ServerRequest& request, const std::string&
         j["triggers_text"] = rec.run.triggers_column();
         entries.push_back(std::move(j));
     }
-    const std::string updated = entries.empty() ? detail::format_iso_time(now()).substr(0, 19) + "Z"
+    const std::string updated = entries.empty() ? detail::format_iso_time(detail::unix_now()).substr(0, 19) + "Z"
                                                 : entries.front()["started"].get<std::string>();
     ServerResponse r = ServerResponse::text(
         200,

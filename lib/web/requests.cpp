@@ -33,9 +33,6 @@ namespace {
 
 const detail::Logger logger("requests");
 
-std::int64_t now() {
-    return static_cast<std::int64_t>(std::time(nullptr));
-}
 
 // A file's modification time in nanoseconds, -1 when it is missing.
 std::int64_t mtime_of(const std::string& path) {
@@ -127,12 +124,12 @@ std::optional<std::string> RequestApi::authenticate(const ServerRequest& r) cons
     std::lock_guard<std::mutex> lock(mutex_);
     reload();
     const std::string auth = r.header("Authorization").value_or("");
-    if (auth.compare(0, 7, "Bearer ") == 0) return authenticate_key(keys_, auth.substr(7), now());
+    if (auth.compare(0, 7, "Bearer ") == 0) return authenticate_key(keys_, auth.substr(7), detail::unix_now());
     std::string reference = r.header("X-Api-Key").value_or("");
     if (reference.empty()) reference = cookie(r, "X-Api-Key");
     if (!reference.empty()) {
         auto [user, key] = split_user_key(reference);
-        return authenticate_key(keys_, key, now(), user);
+        return authenticate_key(keys_, key, detail::unix_now(), user);
     }
     if (!settings_.trusted_user_header.empty() &&
         std::find(settings_.trusted_proxies.begin(), settings_.trusted_proxies.end(), r.remote) !=
@@ -226,17 +223,7 @@ RequestAnswer RequestApi::retry(const ServerRequest& r, const std::string& run_i
     const IndexedRun& run = rec->run;
     if (run.is_private)
         return error_answer(400, "a private run cannot be retried here: its PPA credentials are not stored");
-    TestRequest t;
-    t.package = run.package;
-    t.triggers = run.triggers;
-    t.ppas = run.ppas;
-    t.env = run.env;
-    t.all_proposed = run.all_proposed;
-    t.build_git = run.build_git;
-    t.test_git = run.test_git;
-    t.testname = run.testname;
-    t.readable_by = run.readable_by;
-    return submit(r, {{t, run.release, run.arch}});
+    return submit(r, {{run.request(), run.release, run.arch}});
 }
 
 bool RequestApi::take_tokens(const std::string& user, std::size_t n, double& retry_after) const {
@@ -287,7 +274,7 @@ std::optional<RequestAnswer> RequestApi::refuse_duplicates(const std::vector<Wan
             // indexed, or after ten minutes.
             Viewer admin;
             admin.admin = true;
-            if (it->second.at + 1 < seen_at || it->second.at + 600 < now() ||
+            if (it->second.at + 1 < seen_at || it->second.at + 600 < detail::unix_now() ||
                 index_.run_by_uuid(it->second.uuid, admin)) {
                 it = sent_.erase(it);
                 continue;
@@ -352,7 +339,7 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
             std::lock_guard<std::mutex> lock(mutex_);  // one publisher: the broker is not shared across threads
             if (!broker_) broker_ = open_broker_();
             queue = submit_request(*broker_, sent, w.release, w.arch, false, validation());
-            sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue, now()};
+            sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue, detail::unix_now()};
             position = broker_->queue_depth(queue);
         } catch (const NotFound&) {
             throw;  // no such queue: not an outage
@@ -376,8 +363,7 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
                         {"allowed_by", decision.rule},
                         {"links",
                          {{"package", "/packages/" + percent_encode(sent.package)},
-                          {"history", fmt::format("/packages/{}/{}/{}", percent_encode(sent.package),
-                                                  percent_encode(w.release), percent_encode(w.arch))},
+                          {"history", history_url(sent.package, w.release, w.arch)},
                           {"result", "/run/" + *sent.uuid},
                           {"queued", "/queued"}}}});
     }

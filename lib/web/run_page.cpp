@@ -129,14 +129,10 @@ ServerResponse Pages::run_page(const IndexedRecord& rec) const {
     for (auto& t : run["tests"]) t["css"] = result_css(t["result"].get<std::string>());
     std::string note;
     json sections = log_sections(r, run["tests"], note);
-    std::string history = fmt::format("/packages/{}/{}/{}", percent_encode(r.package), percent_encode(r.release),
-                                      percent_encode(r.arch));
-    const auto info = parse_container_name(r.container);
-    if (!info || !info->is_release()) history += "?container=" + percent_encode(r.container);
     return render("run", {{"title", fmt::format("{} {}/{} {}", r.package, r.release, r.arch, r.run_id)},
                           {"run", run},
-                          {"history", history},
-                          {"started_human", detail::format_submit_stamp(r.started()) + " UTC"},
+                          {"history", run_urls(r).history},
+                          {"started_human", human_time(r.started())},
                           {"duration_human", r.duration ? human_duration(*r.duration) : std::string()},
                           {"retry_link", run["retry"]},
                           {"has_env", !r.env.empty() || r.all_proposed},

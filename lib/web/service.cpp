@@ -19,6 +19,7 @@
 #include "autopkgtest_cloud/store.hpp"
 #include "autopkgtest_cloud/web.hpp"
 #include "core/logging.hpp"
+#include "core/time_text.hpp"
 #include "http/http_server.hpp"
 #include "web/requests.hpp"
 #include "web/web_app.hpp"
@@ -31,9 +32,6 @@ namespace {
 
 const detail::Logger logger("web");
 
-std::int64_t now() {
-    return static_cast<std::int64_t>(std::time(nullptr));
-}
 
 // Sleeps until `seconds` passed or `stop` is set; false when stopping.
 bool wait_for(const std::atomic<bool>& stop, double seconds) {
@@ -184,7 +182,7 @@ private:
             }
             const std::size_t added = index_.add({*run});
             const double lag =
-                static_cast<double>(now() - run->started() - static_cast<std::int64_t>(ev.duration));
+                static_cast<double>(detail::unix_now() - run->started() - static_cast<std::int64_t>(ev.duration));
             metrics_.observe_ingest(added, std::max(0.0, lag));
             return true;
         } catch (const ParseError& e) {
@@ -201,8 +199,8 @@ private:
         auto broker = open_broker(config_.broker_url, config_.broker_credentials);
         auto sub = broker->subscribe(teststatus_exchange);
         while (!stop_.load()) {
-            if (auto e = sub->next(std::chrono::milliseconds(500))) running_.apply(*e, now());
-            running_.expire(now());
+            if (auto e = sub->next(std::chrono::milliseconds(500))) running_.apply(*e, detail::unix_now());
+            running_.expire(detail::unix_now());
         }
     }
 
@@ -221,16 +219,16 @@ private:
                 }
             }
             state_.set_queues(std::make_shared<web::QueueSnapshot>(
-                web::QueueSnapshot::make(config_.releases, config_.architectures, sizes, bodies, now())));
+                web::QueueSnapshot::make(config_.releases, config_.architectures, sizes, bodies, detail::unix_now())));
             state_.set_statistics(std::make_shared<std::vector<ReleaseArchStats>>(statistics()));
         } while (wait_for(stop_, config_.queue_interval));
     }
 
     // Statistics are recomputed at most every statistics_interval.
     std::vector<ReleaseArchStats> statistics() {
-        if (!stats_ || now() - stats_at_ >= config_.statistics_interval) {
+        if (!stats_ || detail::unix_now() - stats_at_ >= config_.statistics_interval) {
             stats_ = index_.statistics();
-            stats_at_ = now();
+            stats_at_ = detail::unix_now();
         }
         return *stats_;
     }
@@ -255,11 +253,11 @@ private:
         const std::uint64_t size = index_.size();
         if (published_size_ == size && state_.publication()) return;
         const std::string dir = config_.data_dir + "/published";
-        const std::string path = fmt::format("{}/autopkgtest-{}-{}.db", dir, now(), size);
+        const std::string path = fmt::format("{}/autopkgtest-{}-{}.db", dir, detail::unix_now(), size);
         auto p = std::make_shared<web::Publication>();
         p->sha256 = index_.snapshot(path);
         p->path = path;
-        p->published_at = now();
+        p->published_at = detail::unix_now();
         p->bytes = fs::file_size(path);
         auto previous = state_.publication();
         state_.set_publication(p);

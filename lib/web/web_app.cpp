@@ -31,9 +31,6 @@ namespace {
 
 const detail::Logger logger("web");
 
-std::int64_t now() {
-    return static_cast<std::int64_t>(std::time(nullptr));
-}
 
 }  // namespace
 
@@ -252,12 +249,12 @@ ServerResponse WebApp::request_route(const ServerRequest& request, const std::ve
         return r;
     }
     if (!requests_) return error_answer(route_name, 503, "the request API is not configured here");
-    if (cgi) return answer(request, requests_->request_cgi(request), route_name == "page.request");
-    if (segs.size() == 3) return answer(request, requests_->post_test(request), false);
-    return answer(request, requests_->retry(request, segs[3]), false);
+    if (cgi) return answer(requests_->request_cgi(request), route_name == "page.request");
+    if (segs.size() == 3) return answer(requests_->post_test(request), false);
+    return answer(requests_->retry(request, segs[3]), false);
 }
 
-ServerResponse WebApp::answer(const ServerRequest&, const RequestAnswer& a, bool page) const {
+ServerResponse WebApp::answer(const RequestAnswer& a, bool page) const {
     ServerResponse r = page ? pages_->request_page(a.status, a.body) : json_response(a.status, a.body, true);
     for (const auto& [k, v] : a.headers) r.headers[k] = v;
     r.headers["Cache-Control"] = "no-store";
@@ -500,7 +497,7 @@ std::optional<std::int64_t> estimated_start(const ResultsIndex& index, const Run
     const double mean = static_cast<double>(total) / static_cast<double>(n);
     const double ahead =
         static_cast<double>(request.position - 1) + (workers > 0 ? 0.5 * static_cast<double>(workers) : 0);
-    return now() +
+    return detail::unix_now() +
            static_cast<std::int64_t>(ahead * mean / static_cast<double>(std::max<std::size_t>(1, workers)));
 }
 

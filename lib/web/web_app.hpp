@@ -111,7 +111,7 @@ private:
     http::ServerResponse metrics() const;
     http::ServerResponse request_route(const http::ServerRequest& request, const std::vector<std::string>& segments,
                                        std::string& route_name) const;
-    http::ServerResponse answer(const http::ServerRequest& request, const RequestAnswer& a, bool page) const;
+    http::ServerResponse answer(const RequestAnswer& a, bool page) const;
 
     const ResultsIndex& index_;
     const RunningTests& running_;
