@@ -247,6 +247,9 @@ public:
         config_.architectures = {"amd64"};
         config_.store_url = store_url;
         config_.broker_url = broker_url;
+#ifdef APCLOUD_BENCH_SHARE_DIR
+        config_.share_dir = APCLOUD_BENCH_SHARE_DIR;  // the templates and static files of the source tree
+#endif
         std::promise<std::uint16_t> listening;
         auto port = listening.get_future();
         thread_ = std::thread([this, p = std::move(listening)]() mutable {
@@ -275,10 +278,16 @@ public:
     WebServiceThread(const WebServiceThread&) = delete;
     WebServiceThread& operator=(const WebServiceThread&) = delete;
 
-    std::uint16_t port() const noexcept { return port_; }
-    std::string url() const { return fmt::format("http://127.0.0.1:{}", port_); }
+    std::uint16_t port() const noexcept {
+        return port_;
+    }
+    std::string url() const {
+        return fmt::format("http://127.0.0.1:{}", port_);
+    }
     /// The service's own durable queue of testcomplete events.
-    std::string event_queue() const { return "apcloud.web." + config_.name + ".testcomplete"; }
+    std::string event_queue() const {
+        return "apcloud.web." + config_.name + ".testcomplete";
+    }
 
 private:
     apcloud::WebConfig config_;

@@ -101,8 +101,9 @@ Breakdown breakdown(apcloud::Store& store, const std::string& index_dir) {
         t = bench::Clock::now();
         std::vector<apcloud::IndexedRun> runs;
         for (std::size_t j = i; j < end; ++j)
-            runs.push_back(
-                apcloud::index_run(info, where[j], apcloud::parse_result_tar(objects[j - i]->data)));
+            runs.push_back(apcloud::index_run(
+                info, where[j],
+                apcloud::parse_result_tar(objects[j - i]->data, {}, apcloud::ResultDetail::summary)));
         b.parse += bench::seconds_since(t);
         t = bench::Clock::now();
         done += index.add(runs);

@@ -86,10 +86,17 @@ struct Result {
 /// database's triggers column) on spaces and tabs: `"a/1 b/2"` -> {"a/1", "b/2"}.
 std::vector<std::string> split_triggers(std::string_view text);
 
+/// How much of a result.tar parse_result_tar keeps.
+enum class ResultDetail {
+    full,     ///< every member Result has a field for
+    summary,  ///< all but `testbed_packages` (often most of the bytes), which is skipped unread
+};
+
 /// Parses a result.tar. Throws ArchiveError for a corrupt, truncated or
 /// oversized archive, ParseError for a missing or malformed `exitcode`,
 /// `duration`, `testpkg-version` or `testinfo.json`.
-Result parse_result_tar(std::string_view data, const ArchiveLimits& limits = {});
+Result parse_result_tar(std::string_view data, const ArchiveLimits& limits = {},
+                        ResultDetail detail = ResultDetail::full);
 
 /// Chooses archive members by name.
 using MemberFilter = std::function<bool(std::string_view name)>;

@@ -28,9 +28,9 @@ namespace apcloud {
 namespace {
 
 // Members of result.tar, in the order they are written.
-constexpr std::array<const char*, 8> result_members = {"exitcode",      "duration",  "testpkg-version",
+constexpr std::array<const char*, 8> result_members = {"exitcode",         "duration",      "testpkg-version",
                                                        "testbed-packages", "testinfo.json", "requester",
-                                                       "summary",       "request"};
+                                                       "summary",          "request"};
 
 using Sink = std::function<void(const char*, std::size_t)>;
 
@@ -279,7 +279,8 @@ std::string gzip_decompress(std::string_view data, std::size_t max_bytes, bool* 
         const int rc = inflate(&z, Z_NO_FLUSH);
         if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
             inflateEnd(&z);
-            throw ArchiveError(fmt::format("not gzip data, or corrupt: {}", z.msg ? z.msg : "inflate failed"));
+            throw ArchiveError(
+                fmt::format("not gzip data, or corrupt: {}", z.msg ? z.msg : "inflate failed"));
         }
         const std::size_t got = buf.size() - z.avail_out;
         const std::size_t room = max_bytes - std::min(max_bytes, out.size());
@@ -353,7 +354,8 @@ std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data,
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> read_archive(std::string_view data, const ArchiveLimits& limits,
+std::vector<std::pair<std::string, std::string>> read_archive(std::string_view data,
+                                                              const ArchiveLimits& limits,
                                                               const MemberFilter& wanted) {
     return read_tar(data, limits, true, wanted);
 }
@@ -428,11 +430,14 @@ std::vector<std::string> split_triggers(std::string_view text) {
     return triggers;
 }
 
-Result parse_result_tar(std::string_view data, const ArchiveLimits& limits) {
+Result parse_result_tar(std::string_view data, const ArchiveLimits& limits, ResultDetail detail) {
     Result r;
     bool have_exitcode = false;
+    MemberFilter wanted;
+    if (detail == ResultDetail::summary)
+        wanted = [](std::string_view name) { return name != "testbed-packages"; };
     // result.tar is an uncompressed tar (SPEC.md section 3).
-    for (auto& [name, content] : read_tar(data, limits, false, nullptr)) {
+    for (auto& [name, content] : read_tar(data, limits, false, wanted)) {
         if (name == "exitcode") {
             if (!parse_number(content, r.exitcode))
                 throw ParseError(

@@ -122,13 +122,6 @@ IndexedRecord read_record(SQLite::Statement& q) {
     return rec;
 }
 
-void bind_optional(SQLite::Statement& s, const char* name, const std::optional<std::string>& v) {
-    if (v)
-        s.bind(name, *v);
-    else
-        s.bind(name);
-}
-
 void bind_viewer(SQLite::Statement& s, const Viewer& viewer) {
     s.bind(":admin", viewer.admin ? 1 : 0);
     s.bind(":user", viewer.user);
@@ -187,16 +180,64 @@ bool Viewer::may_read(const IndexedRun& run) const {
     return std::find(run.readable_by.begin(), run.readable_by.end(), user) != run.readable_by.end();
 }
 
+namespace {
+
+// The writer's statements, prepared once: preparing them per row was half
+// the cost of an insert (bench-index-ingest).
+struct WriterStatements {
+    explicit WriterStatements(SQLite::Database& db)
+        : insert_run(
+              db,
+              "INSERT OR IGNORE INTO run(container, release, arch, package, run_id, is_release, private, "
+              "exitcode, outcome, version, triggers, has_triggers, duration, requester, env, env_list, "
+              "all_proposed, uuid, ppas, testname, build_git, test_git, readable_by, swiftuser, summary) "
+              "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+          insert_test(db, "INSERT OR IGNORE INTO compat.test(release, arch, package) VALUES(?, ?, ?)"),
+          test_id(db, "SELECT id FROM compat.test WHERE package = ? AND release = ? AND arch = ?"),
+          uuid_taken(db, "SELECT 1 FROM compat.result WHERE uuid = ? AND NOT (test_id = ? AND run_id = ?)"),
+          insert_result(db,
+                        "INSERT OR IGNORE INTO compat.result(test_id, run_id, version, triggers, duration, "
+                        "exitcode, requester, env, uuid) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+          mark(db, "INSERT OR REPLACE INTO compat.apcloud_meta(key, value) VALUES('seq', ?)") {}
+    SQLite::Statement insert_run, insert_test, test_id, uuid_taken, insert_result, mark;
+};
+
+// A prepared statement ready for its next use, however the last one ended.
+SQLite::Statement& fresh(SQLite::Statement& s) {
+    s.reset();
+    s.clearBindings();
+    return s;
+}
+
+void bind_optional(SQLite::Statement& s, int index, const std::optional<std::string>& v) {
+    if (v)
+        s.bind(index, *v);
+    else
+        s.bind(index);
+}
+
+void bind_optional(SQLite::Statement& s, int index, const std::optional<std::uint64_t>& v) {
+    if (v)
+        s.bind(index, static_cast<std::int64_t>(*v));
+    else
+        s.bind(index);
+}
+
+}  // namespace
+
 struct ResultsIndex::Impl {
     std::string dir, index_path, compat_path;
     std::mutex write_mutex;
     std::unique_ptr<SQLite::Database> writer;
+    std::unique_ptr<WriterStatements> statements;  // after `writer`: destroyed before it
     std::unique_ptr<ReaderPool> readers;
 
     void open();
     void catch_up_compat();
-    bool insert(const IndexedRun& r);
-    void insert_compat(const IndexedRun& r, std::int64_t seq);
+    /// The new run's feed position; nullopt when it was indexed already.
+    std::optional<std::int64_t> insert(const IndexedRun& r);
+    void insert_compat(const IndexedRun& r);
+    void set_mark(std::int64_t seq);
     template <class F>
     auto read(F&& f) const -> decltype(f(std::declval<SQLite::Database&>())) {
         auto lease = readers->take();
@@ -225,6 +266,7 @@ void ResultsIndex::Impl::open() {
         schema.insert(p, "compat.");
     }
     writer->exec(schema);
+    statements = std::make_unique<WriterStatements>(*writer);
     readers = std::make_unique<ReaderPool>(index_path);
     catch_up_compat();
 }
@@ -248,120 +290,92 @@ void ResultsIndex::Impl::catch_up_compat() {
         q.bind(1, done);
         while (q.executeStep()) {
             auto rec = read_record(q);
-            insert_compat(rec.run, rec.seq);
+            insert_compat(rec.run);
             ++replayed;
         }
     }
-    SQLite::Statement mark(*writer,
-                           "INSERT OR REPLACE INTO compat.apcloud_meta(key, value) VALUES('seq', ?)");
-    mark.bind(1, newest);
-    mark.exec();
+    set_mark(newest);
     txn.commit();
     if (replayed > 0 || done > newest)
         logger.warn("compat.db was at feed position {}, index.db at {}: {} runs replayed", done, newest,
                     replayed);
 }
 
-bool ResultsIndex::Impl::insert(const IndexedRun& r) {
-    SQLite::Statement s(
-        *writer,
-        "INSERT OR IGNORE INTO run(container, release, arch, package, run_id, is_release, private, "
-        "exitcode, outcome, version, triggers, has_triggers, duration, requester, env, env_list, "
-        "all_proposed, uuid, ppas, testname, build_git, test_git, readable_by, swiftuser, summary) "
-        "VALUES(:container, :release, :arch, :package, :run_id, :is_release, :private, :exitcode, "
-        ":outcome, :version, :triggers, :has_triggers, :duration, :requester, :env, :env_list, "
-        ":all_proposed, :uuid, :ppas, :testname, :build_git, :test_git, :readable_by, :swiftuser, "
-        ":summary)");
+std::optional<std::int64_t> ResultsIndex::Impl::insert(const IndexedRun& r) {
     const auto info = parse_container_name(r.container);
     const bool is_release = info && info->is_release() && info->release == r.release && !r.is_private;
-    s.bind(":container", r.container);
-    s.bind(":release", r.release);
-    s.bind(":arch", r.arch);
-    s.bind(":package", r.package);
-    s.bind(":run_id", r.run_id);
-    s.bind(":is_release", is_release ? 1 : 0);
-    s.bind(":private", r.is_private ? 1 : 0);
-    s.bind(":exitcode", r.exitcode);
-    s.bind(":outcome", std::string(outcome_name(outcome(r.exitcode))));
-    bind_optional(s, ":version", r.version);
-    s.bind(":triggers", r.triggers_column());
-    s.bind(":has_triggers", r.has_triggers ? 1 : 0);
-    if (r.duration)
-        s.bind(":duration", static_cast<std::int64_t>(*r.duration));
-    else
-        s.bind(":duration");
-    bind_optional(s, ":requester", r.requester);
-    s.bind(":env", r.env_column());
-    s.bind(":env_list", json(r.env).dump());
-    s.bind(":all_proposed", r.all_proposed ? 1 : 0);
-    bind_optional(s, ":uuid", r.uuid);
-    s.bind(":ppas", json(r.ppas).dump());
-    bind_optional(s, ":testname", r.testname);
-    bind_optional(s, ":build_git", r.build_git);
-    bind_optional(s, ":test_git", r.test_git);
-    s.bind(":readable_by", fmt::format("{}", fmt::join(r.readable_by, " ")));
-    bind_optional(s, ":swiftuser", r.swiftuser);
-    bind_optional(s, ":summary", r.summary);
-    if (s.exec() == 0) return false;
+    auto& s = fresh(statements->insert_run);
+    s.bind(1, r.container);
+    s.bind(2, r.release);
+    s.bind(3, r.arch);
+    s.bind(4, r.package);
+    s.bind(5, r.run_id);
+    s.bind(6, is_release ? 1 : 0);
+    s.bind(7, r.is_private ? 1 : 0);
+    s.bind(8, r.exitcode);
+    s.bind(9, std::string(outcome_name(outcome(r.exitcode))));
+    bind_optional(s, 10, r.version);
+    s.bind(11, r.triggers_column());
+    s.bind(12, r.has_triggers ? 1 : 0);
+    bind_optional(s, 13, r.duration);
+    bind_optional(s, 14, r.requester);
+    s.bind(15, r.env_column());
+    s.bind(16, json(r.env).dump());
+    s.bind(17, r.all_proposed ? 1 : 0);
+    bind_optional(s, 18, r.uuid);
+    s.bind(19, json(r.ppas).dump());
+    bind_optional(s, 20, r.testname);
+    bind_optional(s, 21, r.build_git);
+    bind_optional(s, 22, r.test_git);
+    s.bind(23, fmt::format("{}", fmt::join(r.readable_by, " ")));
+    bind_optional(s, 24, r.swiftuser);
+    bind_optional(s, 25, r.summary);
+    if (s.exec() == 0) return std::nullopt;
     const std::int64_t seq = writer->getLastInsertRowid();
-    if (is_release) insert_compat(r, seq);
-    SQLite::Statement mark(*writer,
-                           "INSERT OR REPLACE INTO compat.apcloud_meta(key, value) VALUES('seq', ?)");
-    mark.bind(1, seq);
-    mark.exec();
-    return true;
+    if (is_release) insert_compat(r);
+    return seq;
 }
 
 // The reference's rows for one run. A uuid another run holds already (a
 // request that ran twice) is left out of the later row rather than the row.
-void ResultsIndex::Impl::insert_compat(const IndexedRun& r, std::int64_t) {
-    SQLite::Statement t(*writer, "INSERT OR IGNORE INTO compat.test(release, arch, package) VALUES(?, ?, ?)");
+void ResultsIndex::Impl::insert_compat(const IndexedRun& r) {
+    auto& t = fresh(statements->insert_test);
     t.bind(1, r.release);
     t.bind(2, r.arch);
     t.bind(3, r.package);
     t.exec();
-    SQLite::Statement id(*writer,
-                         "SELECT id FROM compat.test WHERE package = ? AND release = ? AND arch = ?");
+    auto& id = fresh(statements->test_id);
     id.bind(1, r.package);
     id.bind(2, r.release);
     id.bind(3, r.arch);
-    id.executeStep();
+    if (!id.executeStep()) throw Error("results index: compat.test lost the row just inserted");
     const std::int64_t test_id = id.getColumn(0).getInt64();
     std::optional<std::string> uuid = r.uuid;
     if (uuid) {
-        SQLite::Statement taken(
-            *writer, "SELECT 1 FROM compat.result WHERE uuid = ? AND NOT (test_id = ? AND run_id = ?)");
+        auto& taken = fresh(statements->uuid_taken);
         taken.bind(1, *uuid);
         taken.bind(2, test_id);
         taken.bind(3, r.run_id);
         if (taken.executeStep()) uuid.reset();
     }
-    SQLite::Statement s(
-        *writer,
-        "INSERT OR IGNORE INTO compat.result(test_id, run_id, version, triggers, duration, exitcode, "
-        "requester, env, uuid) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    auto& s = fresh(statements->insert_result);
     s.bind(1, test_id);
     s.bind(2, r.run_id);
-    if (r.version)
-        s.bind(3, *r.version);
-    else
-        s.bind(3);
+    bind_optional(s, 3, r.version);
     s.bind(4, r.triggers_column());
-    if (r.duration)
-        s.bind(5, static_cast<std::int64_t>(*r.duration));
-    else
-        s.bind(5);
+    bind_optional(s, 5, r.duration);
     s.bind(6, r.exitcode);
-    if (r.requester)
-        s.bind(7, *r.requester);
-    else
-        s.bind(7);
+    bind_optional(s, 7, r.requester);
     s.bind(8, r.env_column());
-    if (uuid)
-        s.bind(9, *uuid);
-    else
-        s.bind(9);
+    bind_optional(s, 9, uuid);
     s.exec();
+}
+
+// compat.db's feed position: how far it has caught up with index.db.
+void ResultsIndex::Impl::set_mark(std::int64_t seq) {
+    auto& mark = fresh(statements->mark);
+    mark.bind(1, seq);
+    mark.exec();
 }
 
 ResultsIndex::ResultsIndex(const std::string& dir) : impl_(std::make_unique<Impl>()) {
@@ -383,7 +397,13 @@ std::size_t ResultsIndex::add(const std::vector<IndexedRun>& runs) {
     try {
         SQLite::Transaction txn(*impl_->writer, SQLite::TransactionBehavior::IMMEDIATE);
         std::size_t added = 0;
-        for (const auto& r : runs) added += impl_->insert(r) ? 1 : 0;
+        std::optional<std::int64_t> newest;
+        for (const auto& r : runs)
+            if (auto seq = impl_->insert(r)) {
+                ++added;
+                newest = seq;
+            }
+        if (newest) impl_->set_mark(*newest);
         txn.commit();
         return added;
     } catch (const SQLite::Exception& e) {
@@ -502,8 +522,9 @@ std::optional<IndexedRecord> ResultsIndex::run_by_uuid(const std::string& uuid, 
 
 std::optional<IndexedRecord> ResultsIndex::run_by_id(const std::string& run_id, const Viewer& viewer) const {
     return impl_->read([&](SQLite::Database& db) -> std::optional<IndexedRecord> {
-        SQLite::Statement q(db, fmt::format("SELECT {} FROM run WHERE run_id = :run_id AND {} ORDER BY seq LIMIT 1",
-                                            run_columns, viewer_filter));
+        SQLite::Statement q(
+            db, fmt::format("SELECT {} FROM run WHERE run_id = :run_id AND {} ORDER BY seq LIMIT 1",
+                            run_columns, viewer_filter));
         q.bind(":run_id", run_id);
         bind_viewer(q, viewer);
         if (!q.executeStep()) return std::nullopt;

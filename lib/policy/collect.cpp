@@ -72,7 +72,7 @@ CollectedResults collect_results(Store& store, const std::string& container, con
         }
         Result r;
         try {
-            r = parse_result_tar(objects[i]->data);
+            r = parse_result_tar(objects[i]->data, {}, ResultDetail::summary);
         } catch (const ParseError&) {
             ++out.corrupt;
             continue;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 
@@ -31,7 +32,8 @@ std::size_t read_at(int fd, std::uint64_t offset, char* buf, std::size_t size, c
 }
 
 std::uint64_t read_blocks(int fd, const std::string& path, const BlockSink& sink) {
-    const auto buf = std::make_unique<char[]>(file_block_size);
+    // Not value-initialised: zeroing 256 KiB cost more than reading a small object.
+    const std::unique_ptr<char[]> buf(new char[file_block_size]);
     std::uint64_t off = 0;
     for (;;) {
         const std::size_t n = read_at(fd, off, buf.get(), file_block_size, path);
@@ -39,6 +41,19 @@ std::uint64_t read_blocks(int fd, const std::string& path, const BlockSink& sink
         sink(buf.get(), n);
         off += n;
     }
+}
+
+std::string read_whole(int fd, const std::string& path, std::size_t expected) {
+    std::string out(expected, '\0');
+    std::size_t got = 0;
+    for (;;) {
+        if (got == out.size()) out.resize(out.size() + std::max<std::size_t>(out.size() / 2, 4096));
+        const std::size_t n = read_at(fd, got, out.data() + got, out.size() - got, path);
+        if (n == 0) break;
+        got += n;
+    }
+    out.resize(got);
+    return out;
 }
 
 SourceFile::SourceFile(std::string path)

@@ -55,6 +55,11 @@ using BlockSink = std::function<void(const char* data, std::size_t size)>;
 /// (the file behind `fd`, for the message) on a read error.
 std::uint64_t read_blocks(int fd, const std::string& path, const BlockSink& sink);
 
+/// The whole content of the file open as `fd`, read straight into the string
+/// (`expected`, its size from fstat, sizes the string; a file that grew since
+/// is read to its end). Throws SystemError naming `path` on a read error.
+std::string read_whole(int fd, const std::string& path, std::size_t expected);
+
 /// A regular file opened for reading, to be stored as an object.
 class SourceFile {
 public:

@@ -475,10 +475,8 @@ public:
         Object obj;
         // The descriptor keeps this version's inode: a concurrent put renames
         // a new file over the name and never touches what we read.
-        obj.data.reserve(static_cast<std::size_t>(st.st_size));
         try {
-            detail::read_blocks(fd.get(), path,
-                                [&](const char* block, std::size_t n) { obj.data.append(block, n); });
+            obj.data = detail::read_whole(fd.get(), path, static_cast<std::size_t>(st.st_size));
         } catch (const SystemError& e) {
             throw StoreError(
                 fmt::format("local store: cannot read {}: {}", what_object(container, name), e.what()));

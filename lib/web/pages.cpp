@@ -29,7 +29,6 @@ using nlohmann::json;
 
 namespace {
 
-
 // A run as the pages show it: the API's view plus words for people.
 json run_view(const IndexedRecord& rec, bool with_summary = false) {
     json j = run_json(rec, with_summary);
@@ -63,15 +62,24 @@ ServerResponse redirect(const std::string& location) {
 
 const char* reason_phrase(int status) {
     switch (status) {
-        case 400: return "Bad request";
-        case 401: return "Not authenticated";
-        case 409: return "Already requested";
-        case 429: return "Too many requests";
-        case 403: return "Forbidden";
-        case 404: return "Not found";
-        case 405: return "Method not allowed";
-        case 503: return "Not ready";
-        default: return status >= 500 ? "Internal error" : "Error";
+        case 400:
+            return "Bad request";
+        case 401:
+            return "Not authenticated";
+        case 409:
+            return "Already requested";
+        case 429:
+            return "Too many requests";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not found";
+        case 405:
+            return "Method not allowed";
+        case 503:
+            return "Not ready";
+        default:
+            return status >= 500 ? "Internal error" : "Error";
     }
 }
 
@@ -83,11 +91,11 @@ std::string version_triggers(const IndexedRun& r) {
 // The Host header when it looks like one ("name[:port]", "[v6]:port"), else localhost.
 std::string base_url(const ServerRequest& request) {
     std::string host = request.header("Host").value_or("localhost");
-    const bool plain = !host.empty() && host.size() < 256 &&
-                       std::all_of(host.begin(), host.end(), [](char c) {
-                           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
-                                  c == ':' || c == '[' || c == ']';
-                       });
+    const bool plain =
+        !host.empty() && host.size() < 256 && std::all_of(host.begin(), host.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+                   c == '[' || c == ']';
+        });
     return "http://" + (plain ? host : std::string("localhost"));
 }
 
@@ -115,11 +123,13 @@ std::string Pages::banner() const {
 
 ServerResponse Pages::render(const std::string& name, json data, int status) const {
     if (!data.contains("banner")) data["banner"] = banner();
-    ServerResponse r = ServerResponse::text(status, templates_.render(name, data), "text/html; charset=utf-8");
+    ServerResponse r =
+        ServerResponse::text(status, templates_.render(name, data), "text/html; charset=utf-8");
     r.headers["Cache-Control"] = "no-cache";
     r.headers["X-Content-Type-Options"] = "nosniff";
     r.headers["Content-Security-Policy"] =
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors "
+        "'none'";
     return r;
 }
 
@@ -128,17 +138,19 @@ ServerResponse Pages::request_page(int status, const json& answer) const {
     data["title"] = status == 200 ? "Test requested" : fmt::format("{} {}", status, reason_phrase(status));
     data["ok"] = status == 200;
     data["status_text"] = fmt::format("{} {}", status, reason_phrase(status));
-    if (data.contains("existing")) data["existing"]["position"] = data["existing"].value("position", json()).dump();
+    if (data.contains("existing"))
+        data["existing"]["position"] = data["existing"].value("position", json()).dump();
     if (data.contains("requests"))
         for (auto& r : data["requests"]) r["position"] = r["position"].dump();
     return render("request", std::move(data), status);
 }
 
 ServerResponse Pages::error_page(int status, const std::string& message) const {
-    return render("error", {{"title", fmt::format("{} {}", status, reason_phrase(status))},
-                            {"status", std::to_string(status)},
-                            {"reason", reason_phrase(status)},
-                            {"message", message}},
+    return render("error",
+                  {{"title", fmt::format("{} {}", status, reason_phrase(status))},
+                   {"status", std::to_string(status)},
+                   {"reason", reason_phrase(status)},
+                   {"message", message}},
                   status);
 }
 
@@ -160,6 +172,9 @@ std::optional<ServerResponse> Pages::handle(const ServerRequest& request,
         return redirect(run_urls(rec->run).page);
     }
     if (segs.size() == 1) {
+        // Browsers ask for it on their own (an Atom feed, a log.gz shown inline).
+        if (first == "favicon.ico")
+            return static_file(settings_.share_dir + "/static", {"favicon.svg"}, request);
         if (first == "running") return running_page();
         if (first == "queued") return queued_page();
         if (first == "recent") return recent_page(request);
@@ -197,7 +212,8 @@ ServerResponse Pages::home() const {
                            {"counts", rows}});
 }
 
-ServerResponse Pages::package_pages(const ServerRequest& request, const std::vector<std::string>& rest) const {
+ServerResponse Pages::package_pages(const ServerRequest& request,
+                                    const std::vector<std::string>& rest) const {
     if (rest.empty()) {  // the search box
         const std::string name = request.param("name").value_or("");
         if (name.empty()) return redirect("/testlist");
@@ -210,8 +226,10 @@ ServerResponse Pages::package_pages(const ServerRequest& request, const std::vec
     const std::string container = request.param("container").value_or("");
     if (!container.empty() && !parse_container_name(container))
         throw ValidationError("container", container, "must be [private-]autopkgtest-RELEASE[-LPUSER-PPA]");
-    auto rec = index_.run(container, RunLocation{*p.release, *p.arch, p.package, *p.run_id}, viewer_of(request));
-    if (!rec) throw NotFound(fmt::format("no run {} of {} on {}/{}", *p.run_id, p.package, *p.release, *p.arch));
+    auto rec =
+        index_.run(container, RunLocation{*p.release, *p.arch, p.package, *p.run_id}, viewer_of(request));
+    if (!rec)
+        throw NotFound(fmt::format("no run {} of {} on {}/{}", *p.run_id, p.package, *p.release, *p.arch));
     return run_page(*rec);
 }
 
@@ -258,14 +276,16 @@ ServerResponse Pages::package_page(const std::string& package) const {
 
 ServerResponse Pages::history_page(const ServerRequest& request, const std::string& package,
                                    const std::string& release, const std::string& arch) const {
-    const auto limit = number_param(request, "limit", 1, static_cast<std::int64_t>(settings_.max_page)).value_or(100);
+    const auto limit =
+        number_param(request, "limit", 1, static_cast<std::int64_t>(settings_.max_page)).value_or(100);
     const auto before = request.param("before");
     if (before && !run_id_time(*before)) throw ValidationError("before", *before, "must be a run id");
     const std::string container = request.param("container").value_or("");
     if (!container.empty() && !parse_container_name(container))
         throw ValidationError("container", container, "must be [private-]autopkgtest-RELEASE[-LPUSER-PPA]");
     const Viewer viewer = viewer_of(request);
-    auto page = index_.history(package, release, arch, container, before, static_cast<std::size_t>(limit), viewer);
+    auto page =
+        index_.history(package, release, arch, container, before, static_cast<std::size_t>(limit), viewer);
     if (page.runs.empty() && !before)
         throw NotFound(fmt::format("no results for {} on {}/{}", quote_for_message(package), release, arch));
     // A retry link only on the newest run of each (version, triggers): newer pages count too.
@@ -312,7 +332,8 @@ json Pages::queued_views(const std::function<bool(const QueuedRequest&)>& keep) 
             if (!keep(r)) continue;
             const auto start = estimated_start(index_, running_, r);
             json j = queued_request_json(r, start);
-            j["estimated_start"] = start ? (*start <= detail::unix_now() ? std::string("soon") : human_time(*start)) : "";
+            j["estimated_start"] =
+                start ? (*start <= detail::unix_now() ? std::string("soon") : human_time(*start)) : "";
             j["position"] = std::to_string(r.position);
             out.push_back(std::move(j));
         }
@@ -341,14 +362,16 @@ ServerResponse Pages::running_page() const {
 }
 
 ServerResponse Pages::queued_page() const {
-    return render("queued", {{"title", "Queued"}, {"queued", queued_views([](const QueuedRequest&) { return true; })}});
+    return render("queued",
+                  {{"title", "Queued"}, {"queued", queued_views([](const QueuedRequest&) { return true; })}});
 }
 
 ServerResponse Pages::recent_page(const ServerRequest& request) const {
     const RecentQuery q = recent_query(request, settings_.max_page);
     const auto& outcomes = outcome_names();
     json options = json::array({{{"value", ""}, {"label", "any result"}, {"selected", q.outcome.empty()}}});
-    for (const auto& o : outcomes) options.push_back({{"value", o}, {"label", o}, {"selected", o == q.outcome}});
+    for (const auto& o : outcomes)
+        options.push_back({{"value", o}, {"label", o}, {"selected", o == q.outcome}});
     const auto runs = index_.recent(q, viewer_of(request));
     std::string filter;
     for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
@@ -360,9 +383,11 @@ ServerResponse Pages::recent_page(const ServerRequest& request) const {
                  {"show_package", true},
                  {"filter", {{"release", q.release}, {"arch", q.arch}, {"user", q.user}}},
                  {"outcomes", options}};
-    if (runs.size() == q.limit) data["older"] = fmt::format("/recent?{}offset={}", filter, q.offset + q.limit);
+    if (runs.size() == q.limit)
+        data["older"] = fmt::format("/recent?{}offset={}", filter, q.offset + q.limit);
     if (q.offset > 0)
-        data["newer"] = fmt::format("/recent?{}offset={}", filter, q.offset > q.limit ? q.offset - q.limit : 0);
+        data["newer"] =
+            fmt::format("/recent?{}offset={}", filter, q.offset > q.limit ? q.offset - q.limit : 0);
     return render("recent", std::move(data));
 }
 
@@ -409,8 +434,9 @@ std::string tmpfail_alert(const ReleaseArchStats& s) {
         tmpfail += d.tmpfail;
     }
     if (runs == 0 || tmpfail * 10 <= runs) return {};
-    return fmt::format("{} of the {} runs of the last {} days on {}/{} were tmpfails: the testbeds may be broken.",
-                       tmpfail, runs, s.days.size() - from, s.release, s.arch);
+    return fmt::format(
+        "{} of the {} runs of the last {} days on {}/{} were tmpfails: the testbeds may be broken.", tmpfail,
+        runs, s.days.size() - from, s.release, s.arch);
 }
 
 }  // namespace
@@ -441,9 +467,11 @@ ServerResponse Pages::statistics_page() const {
     });
     if (recent.size() > 20) recent.resize(20);
     json slow = run_views(recent);
-    return render("statistics",
-                  {{"title", "Statistics"}, {"stats", stats}, {"charts", !stats.empty()}, {"slow", slow},
-                   {"has_slow", !slow.empty()}});
+    return render("statistics", {{"title", "Statistics"},
+                                 {"stats", stats},
+                                 {"charts", !stats.empty()},
+                                 {"slow", slow},
+                                 {"has_slow", !slow.empty()}});
 }
 
 ServerResponse Pages::atom_feed(const ServerRequest& request, const std::string& package) const {
@@ -474,12 +502,14 @@ ServerResponse Pages::atom_feed(const ServerRequest& request, const std::string&
         j["triggers_text"] = rec.run.triggers_column();
         entries.push_back(std::move(j));
     }
-    const std::string updated = entries.empty() ? detail::format_iso_time(detail::unix_now()).substr(0, 19) + "Z"
-                                                : entries.front()["started"].get<std::string>();
+    const std::string updated = entries.empty()
+                                    ? detail::format_iso_time(detail::unix_now()).substr(0, 19) + "Z"
+                                    : entries.front()["started"].get<std::string>();
     ServerResponse r = ServerResponse::text(
         200,
-        templates_.render("atom", {{"package", package}, {"base", base_url(request)}, {"updated", updated},
-                                   {"entries", entries}}),
+        templates_.render(
+            "atom",
+            {{"package", package}, {"base", base_url(request)}, {"updated", updated}, {"entries", entries}}),
         "application/atom+xml; charset=utf-8");
     r.headers["Cache-Control"] = "no-cache";
     return r;

@@ -149,6 +149,9 @@ await check("the other pages answer and show no errors", async () => {
     const page = await open(nojs, url);
     await page.close();
   }
+  const feed = await js.request.get(base + `/feeds/${pkg}.atom`);
+  assert.match(feed.headers()["content-type"], /application\/atom\+xml/);
+  assert.match(await feed.text(), /<feed xmlns="http:\/\/www.w3.org\/2005\/Atom"/);
   const missing = await js.request.get(base + "/no/such/page");
   assert.equal(missing.status(), 404);
   assert.match(missing.headers()["content-type"], /text\/html/);

@@ -316,6 +316,10 @@ TEST_CASE("pages and static files carry validators") {
     CHECK(bootstrap.status == 200);
     CHECK(!bootstrap.file.empty());
     CHECK(f.get("/static/chart.js/chart.min.js").status == 200);
+    // What browsers fetch on their own is there (an Atom feed has no icon link).
+    auto icon = f.get("/favicon.ico");
+    CHECK(icon.status == 200);
+    CHECK(icon.headers["Content-Type"] == "image/svg+xml");
     // The data side keeps JSON errors.
     auto api = f.get("/api/v1/packages/nosuchpkg");
     CHECK(api.status == 404);

@@ -85,7 +85,13 @@ struct World {
         need("APCLOUD_SWIFT_KEY");
         setenv("FAKE_ADT_DIR", (root / "fake").c_str(), 1);
     }
-    ~World() { fs::remove_all(root); }
+    // A spawned worker's log is shown before it goes, so a failure in CI can be read.
+    ~World() {
+        std::ifstream in(root / "worker.log");
+        if (in) std::fprintf(stderr, "--- worker.log of %s ---\n%s--- end ---\n", release.c_str(),
+                             std::string(std::istreambuf_iterator<char>(in), {}).c_str());
+        fs::remove_all(root);
+    }
 
     std::string queue() const { return "debci-" + release + "-amd64"; }
     void publish(const std::string& body) const {
