@@ -3,6 +3,7 @@
 #include "autopkgtest_cloud/verdicts.hpp"
 
 #include "autopkgtest_cloud/britney_state.hpp"
+#include "autopkgtest_cloud/excuses.hpp"
 #include "autopkgtest_cloud/layout.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "autopkgtest_cloud/url.hpp"
@@ -129,10 +130,13 @@ ResultLinks result_links(const std::string& store_url, const std::string& web_ur
     }
     links.history = web + "/packages/" + percent_encode(package) + "/" + percent_encode(release) + "/" +
                     percent_encode(arch);
-    links.retry = web + "/request.cgi?release=" + percent_encode(release) + "&arch=" + percent_encode(arch) +
-                  "&package=" + percent_encode(package);
-    for (const auto& t : triggers) links.retry += "&trigger=" + percent_encode(t);
-    for (const auto& p : ppas) links.retry += "&ppa=" + percent_encode(p);
+    RetryRequest retry;
+    retry.release = release;
+    retry.arch = arch;
+    retry.package = package;
+    retry.triggers = triggers;
+    retry.ppas = ppas;
+    links.retry = request_cgi_url(web, retry);
     return links;
 }
 

@@ -1,0 +1,242 @@
+// retry-autopkgtest-regressions over the network: excuses.yaml and logs
+// fetched, retries sent to the request API (one call each, outcomes reported).
+#include "autopkgtest_cloud/retries.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "apcloud_config.h"
+#include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/file_io.hpp"
+#include "autopkgtest_cloud/result.hpp"
+#include "autopkgtest_cloud/url.hpp"
+#include "core/logging.hpp"
+#if APCLOUD_HAVE_SWIFT
+#include "http/http_client.hpp"
+#endif
+
+namespace apcloud {
+
+using nlohmann::json;
+
+namespace {
+
+const detail::Logger logger("retry");
+
+bool is_http(const std::string& s) {
+    return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0;
+}
+
+std::string trimmed(std::string s) {
+    const auto start = s.find_first_not_of(" \t\r\n");
+    if (start == std::string::npos) return {};
+    return s.substr(start, s.find_last_not_of(" \t\r\n") + 1 - start);
+}
+
+#if APCLOUD_HAVE_SWIFT
+// The rest of a body, at most max_bytes.
+std::string read_capped(http::ResponseReader& reader, const std::string& url, std::size_t max_bytes) {
+    std::string body, chunk;
+    while (reader.read(chunk)) {
+        if (body.size() + chunk.size() > max_bytes)
+            throw ParseError(fmt::format("{} is larger than {} bytes", quote_for_message(url), max_bytes));
+        body += chunk;
+    }
+    return body;
+}
+
+// The answer's JSON, or an object holding its text as the error.
+json answer_json(const http::Response& resp) {
+    json j = json::parse(resp.body, nullptr, false);
+    if (j.is_object()) return j;
+    return {{"error", resp.body.substr(0, 300)}};
+}
+
+// One retry sent (with the retries for 429, 5xx and transport errors).
+SubmitOutcome submit_one(http::HttpClient& client, const std::string& url, const std::string& api_key,
+                         const RetryRequest& r) {
+    json body = {{"package", r.package}, {"release", r.release}, {"arch", r.arch}, {"triggers", r.triggers}};
+    if (!r.ppas.empty()) body["ppas"] = r.ppas;
+    if (r.all_proposed) body["all-proposed"] = true;
+    const std::string text = body.dump();
+    http::Request req;
+    req.method = "POST";
+    req.url = url;
+    req.headers["Authorization"] = "Bearer " + api_key;
+    req.headers["Content-Type"] = "application/json";
+    req.headers["Accept"] = "application/json";
+    req.body = text;
+    req.has_body = true;
+    SubmitOutcome out;
+    int busy = 0, broken = 0;
+    for (;;) {
+        http::Response resp;
+        try {
+            resp = client.request(req);
+        } catch (const HttpError& e) {
+            out.http_status = 0;
+            out.message = e.what();
+            if (++broken > 2) return out;
+            std::this_thread::sleep_for(std::chrono::seconds(broken));
+            continue;
+        }
+        out.http_status = resp.status;
+        const json a = answer_json(resp);
+        out.message = a.value("error", "");
+        if (resp.status == 200 && a.contains("requests") && a["requests"].is_array() &&
+            !a["requests"].empty()) {
+            const json& made = a["requests"][0];
+            out.status = SubmitOutcome::Status::queued;
+            out.uuid = made.value("uuid", "");
+            out.queue = made.value("queue", "");
+            return out;
+        }
+        if (resp.status == 401)
+            throw HttpError(
+                fmt::format("the request API ({}) refused the key: HTTP 401: {}", url, out.message));
+        if (resp.status == 409) {
+            out.status = SubmitOutcome::Status::duplicate;
+            if (a.contains("existing") && a["existing"].is_object() &&
+                a["existing"].value("uuid", json()).is_string())
+                out.uuid = a["existing"]["uuid"].get<std::string>();
+            return out;
+        }
+        if (resp.status == 429 && ++busy <= 5) {
+            long wait = 5;
+            if (auto after = resp.header("Retry-After")) wait = std::strtol(after->c_str(), nullptr, 10);
+            std::this_thread::sleep_for(std::chrono::seconds(std::clamp(wait, 1L, 60L)));
+            continue;
+        }
+        if (resp.status >= 500 && ++broken <= 2) {
+            std::this_thread::sleep_for(std::chrono::seconds(broken));
+            continue;
+        }
+        if (out.message.empty()) out.message = fmt::format("HTTP {}", resp.status);
+        return out;
+    }
+}
+#endif
+
+// Fetches documents with one HTTP client for all (its connections kept alive between them).
+class Fetcher {
+public:
+    std::string fetch(const std::string& source, std::size_t max_bytes) {
+        if (!is_http(source)) {
+            const std::string path = source.rfind("file://", 0) == 0 ? parse_url(source).path : source;
+            std::string data = read_file(path);
+            if (data.size() > max_bytes)
+                throw ParseError(
+                    fmt::format("{} is larger than {} bytes", quote_for_message(path), max_bytes));
+            return data;
+        }
+#if APCLOUD_HAVE_SWIFT
+        if (!client_) client_ = std::make_unique<http::HttpClient>();
+        http::Request req;
+        req.url = source;
+        std::string last;
+        for (int attempt = 0;; ++attempt) {
+            bool retryable = true;
+            try {
+                auto reader = client_->open(req);
+                const int status = reader->head().status;
+                if (status == 200) return read_capped(*reader, source, max_bytes);
+                if (status == 404)
+                    throw NotFound(fmt::format("{} does not exist (HTTP 404)", quote_for_message(source)));
+                retryable = http::retryable_status(status);
+                last = fmt::format("HTTP {}", status);
+            } catch (const HttpError& e) {
+                last = e.what();
+            }
+            if (!retryable || attempt >= 2)
+                throw HttpError(fmt::format("cannot fetch {} ({} attempt(s)): {}", quote_for_message(source),
+                                            attempt + 1, last));
+            std::this_thread::sleep_for(std::chrono::seconds(attempt + 1));
+        }
+#else
+        (void)max_bytes;
+        throw ConfigError(
+            fmt::format("this build has no HTTP client (built without Swift support): cannot fetch {}",
+                        quote_for_message(source)));
+#endif
+    }
+
+private:
+#if APCLOUD_HAVE_SWIFT
+    std::unique_ptr<http::HttpClient> client_;
+#endif
+};
+
+}  // namespace
+
+std::string fetch_document(const std::string& source, std::size_t max_bytes) {
+    return Fetcher().fetch(source, max_bytes);
+}
+
+std::vector<RetryRequest> filter_by_log(const std::vector<RetryRequest>& requests, const LogRegex& regex) {
+    std::vector<RetryRequest> out;
+    Fetcher fetcher;
+    for (const auto& r : requests) {
+        if (!r.log_url || r.log_url->size() < 7 ||
+            r.log_url->compare(r.log_url->size() - 7, 7, "/log.gz") != 0)
+            continue;
+        std::string log;
+        try {
+            log = fetcher.fetch(*r.log_url, max_log_gz_bytes);
+            if (log.rfind("\x1f\x8b", 0) == 0) log = gzip_decompress(log, max_log_bytes);
+        } catch (const Error& e) {
+            logger.warn("{} on {}: the log is not searched, so the test is not retried: {}", r.package,
+                        r.arch, e.what());
+            continue;
+        }
+        if (regex.matches(log)) out.push_back(r);
+    }
+    return out;
+}
+
+std::string resolve_api_key(const std::string& key_file, const Environment& environment) {
+    std::string key;
+    if (!key_file.empty()) {
+        const std::string text = read_file(key_file);
+        key = trimmed(text.substr(0, text.find('\n')));
+        if (key.empty())
+            throw ValidationError("--api-key-file", key_file, "the file's first line holds no key");
+        return key;
+    }
+    if (auto it = environment.find("APCLOUD_API_KEY"); it != environment.end()) key = trimmed(it->second);
+    if (key.empty())
+        throw ValidationError("--api-key-file", "",
+                              "--submit needs an API key: give --api-key-file FILE or set APCLOUD_API_KEY");
+    return key;
+}
+
+std::vector<SubmitOutcome> submit_retries(
+    const std::string& web_url, const std::string& api_key, const std::vector<RetryRequest>& requests,
+    const std::function<void(const RetryRequest&, const SubmitOutcome&)>& report) {
+#if APCLOUD_HAVE_SWIFT
+    std::string base = web_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    const std::string url = base + "/api/v1/test";
+    http::HttpClient client;
+    std::vector<SubmitOutcome> out;
+    for (const auto& r : requests) {
+        out.push_back(submit_one(client, url, api_key, r));
+        if (report) report(r, out.back());
+    }
+    return out;
+#else
+    (void)api_key;
+    (void)requests;
+    (void)report;
+    throw ConfigError(
+        fmt::format("this build has no HTTP client (built without Swift support): cannot send to {}",
+                    quote_for_message(web_url)));
+#endif
+}
+
+}  // namespace apcloud
