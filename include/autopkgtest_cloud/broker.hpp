@@ -33,6 +33,22 @@ struct Delivery {
     std::string reason;
 };
 
+/// One ready message of a queue as Broker::peek_messages lists it: what an
+/// operator needs to see of a dead letter (body, reason, deliveries).
+struct PeekedMessage {
+    std::string body;  ///< the message body
+    /// For a message of a dead-letter queue (`<queue>.dead`): the reason
+    /// given to Broker::dead_letter; empty otherwise.
+    std::string reason;
+    /// How many times it was delivered from this queue and not acked, where
+    /// the backend counts (the embedded broker always, RabbitMQ through
+    /// quorum queues' x-delivery-count or the count we carry on messages we
+    /// put back); nullopt where it does not (RabbitMQ classic queues). A dead
+    /// letter starts again at 0 in its dead-letter queue: the deliveries of
+    /// the original are not carried over (the reason says when they caused it).
+    std::optional<std::uint32_t> deliveries;
+};
+
 /// A subscription to a fanout exchange: receives events published after it
 /// was made, while it lives.
 class Subscription {
@@ -65,6 +81,15 @@ public:
     /// Removes the message from its queue into the dead-letter queue
     /// (`<queue>.dead`, holding the body and `reason`).
     virtual void dead_letter(const Delivery& delivery, const std::string& reason) = 0;
+    /// Puts `body` into the dead-letter queue of `queue` (`<queue>.dead`,
+    /// declared if absent) with `reason`, as dead_letter would a delivery of
+    /// `queue`, and returns once the broker has taken responsibility for it
+    /// (publisher confirm). `queue` itself need not exist. For operators'
+    /// tools that give a dead letter back to its dead-letter queue after
+    /// taking it (`apcloud dead replay` keeps what it does not move this way)
+    /// and for tests. On AMQP the same headers as dead_letter's.
+    virtual void publish_dead_letter(const std::string& queue, const std::string& body,
+                                     const std::string& reason) = 0;
     /// Keeps a held delivery owned by this consumer during long work (a test
     /// may run for hours, longer than the broker's ack timeout). Call it
     /// regularly while working; backends that keep deliveries alive by
@@ -72,12 +97,14 @@ public:
     virtual void renew(const Delivery& delivery);
     /// Messages ready in the queue (not counting unacknowledged ones).
     virtual std::uint64_t queue_depth(const std::string& queue) = 0;
-    /// The bodies of up to `limit` ready messages of `queue`, in the order
-    /// consume would deliver them, for views of what is queued. Messages held
+    /// Up to `limit` ready messages of `queue` (body, dead-letter reason,
+    /// delivery count), in the order consume would deliver them, for views of
+    /// what is queued and of dead letters. Messages held
     /// by a consumer (unacknowledged or leased) are not listed. The messages
     /// stay queued: nothing is consumed, leased or acknowledged. A missing
     /// queue is NotFound.
     /// - Embedded: a read-only query; attempt counts and leases are untouched.
+    ///   `deliveries` is the stored attempt count.
     /// - AMQP, as the reference's queue view does it: basic.get without ack
     ///   of up to `limit` messages on a channel of its own, then that channel
     ///   is closed, so RabbitMQ puts them all back at their places (the
@@ -88,7 +115,12 @@ public:
     ///   While a peek runs its messages are invisible to consumers, so a
     ///   consumer active at the same time may get a later message first; with
     ///   a single reader the order after the peek is the order before it.
-    virtual std::vector<std::string> peek(const std::string& queue, std::size_t limit) = 0;
+    ///   The reason and the delivery count come from the message's headers
+    ///   (x-apcloud-reason; x-delivery-count, x-apcloud-attempt) as consume
+    ///   reads them (on a quorum queue earlier peeks count as deliveries).
+    virtual std::vector<PeekedMessage> peek_messages(const std::string& queue, std::size_t limit) = 0;
+    /// The bodies of peek_messages(queue, limit), for views that need no more.
+    std::vector<std::string> peek(const std::string& queue, std::size_t limit);
     /// Publishes an event to a fanout exchange (teststatus / testcomplete).
     virtual void publish_event(const std::string& exchange, const std::string& body) = 0;
     /// Subscribes to a fanout exchange: a transient subscription, which gets

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -176,18 +177,39 @@ public:
                         [&] { return queue_depth_locked(queue); });
     }
 
-    std::vector<std::string> peek(const std::string& queue, std::size_t limit) override {
+    std::vector<PeekedMessage> peek_messages(const std::string& queue, std::size_t limit) override {
         check_name(queue, "queue");
         std::lock_guard<std::mutex> lock(mu_);
         try {
-            return retrying(fmt::format("peeking at queue {}", quote_for_message(queue)), [&] {
+            auto contents = retrying(fmt::format("peeking at queue {}", quote_for_message(queue)), [&] {
                 drain_queued();  // what came for the other channels first (see ensure_channel)
                 return peek_queue(*conn_, queue, limit);
             });
+            std::vector<PeekedMessage> out;
+            for (auto& c : contents) {
+                PeekedMessage m;
+                m.body = std::move(c.body);
+                m.reason = std::move(c.reason);
+                // As make_delivery counts: our header first, then the quorum queue's count.
+                if (auto n = c.attempt ? c.attempt : c.delivery_count)
+                    m.deliveries = static_cast<std::uint32_t>(std::clamp<std::int64_t>(*n, 0, UINT32_MAX));
+                out.push_back(std::move(m));
+            }
+            return out;
         } catch (const BrokerError& e) {
             logger.warn("{}", e.what());
             throw;
         }
+    }
+
+    void publish_dead_letter(const std::string& queue, const std::string& body,
+                             const std::string& reason) override {
+        check_name(queue, "queue");
+        check_name(queue + ".dead", "dead-letter queue");
+        std::lock_guard<std::mutex> lock(mu_);
+        const std::string what =
+            fmt::format("publishing a dead letter to queue {}", quote_for_message(queue + ".dead"));
+        publishing(what, [&] { copy_to_dead(queue, body, reason, what); });
     }
 
     void publish_event(const std::string& exchange, const std::string& body) override {

@@ -24,10 +24,13 @@ namespace apcloud {
 ///   same channel, so that a return means the broker has processed it;
 /// - dead_letter: a confirmed copy to `<queue>.dead` (headers
 ///   x-apcloud-reason, x-apcloud-queue), then the ack of the original;
-/// - peek: on a channel opened for it, a passive declare (NotFound), then
-///   basic.get without ack up to the limit, then channel.close, which makes
-///   RabbitMQ requeue them at their places, marked redelivered; messages
-///   unacked by consumers are never handed to basic.get;
+/// - publish_dead_letter: the same confirmed copy to `<queue>.dead`, without
+///   an original to ack;
+/// - peek_messages: on a channel opened for it, a passive declare (NotFound),
+///   then basic.get without ack up to the limit (the reason and counts read
+///   from the headers), then channel.close, which makes RabbitMQ requeue
+///   them at their places, marked redelivered; messages unacked by consumers
+///   are never handed to basic.get;
 /// - bind_queue: the fanout exchange (durable but for teststatus) and a
 ///   durable queue without arguments, as the reference's web service
 ///   declares its own, bound to it; events are published persistent to

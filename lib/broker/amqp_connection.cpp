@@ -414,9 +414,9 @@ void bind_to_fanout(AmqpConnection& c, amqp_channel_t ch, const std::string& que
     amqp_maybe_release_buffers_on_channel(c.get(), ch);
 }
 
-std::vector<std::string> peek_queue(AmqpConnection& c, const std::string& queue, std::size_t limit) {
+std::vector<Content> peek_queue(AmqpConnection& c, const std::string& queue, std::size_t limit) {
     const std::string what = fmt::format("peeking at queue {}", quote_for_message(queue));
-    std::vector<std::string> bodies;
+    std::vector<Content> messages;
     const amqp_channel_t ch = c.open_new_channel();
     try {
         // A passive declare: NotFound for a missing queue even with limit 0,
@@ -425,11 +425,11 @@ std::vector<std::string> peek_queue(AmqpConnection& c, const std::string& queue,
         c.check_reply(ch, what);
         const std::uint64_t ready = ok->message_count;
         amqp_maybe_release_buffers_on_channel(c.get(), ch);
-        while (bodies.size() < limit && bodies.size() < ready) {
+        while (messages.size() < limit && messages.size() < ready) {
             amqp_rpc_reply_t r = amqp_basic_get(c.get(), ch, as_bytes(queue), 0);
             c.check(r, ch, what);
             if (r.reply.id != AMQP_BASIC_GET_OK_METHOD) break;  // taken by a consumer meanwhile
-            bodies.push_back(read_content(c, ch, what).body);
+            messages.push_back(read_content(c, ch, what));
             amqp_maybe_release_buffers_on_channel(c.get(), ch);
         }
         c.close_channel(ch, what);
@@ -441,7 +441,7 @@ std::vector<std::string> peek_queue(AmqpConnection& c, const std::string& queue,
         c.close_channel(ch, what);
         throw;
     }
-    return bodies;
+    return messages;
 }
 
 // --- Keepalive ----------------------------------------------------------------

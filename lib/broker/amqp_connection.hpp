@@ -162,13 +162,13 @@ void declare_fanout(AmqpConnection& c, amqp_channel_t ch, const std::string& exc
 void bind_to_fanout(AmqpConnection& c, amqp_channel_t ch, const std::string& queue,
                     const std::string& exchange);
 
-/// The bodies of up to `limit` ready messages of `queue`, in queue order,
+/// Up to `limit` ready messages of `queue` (body and headers), in queue order,
 /// left queued: basic.get without ack on a channel opened for the purpose,
 /// which is then closed, so that RabbitMQ requeues them at their places
 /// (marked redelivered). A missing queue is NotFound (the broker closes that
 /// channel only). The caller has handled the frames queued for its other
 /// channels (a new channel is opened here).
-std::vector<std::string> peek_queue(AmqpConnection& c, const std::string& queue, std::size_t limit);
+std::vector<Content> peek_queue(AmqpConnection& c, const std::string& queue, std::size_t limit);
 
 /// Keeps a connection alive while its owner is busy elsewhere for a long time
 /// (a worker runs a test for hours holding its delivery): without heartbeats

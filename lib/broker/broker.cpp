@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <utility>
+
 #include "apcloud_config.h"
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/url.hpp"
@@ -17,6 +19,12 @@ Broker::~Broker() = default;
 Subscription::~Subscription() = default;
 
 void Broker::renew(const Delivery&) {}
+
+std::vector<std::string> Broker::peek(const std::string& queue, std::size_t limit) {
+    std::vector<std::string> bodies;
+    for (auto& m : peek_messages(queue, limit)) bodies.push_back(std::move(m.body));
+    return bodies;
+}
 
 std::unique_ptr<Broker> open_broker(const std::string& url, const BrokerCredentials& credentials,
                                     const Environment& env) {

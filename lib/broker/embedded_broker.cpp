@@ -44,8 +44,8 @@
 //   a library that knows bindings: an older one refuses a version 2 file
 //   when it opens it (one that opened it before the upgrade would publish
 //   events without copies: restart it).
-// - Peeking (peek) is one read-only SELECT of the ready messages in id
-//   order: no lease, no attempt count, no write lock.
+// - Peeking (peek_messages) is one read-only SELECT of the ready messages in
+//   id order: no lease, no attempt count, no write lock.
 // - Waiting: consume and Subscription::next poll `PRAGMA data_version`, which
 //   changes when another connection commits and costs no table read, with a
 //   1..25 ms backoff, and re-check at least once a second and when the
@@ -56,7 +56,7 @@
 //   FULL syncs the WAL at every commit, about 4 ms here, which would cap a
 //   worker pool at ~100 round trips/s. The default (`synchronous=publish`)
 //   syncs only the commits that take responsibility for a message: publish,
-//   dead_letter, declare_queue, bind_queue and events copied into bound
+//   dead_letter, publish_dead_letter, declare_queue, bind_queue and events copied into bound
 //   queues (a publisher confirm means "on disk", as with RabbitMQ's
 //   persistent messages); leases, acks, requeues and other events commit
 //   with NORMAL. Losing those in a power cut only delivers a message
@@ -710,27 +710,54 @@ public:
         });
     }
 
-    std::vector<std::string> peek(const std::string& queue, std::size_t limit) override {
+    std::vector<PeekedMessage> peek_messages(const std::string& queue, std::size_t limit) override {
         check_name("queue", queue);
         try {
             return guarded(opts_, "peeking at queue", queue, [&] {
                 if (!queue_exists(queue)) throw not_found(queue);
-                std::vector<std::string> bodies;
-                if (limit == 0) return bodies;
+                std::vector<PeekedMessage> messages;
+                if (limit == 0) return messages;
                 // The ready messages as oldest_ready would take them, one after the other.
                 Query q = conn_->query(
-                    "SELECT body FROM messages WHERE queue=?1 AND lease_until<=?2 ORDER BY id LIMIT ?3");
+                    "SELECT body, reason, attempt FROM messages WHERE queue=?1 AND lease_until<=?2 ORDER BY "
+                    "id "
+                    "LIMIT ?3");
                 q->bind(1, queue);
                 q->bind(2, wall_ms());
                 q->bind(3, static_cast<std::int64_t>(
                                std::min<std::size_t>(limit, static_cast<std::size_t>(INT64_MAX))));
-                while (q->executeStep()) bodies.push_back(column_bytes(q->getColumn(0)));
-                return bodies;
+                while (q->executeStep()) {
+                    PeekedMessage m;
+                    m.body = column_bytes(q->getColumn(0));
+                    m.reason = q->getColumn(1).getString();
+                    m.deliveries = static_cast<std::uint32_t>(
+                        std::clamp<std::int64_t>(q->getColumn(2).getInt64(), 0, UINT32_MAX));
+                    messages.push_back(std::move(m));
+                }
+                return messages;
             });
         } catch (const BrokerError& e) {
             logger.warn("{}", e.what());
             throw;
         }
+    }
+
+    void publish_dead_letter(const std::string& queue, const std::string& body,
+                             const std::string& reason) override {
+        check_name("queue", queue);
+        const std::string dead = queue + ".dead";
+        check_name("dead-letter queue", dead);
+        guarded(opts_, "publishing a dead letter to queue", dead, [&] {
+            conn_->synced(true);
+            SQLite::Transaction txn(conn_->db(), SQLite::TransactionBehavior::IMMEDIATE);
+            add_queue(dead);
+            Query q = conn_->query("INSERT INTO messages (queue, body, reason) VALUES (?1, ?2, ?3)");
+            q->bind(1, dead);
+            bind_bytes(*q, 2, body);
+            q->bind(3, reason);
+            q->exec();
+            txn.commit();
+        });
     }
 
     void publish_event(const std::string& exchange, const std::string& body) override {

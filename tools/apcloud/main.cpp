@@ -3,10 +3,12 @@
 // library; run_main maps errors to exit statuses.
 #include <signal.h>
 #include <autopkgtest_cloud/access.hpp>
+#include <autopkgtest_cloud/admin.hpp>
 #include <autopkgtest_cloud/broker.hpp>
 #include <autopkgtest_cloud/client.hpp>
 #include <autopkgtest_cloud/credentials.hpp>
 #include <autopkgtest_cloud/error.hpp>
+#include <autopkgtest_cloud/excuses.hpp>
 #include <autopkgtest_cloud/exit_codes.hpp>
 #include <autopkgtest_cloud/file_io.hpp>
 #include <autopkgtest_cloud/layout.hpp>
@@ -309,6 +311,129 @@ Run queues(CLI::App& cmd) {
     };
 }
 
+struct DeadArgs {
+    std::string broker, queue;
+    apcloud::DeadLetterSelection selection;
+    bool json = false;
+};
+
+// The options replay and drop share: the queue and what to take (one of --uuid / --all, else exit 2).
+std::shared_ptr<DeadArgs> dead_options(CLI::App& cmd, const char* verb) {
+    auto a = std::make_shared<DeadArgs>();
+    cmd.add_option("--broker", a->broker, "broker URL")->required();
+    cmd.add_option("queue", a->queue, "the dead-letter queue (QUEUE.dead; .dead is added when missing)")
+        ->required();
+    auto* uuid = cmd.add_option("--uuid", a->selection.uuids,
+                                std::string("the request to ") + verb + " (its uuid parameter; repeatable)");
+    cmd.add_flag("--all", a->selection.all, std::string("every message of the queue"))->excludes(uuid);
+    cmd.add_flag("--json", a->json, "print what was taken as JSON (as dead list --json)");
+    cmd.callback([a] {
+        if (!a->selection.all && a->selection.uuids.empty())
+            throw CLI::RequiredError("--uuid UUID or --all (select what to take)");
+    });
+    return a;
+}
+
+void print_dead_letters(const std::vector<apcloud::DeadLetter>& letters, bool json) {
+    std::cout << (json ? apcloud::dead_letters_json(letters) : apcloud::format_dead_letters(letters));
+}
+
+Run dead_list(CLI::App& cmd) {
+    struct Args {
+        std::string broker;
+        std::vector<std::string> queues, releases, arches;
+        std::size_t limit = apcloud::default_dead_letter_limit;
+        bool json = false;
+    };
+    auto a = std::make_shared<Args>();
+    cmd.add_option("queue", a->queues, "dead-letter queues (QUEUE.dead; .dead is added when missing)");
+    cmd.add_option("--broker", a->broker, "broker URL")->required();
+    cmd.add_option("--release", a->releases, "without QUEUE: every queue of these releases (repeatable)");
+    cmd.add_option("--arch", a->arches, "without QUEUE: every queue of these architectures (repeatable)");
+    cmd.add_option("--limit", a->limit, "most messages listed per queue")->check(CLI::PositiveNumber);
+    cmd.add_flag("--json", a->json, "print a JSON list for programs");
+    cmd.footer(
+        "Example: apcloud dead list --broker sqlite:///srv/apcloud/queue.db --release noble --arch amd64\n"
+        "Lists each message with its position, the reason it was dead-lettered and the request's\n"
+        "package, release/arch, uuid and requester. Nothing is consumed. Queues that never had a\n"
+        "dead letter are skipped when listing every configured queue.");
+    cmd.callback([a] {
+        if (a->queues.empty() && (a->releases.empty() || a->arches.empty()))
+            throw CLI::RequiredError("QUEUE..., or --release and --arch");
+    });
+    return [a] {
+        auto broker = apcloud::open_broker(a->broker, {}, apcloud::process_environment());
+        const bool all = a->queues.empty();
+        auto queues = all ? apcloud::queue_names(a->releases, a->arches) : a->queues;
+        print_dead_letters(apcloud::list_dead_letters(*broker, queues, all, a->limit), a->json);
+        return apcloud::exit_ok;
+    };
+}
+
+Run dead_replay(CLI::App& cmd) {
+    auto a = dead_options(cmd, "move back");
+    cmd.footer(
+        "Example: apcloud dead replay --broker sqlite:///srv/apcloud/queue.db debci-noble-amd64.dead \\\n"
+        "             --uuid 0b6bd1e4-5a39-4c0c-9b0a-3a1d1c7f6e52\n"
+        "Moves the selected messages back to debci-noble-amd64 (published with a confirm, then\n"
+        "acked in the dead-letter queue: a crash duplicates at worst), keeps the others in order,\n"
+        "and prints what it moved.");
+    return [a] {
+        auto broker = apcloud::open_broker(a->broker, {}, apcloud::process_environment());
+        const std::string dead = apcloud::dead_letter_queue_name(a->queue);
+        auto done =
+            apcloud::replay_dead_letters(*broker, dead, a->selection, [&](const apcloud::DeadLetter& d) {
+                if (!a->json)
+                    std::cout << "moved to " << apcloud::original_queue_name(dead) << ": "
+                              << apcloud::format_dead_letters({d});
+            });
+        if (a->json) print_dead_letters(done.taken, true);
+        std::cerr << done.taken.size() << " moved back to " << apcloud::original_queue_name(dead) << ", "
+                  << done.kept << " kept in " << dead << "\n";
+        return apcloud::exit_ok;
+    };
+}
+
+Run dead_drop(CLI::App& cmd) {
+    auto a = dead_options(cmd, "drop");
+    cmd.footer(
+        "Example: apcloud dead drop --broker sqlite:///srv/apcloud/queue.db debci-noble-amd64.dead --all\n"
+        "Prints each selected message, then removes it for good; keeps the others in order.");
+    return [a] {
+        auto broker = apcloud::open_broker(a->broker, {}, apcloud::process_environment());
+        const std::string dead = apcloud::dead_letter_queue_name(a->queue);
+        auto done =
+            apcloud::drop_dead_letters(*broker, dead, a->selection, [&](const apcloud::DeadLetter& d) {
+                if (!a->json) std::cout << "dropped: " << apcloud::format_dead_letters({d});
+            });
+        if (a->json) print_dead_letters(done.taken, true);
+        std::cerr << done.taken.size() << " dropped, " << done.kept << " kept in " << dead << "\n";
+        return apcloud::exit_ok;
+    };
+}
+
+Run running(CLI::App& cmd) {
+    struct Args {
+        std::string url;
+        bool json = false;
+    };
+    auto a = std::make_shared<Args>();
+    cmd.add_option(
+        "--url", a->url,
+        "the web service (default: $APCLOUD_WEB_URL, else " + std::string(apcloud::default_web_url) + ")");
+    cmd.add_flag("--json", a->json, "print a JSON list for programs");
+    cmd.footer(
+        "Example: apcloud running --url https://autopkgtest.example.org\n"
+        "Reads the service's /static/running.json (and, from our service, which tests are stale)\n"
+        "and prints package, release, arch, running time, triggers and whether it is stale.");
+    return [a] {
+        const auto tests =
+            apcloud::fetch_running_tests(apcloud::resolve_web_url(a->url, apcloud::process_environment()));
+        std::cout << (a->json ? apcloud::running_tests_json(tests) : apcloud::format_running_tests(tests));
+        return apcloud::exit_ok;
+    };
+}
+
 // Where the API keys are: --keys, else the keys_file of --config (web.conf), else DATA_DIR/api-keys of it.
 std::string keys_path(const std::string& keys, const std::string& config) {
     if (!keys.empty()) return keys;
@@ -334,8 +459,9 @@ Run keys_create(CLI::App& cmd) {
     cmd.add_option("user", a->user, "whom the key authenticates")->required();
     cmd.add_option("--expires-days", a->expires_days, "the key stops working after this many days (0: never)")
         ->check(CLI::NonNegativeNumber);
-    cmd.footer("Example: apcloud keys create alice -c /etc/autopkgtest-cloud/web.conf --expires-days 365\n"
-               "Prints the key once; only its SHA-256 is stored.");
+    cmd.footer(
+        "Example: apcloud keys create alice -c /etc/autopkgtest-cloud/web.conf --expires-days 365\n"
+        "Prints the key once; only its SHA-256 is stored.");
     return [a] {
         const auto now = static_cast<std::int64_t>(std::time(nullptr));
         const auto k = apcloud::create_api_key(keys_path(a->keys, a->config), a->user, now,
@@ -362,8 +488,10 @@ Run keys_list(CLI::App& cmd) {
         const auto now = static_cast<std::int64_t>(std::time(nullptr));
         for (const auto& r : apcloud::read_api_keys(keys_path(a->keys, a->config))) {
             const char* state = r.revoked ? "revoked" : r.expires && r.expires <= now ? "expired" : "active";
-            std::cout << r.id << " " << r.user << " " << state << " created " << apcloud::format_submit_time(r.created)
-                      << (r.expires ? " expires " + apcloud::format_submit_time(r.expires) : std::string()) << "\n";
+            std::cout << r.id << " " << r.user << " " << state << " created "
+                      << apcloud::format_submit_time(r.created)
+                      << (r.expires ? " expires " + apcloud::format_submit_time(r.expires) : std::string())
+                      << "\n";
         }
         return apcloud::exit_ok;
     };
@@ -384,6 +512,10 @@ const struct {
     {"up", "Run a pool of workers on this machine (embedded broker, directory store)", up},
     {"listen", "Print events of a fanout exchange, one per line", listen},
     {"queues", "Print the number of requests waiting in each queue", queues},
+    {"running", "Print the running tests as the web service shows them", running},
+    {"dead list", "List dead-lettered requests with the reason each was dead-lettered", dead_list},
+    {"dead replay", "Move dead-lettered requests back to their queue", dead_replay},
+    {"dead drop", "Remove dead-lettered requests for good", dead_drop},
     {"index rebuild", "Rebuild the web service's results index from every container of the store",
      index_rebuild},
     {"keys create", "Make an API key for the request API (printed once, stored as a digest)", keys_create},

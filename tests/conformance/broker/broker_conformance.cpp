@@ -884,6 +884,72 @@ TEST_CASE("peek shows a dead-letter queue and a bound queue like any other") {
     CHECK(consume_all(*b, web).size() == 1);
 }
 
+TEST_CASE("peek_messages gives each dead letter's reason, in order, and consumes nothing") {
+    auto b = open();
+    const auto q = unique_queue();
+    const auto dead = q + ".dead";
+    b->declare_queue(q);
+    b->publish(q, "first");
+    b->publish(q, "second");
+    for (const char* reason : {"invalid package name \"Bad!\"", "delivered 4 times without completing"}) {
+        auto d = b->consume({q}, 5s);
+        REQUIRE(d);
+        b->dead_letter(*d, reason);
+    }
+    REQUIRE(depth_eventually(*b, dead, 2) == 2);
+    for (int round = 0; round < 2; ++round) {  // the second sees the same: nothing was taken
+        auto got = b->peek_messages(dead, 10);
+        REQUIRE(got.size() == 2);
+        CHECK(got[0].body == "first");
+        CHECK(got[0].reason == "invalid package name \"Bad!\"");
+        CHECK(got[1].body == "second");
+        CHECK(got[1].reason == "delivered 4 times without completing");
+        if (embedded()) {
+            CHECK(got[0].deliveries == std::optional<std::uint32_t>(0));  // counted afresh in the dead queue
+        } else {
+            CHECK_FALSE(got[0].deliveries.has_value());  // a classic queue keeps no count
+        }
+    }
+    CHECK(b->peek(dead, 10) == std::vector<std::string>{"first", "second"});
+    CHECK(b->peek_messages(dead, 1).size() == 1);
+    CHECK(b->peek_messages(dead, 0).empty());
+    CHECK(depth_eventually(*b, dead, 2) == 2);
+    CHECK(b->queue_depth(q) == 0);
+    auto d = b->consume({dead}, 5s);
+    REQUIRE(d);
+    CHECK(d->body == "first");
+    CHECK(d->reason == "invalid package name \"Bad!\"");
+    b->ack(*d);
+    // An ordinary queue's messages have no reason.
+    b->publish(q, "plain");
+    auto plain = b->peek_messages(q, 10);
+    REQUIRE(plain.size() == 1);
+    CHECK(plain[0].body == "plain");
+    CHECK(plain[0].reason.empty());
+    CHECK_THROWS_AS(b->peek_messages(q + "-missing", 1), NotFound);
+}
+
+TEST_CASE("publish_dead_letter queues a dead letter with its reason, declaring the dead-letter queue") {
+    auto b = open();
+    const auto q = unique_queue();  // never declared: only its dead-letter queue is made
+    b->publish_dead_letter(q, "hello\n{\"uuid\": \"u1\"}", "unknown release");
+    b->publish_dead_letter(q, "again", "second reason");
+    REQUIRE(depth_eventually(*b, q + ".dead", 2) == 2);
+    auto got = b->peek_messages(q + ".dead", 10);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].body == "hello\n{\"uuid\": \"u1\"}");
+    CHECK(got[0].reason == "unknown release");
+    CHECK(got[1].reason == "second reason");
+    CHECK_THROWS_AS(b->queue_depth(q), NotFound);
+    auto d = b->consume({q + ".dead"}, 5s);
+    REQUIRE(d);
+    CHECK(d->reason == "unknown release");
+    if (embedded()) CHECK(d->attempt == 1);  // on RabbitMQ the peek above made it a redelivery
+    b->ack(*d);
+    CHECK_THROWS_AS(b->publish_dead_letter("", "x", "y"), apcloud::Error);
+    CHECK_THROWS_AS(b->publish_dead_letter(std::string(251, 'q'), "x", "y"), apcloud::Error);
+}
+
 TEST_CASE("1000 messages are delivered exactly once across two concurrent consumers") {
     const int n = 1000;
     auto b = open();
