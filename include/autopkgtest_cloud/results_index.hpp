@@ -118,7 +118,7 @@ public:
     std::vector<ReleaseArchStats> statistics() const;
     /// Packages with results in the release containers, sorted.
     std::vector<std::string> packages() const;
-    /// Runs indexed in all.
+    /// Runs indexed in all (runs are never removed from an index; a rebuild makes a new one).
     std::uint64_t size() const;
 
     /// Writes a consistent snapshot of the reference-schema database to

@@ -52,8 +52,11 @@ std::string percent_decode(std::string_view s) {
 std::string percent_encode(std::string_view s, bool keep_slash) {
     static const char hex[] = "0123456789ABCDEF";
     std::string out;
+    out.reserve(s.size() + s.size() / 4);
     for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
+        // ASCII only, whatever the locale (std::isalnum may accept bytes >= 0x80).
+        const bool alnum = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        if (alnum || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
             out += static_cast<char>(c);
         } else {
             out += '%';

@@ -5,6 +5,7 @@
 
 #include "autopkgtest_cloud/exit_codes.hpp"
 #include "autopkgtest_cloud/layout.hpp"
+#include "autopkgtest_cloud/request.hpp"
 #include "autopkgtest_cloud/url.hpp"
 #include "core/time_text.hpp"
 
@@ -16,13 +17,8 @@ namespace {
 
 // An object path in a URL: segments encoded, '/' kept, and the '@' of run ids shown as is.
 std::string encode_path(const std::string& path) {
-    std::string out;
-    for (char c : path) {
-        if (c == '/' || c == '@')
-            out += c;
-        else
-            out += percent_encode(std::string_view(&c, 1));
-    }
+    std::string out = percent_encode(path, true);
+    for (std::size_t p = 0; (p = out.find("%40", p)) != std::string::npos;) out.replace(p, 3, "@");
     return out;
 }
 
@@ -89,42 +85,233 @@ std::string retry_url(const IndexedRun& r) {
     return url;
 }
 
-json run_json(const IndexedRecord& rec, bool with_summary) {
+namespace {
+
+// Builds a JSON DOM (for the pages, which add fields before rendering).
+class DomOut {
+public:
+    explicit DomOut(json& target) : j_(target) { j_ = json::object(); }
+    void str(const char* key, const std::string& v) { j_[key] = v; }
+    void opt(const char* key, const std::optional<std::string>& v) { j_[key] = optional_json(v); }
+    void num(const char* key, std::int64_t v) { j_[key] = v; }
+    void unum(const char* key, std::optional<std::uint64_t> v) { j_[key] = v ? json(*v) : json(nullptr); }
+    void boolean(const char* key, bool v) { j_[key] = v; }
+    void list(const char* key, const std::vector<std::string>& v) { j_[key] = v; }
+    template <class F>
+    void object(const char* key, F&& fill) {
+        json inner;
+        DomOut o(inner);
+        fill(o);
+        j_[key] = std::move(inner);
+    }
+    template <class Items, class F>
+    void objects(const char* key, const Items& items, F&& fill) {
+        json arr = json::array();
+        for (const auto& item : items) {
+            json inner;
+            DomOut o(inner);
+            fill(o, item);
+            arr.push_back(std::move(inner));
+        }
+        j_[key] = std::move(arr);
+    }
+
+private:
+    json& j_;
+};
+
+// Writes compact JSON text straight into a string, byte for byte what
+// nlohmann's dump() of the DomOut object gives (keys come sorted, as the
+// DOM's std::map sorts them), without the DOM: a history page of 100 runs
+// spent most of its time building and freeing it (bench-web-history).
+class TextOut {
+public:
+    explicit TextOut(std::string& out) : out_(out) { out_ += '{'; }
+    ~TextOut() { out_ += '}'; }
+    TextOut(const TextOut&) = delete;
+    TextOut& operator=(const TextOut&) = delete;
+    void str(const char* key, const std::string& v) {
+        name(key);
+        append_json_text(out_, v);
+    }
+    void opt(const char* key, const std::optional<std::string>& v) {
+        name(key);
+        if (v)
+            append_json_text(out_, *v);
+        else
+            out_ += "null";
+    }
+    void num(const char* key, std::int64_t v) {
+        name(key);
+        out_ += std::to_string(v);
+    }
+    void unum(const char* key, std::optional<std::uint64_t> v) {
+        name(key);
+        out_ += v ? std::to_string(*v) : std::string("null");
+    }
+    void boolean(const char* key, bool v) {
+        name(key);
+        out_ += v ? "true" : "false";
+    }
+    void list(const char* key, const std::vector<std::string>& v) {
+        name(key);
+        out_ += '[';
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            if (i) out_ += ',';
+            append_json_text(out_, v[i]);
+        }
+        out_ += ']';
+    }
+    template <class F>
+    void object(const char* key, F&& fill) {
+        name(key);
+        TextOut o(out_);
+        fill(o);
+    }
+    template <class Items, class F>
+    void objects(const char* key, const Items& items, F&& fill) {
+        name(key);
+        out_ += '[';
+        bool first = true;
+        for (const auto& item : items) {
+            if (!first) out_ += ',';
+            first = false;
+            TextOut o(out_);
+            fill(o, item);
+        }
+        out_ += ']';
+    }
+
+private:
+    void name(const char* key) {
+        if (!first_) out_ += ',';
+        first_ = false;
+        out_ += '"';
+        out_ += key;  // our own keys: plain ASCII
+        out_ += "\":";
+    }
+    std::string& out_;
+    bool first_ = true;
+};
+
+// The one description of a run in API v1, for both builders. Keys in sorted
+// order, so that the text builder writes what the DOM's dump() writes.
+template <class Out>
+void describe_run(Out& o, const IndexedRecord& rec, bool with_summary) {
     const IndexedRun& r = rec.run;
     const RunUrls urls = run_urls(r);
-    json j = {
-        {"seq", rec.seq},
-        {"container", r.container},
-        {"release", r.release},
-        {"arch", r.arch},
-        {"package", r.package},
-        {"run_id", r.run_id},
-        {"started", detail::format_iso_time(r.started()).substr(0, 19) + "Z"},
-        {"version", optional_json(r.version)},
-        {"triggers", r.triggers},
-        {"env", r.env},
-        {"all_proposed", r.all_proposed},
-        {"exitcode", r.exitcode},
-        {"outcome", std::string(outcome_name(outcome(r.exitcode)))},
-        {"duration", r.duration ? json(*r.duration) : json(nullptr)},
-        {"requester", optional_json(r.requester)},
-        {"uuid", optional_json(r.uuid)},
-        {"ppas", r.ppas},
-        {"testname", optional_json(r.testname)},
-        {"build_git", optional_json(r.build_git)},
-        {"test_git", optional_json(r.test_git)},
-        {"private", r.is_private},
-        {"urls",
-         {{"page", urls.page}, {"log", urls.log}, {"artifacts", urls.artifacts}, {"result", urls.result}}},
-        {"retry", retry_allowed(r) ? json(retry_url(r)) : json(nullptr)},
-    };
-    if (with_summary) {
-        json tests = json::array();
-        for (const auto& t : parse_summary(r.summary.value_or("")))
-            tests.push_back({{"name", t.name}, {"result", t.result}, {"detail", t.detail}});
-        j["tests"] = std::move(tests);
+    o.boolean("all_proposed", r.all_proposed);
+    o.str("arch", r.arch);
+    o.opt("build_git", r.build_git);
+    o.str("container", r.container);
+    o.unum("duration", r.duration);
+    o.list("env", r.env);
+    o.num("exitcode", r.exitcode);
+    o.str("outcome", std::string(outcome_name(outcome(r.exitcode))));
+    o.str("package", r.package);
+    o.list("ppas", r.ppas);
+    o.boolean("private", r.is_private);
+    o.str("release", r.release);
+    o.opt("requester", r.requester);
+    o.opt("retry", retry_allowed(r) ? std::optional<std::string>(retry_url(r)) : std::nullopt);
+    o.str("run_id", r.run_id);
+    o.num("seq", rec.seq);
+    o.str("started", detail::format_iso_time(r.started()).substr(0, 19) + "Z");
+    o.opt("test_git", r.test_git);
+    o.opt("testname", r.testname);
+    if (with_summary)
+        o.objects("tests", parse_summary(r.summary.value_or("")), [](auto& t, const auto& test) {
+            t.str("detail", test.detail);
+            t.str("name", test.name);
+            t.str("result", test.result);
+        });
+    o.list("triggers", r.triggers);
+    o.object("urls", [&](auto& u) {
+        u.str("artifacts", urls.artifacts);
+        u.str("log", urls.log);
+        u.str("page", urls.page);
+        u.str("result", urls.result);
+    });
+    o.opt("uuid", r.uuid);
+    o.opt("version", r.version);
+}
+
+}  // namespace
+
+void append_json_text(std::string& out, const std::string& value) {
+    if (!is_valid_utf8(value)) {
+        // Invalid UTF-8 as nlohmann replaces it (U+FFFD), from nlohmann itself.
+        out += json(value).dump(-1, ' ', false, json::error_handler_t::replace);
+        return;
     }
+    static const char hex[] = "0123456789abcdef";
+    out += '"';
+    std::size_t plain = 0;  // start of the run of characters copied as they are
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        const auto c = static_cast<unsigned char>(value[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        out.append(value, plain, i - plain);
+        plain = i + 1;
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                out += "\\u00";
+                out += hex[c >> 4];
+                out += hex[c & 15];
+        }
+    }
+    out.append(value, plain, std::string::npos);
+    out += '"';
+}
+
+json run_json(const IndexedRecord& rec, bool with_summary) {
+    json j;
+    DomOut o(j);
+    describe_run(o, rec, with_summary);
     return j;
+}
+
+void append_run_json(std::string& out, const IndexedRecord& rec, bool with_summary) {
+    TextOut o(out);
+    describe_run(o, rec, with_summary);
+}
+
+std::string history_json(const std::string& package, const std::string& release, const std::string& arch,
+                         const std::string& container, const HistoryPage& page) {
+    std::string out;
+    out.reserve(page.runs.size() * 1024 + 256);
+    {
+        TextOut o(out);
+        o.str("arch", arch);
+        o.str("container", container);
+        o.opt("next_before", page.next_before);
+        o.str("package", package);
+        o.str("release", release);
+        o.objects("runs", page.runs,
+                  [](TextOut& run, const IndexedRecord& rec) { describe_run(run, rec, false); });
+    }
+    out += '\n';
+    return out;
 }
 
 std::string human_duration(std::uint64_t s) {

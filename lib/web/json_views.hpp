@@ -35,6 +35,19 @@ std::string retry_url(const IndexedRun& run);
 /// A run in API v1: every field, its outcome, its start (ISO) and URLs.
 nlohmann::json run_json(const IndexedRecord& record, bool with_summary = false);
 
+/// Appends run_json(record, with_summary).dump() to `out`, byte for byte,
+/// without building the DOM (for long lists of runs).
+void append_run_json(std::string& out, const IndexedRecord& record, bool with_summary = false);
+
+/// A page of a package's history in API v1 (`/api/v1/packages/PKG/RELEASE/ARCH`),
+/// as the text of the response (newline-terminated, as json_response ends its bodies).
+std::string history_json(const std::string& package, const std::string& release, const std::string& arch,
+                         const std::string& container, const HistoryPage& page);
+
+/// Appends `value` as a JSON string exactly as nlohmann's dump() writes it
+/// (UTF-8 kept, control characters escaped, invalid UTF-8 replaced by U+FFFD).
+void append_json_text(std::string& out, const std::string& value);
+
 /// A run in the shape of the reference's /api/experimental/recent.json.
 nlohmann::json recent_reference_json(const IndexedRecord& record);
 

@@ -31,7 +31,6 @@ namespace {
 
 const detail::Logger logger("web");
 
-
 }  // namespace
 
 std::optional<std::int64_t> number_param(const ServerRequest& r, const char* name, std::int64_t min,
@@ -222,7 +221,8 @@ ServerResponse WebApp::handle(const ServerRequest& request) const {
     return response;
 }
 
-ServerResponse WebApp::error_answer(const std::string& route_name, int status, const std::string& message) const {
+ServerResponse WebApp::error_answer(const std::string& route_name, int status,
+                                    const std::string& message) const {
     if (pages_ && !is_data_route(route_name)) {
         try {
             return pages_->error_page(status, message);
@@ -239,12 +239,13 @@ ServerResponse WebApp::request_route(const ServerRequest& request, const std::ve
     const bool cgi = segs.size() == 1;
     // request.cgi answers a page, or JSON to programs that ask for it (errors too).
     const bool json = request.header("Accept").value_or("").find("application/json") != std::string::npos;
-    route_name = cgi ? (json || !pages_ ? "api.request_cgi" : "page.request") : segs[2] == "test" ? "api.test"
-                                                                                                 : "api.retry";
+    route_name = cgi                 ? (json || !pages_ ? "api.request_cgi" : "page.request")
+                 : segs[2] == "test" ? "api.test"
+                                     : "api.retry";
     const std::string allowed = segs.size() == 3 ? "POST" : "GET";
     if (request.method != allowed) {
-        ServerResponse r = error_answer(route_name, 405,
-                                        fmt::format("method {} is not allowed here: use {}", request.method, allowed));
+        ServerResponse r = error_answer(
+            route_name, 405, fmt::format("method {} is not allowed here: use {}", request.method, allowed));
         r.headers["Allow"] = allowed;
         return r;
     }
@@ -384,15 +385,11 @@ ServerResponse WebApp::package_api(const ServerRequest& request, const std::vect
         if (before && !run_id_time(*before)) throw ValidationError("before", *before, "must be a run id");
         auto page = index_.history(p.package, *p.release, *p.arch, container, before,
                                    static_cast<std::size_t>(limit), viewer);
-        json runs = json::array();
-        for (const auto& r : page.runs) runs.push_back(run_json(r));
-        return json_response(200,
-                             {{"package", p.package},
-                              {"release", *p.release},
-                              {"arch", *p.arch},
-                              {"container", container.empty() ? "autopkgtest-" + *p.release : container},
-                              {"runs", runs},
-                              {"next_before", page.next_before ? json(*page.next_before) : json(nullptr)}});
+        return ServerResponse::text(
+            200,
+            history_json(p.package, *p.release, *p.arch,
+                         container.empty() ? "autopkgtest-" + *p.release : container, page),
+            "application/json");
     }
     json latest = json::array();
     for (const auto& r : index_.latest(p.package, viewer)) latest.push_back(run_json(r));
@@ -431,7 +428,8 @@ RecentQuery recent_query(const ServerRequest& request, std::size_t max_page) {
 }
 
 const std::vector<std::string>& outcome_names() {
-    static const std::vector<std::string> names = {"pass", "fail", "neutral", "tmpfail", "error", "denylisted"};
+    static const std::vector<std::string> names = {"pass",    "fail",  "neutral",
+                                                   "tmpfail", "error", "denylisted"};
     return names;
 }
 
@@ -473,7 +471,8 @@ ServerResponse WebApp::user_api(const std::string& user) const {
 ServerResponse WebApp::queued_api() const {
     json out = json::array();
     if (auto s = state_.queues())
-        for (const auto& r : s->requests) out.push_back(queued_request_json(r, estimated_start(index_, running_, r)));
+        for (const auto& r : s->requests)
+            out.push_back(queued_request_json(r, estimated_start(index_, running_, r)));
     return json_response(200, out);
 }
 

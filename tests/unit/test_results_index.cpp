@@ -227,3 +227,45 @@ TEST_CASE("statistics per release and architecture") {
     CHECK(s.days[0].fail == 2);
     CHECK(s.days[1].tmpfail == 1);
 }
+
+TEST_CASE("statistics come from aggregates kept as runs arrive, and an older index gets them at open") {
+    TempDir d;
+    const std::string dir = (d.path / "idx").string();
+    auto same = [](const std::vector<ReleaseArchStats>& a, const std::vector<ReleaseArchStats>& b) {
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            CHECK(a[i].packages == b[i].packages);
+            CHECK(a[i].passing == b[i].passing);
+            CHECK(a[i].runs == b[i].runs);
+            CHECK(a[i].runs_failed == b[i].runs_failed);
+            REQUIRE(a[i].days.size() == b[i].days.size());
+            for (std::size_t k = 0; k < a[i].days.size(); ++k) {
+                CHECK(a[i].days[k].day == b[i].days[k].day);
+                CHECK(a[i].days[k].pass == b[i].days[k].pass);
+                CHECK(a[i].days[k].fail == b[i].days[k].fail);
+            }
+        }
+    };
+    std::vector<ReleaseArchStats> before;
+    {
+        ResultsIndex index(dir);
+        // The newer run first: a late backfill of an older run must not make it the latest.
+        index.add({make_run("gedit", "noble", "amd64", 2, 0), make_run("gedit", "noble", "arm64", 2, 4)});
+        index.add({make_run("gedit", "noble", "amd64", 1, 4)});
+        index.add({make_run("gedit", "noble", "amd64", 1, 4)});  // seen twice: counted once
+        before = index.statistics();
+        REQUIRE(before.size() == 2);
+        CHECK(before[0].arch == "amd64");
+        CHECK(before[0].passing == 1);
+        CHECK(before[0].runs == 2);
+        CHECK(before[1].passing == 0);
+    }
+    {
+        // An index from before the aggregates existed.
+        SQLite::Database db(dir + "/index.db", SQLite::OPEN_READWRITE);
+        db.exec("DROP TABLE day_stats; DROP TABLE latest");
+    }
+    ResultsIndex reopened(dir);
+    same(reopened.statistics(), before);
+    CHECK(reopened.packages() == std::vector<std::string>{"gedit"});
+}

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "temp_dir.hpp"
+#include "web/json_views.hpp"
 #include "web/web_app.hpp"
 
 using namespace apcloud;
@@ -257,4 +258,39 @@ TEST_CASE("/results serves the store with Swift's listing semantics") {
     CHECK(log.headers["Content-Type"] == "text/plain; charset=UTF-8");
     CHECK(f.get("/results/autopkgtest-noble/" + dir + "/missing").status == 404);
     CHECK(f.get("/results/autopkgtest-noble/../etc/passwd").status == 400);
+}
+
+TEST_CASE("the text writer of runs writes what the DOM's dump() writes, hostile values included") {
+    IndexedRecord rec;
+    rec.seq = 42;
+    rec.run = make_run("gedit", 1, 4);
+    rec.run.version = "1.0\"<script>\\ \x01\x1f\x7f \n\t\b\f\r é 日本 😀";
+    rec.run.triggers = {"a\"b/1", "{{x}}/2"};
+    rec.run.env = {"X=\u00e9", "Y=\x02"};
+    rec.run.ppas = {"bob/ppa"};
+    rec.run.testname = "t\"n";
+    rec.run.requester = std::string("bad \xff\xfe utf-8");  // replaced by U+FFFD, as nlohmann does
+    rec.run.all_proposed = true;
+    rec.run.duration.reset();
+    rec.run.summary = "smoke PASS\nx\"y FAIL <b>bad</b>\n";
+    for (bool summary : {false, true}) {
+        std::string text;
+        web::append_run_json(text, rec, summary);
+        CHECK(text == web::run_json(rec, summary).dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+    HistoryPage page;
+    page.runs = {rec, rec};
+    page.next_before = rec.run.run_id;
+    const json dom = {{"package", "gedit"},
+                      {"release", "noble"},
+                      {"arch", "amd64"},
+                      {"container", "autopkgtest-noble"},
+                      {"runs", {web::run_json(rec), web::run_json(rec)}},
+                      {"next_before", rec.run.run_id}};
+    CHECK(web::history_json("gedit", "noble", "amd64", "autopkgtest-noble", page) ==
+          dom.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+    page.next_before.reset();
+    page.runs.clear();
+    CHECK(json::parse(web::history_json("gedit", "noble", "amd64", "autopkgtest-noble", page))["next_before"]
+              .is_null());
 }
