@@ -3,7 +3,6 @@
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -22,19 +21,6 @@
 namespace apcloud {
 
 namespace {
-
-std::string random_hex(std::size_t bytes) {
-    std::string raw(bytes, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
-        throw Error("the system's random generator failed");
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : raw) {
-        out += digits[c >> 4];
-        out += digits[c & 15];
-    }
-    return out;
-}
 
 bool valid_user(std::string_view user) {
     if (user.empty() || user.size() > 64 || !std::isalnum(static_cast<unsigned char>(user[0]))) return false;
@@ -67,8 +53,8 @@ NewApiKey make_api_key(const std::string& user, std::int64_t now, std::int64_t e
     if (!valid_user(user))
         throw ValidationError("user", user, "must be [A-Za-z0-9][A-Za-z0-9._+-]*, at most 64 characters");
     NewApiKey k;
-    k.record.id = random_hex(8);
-    k.key = "apc_" + k.record.id + "_" + random_hex(32);
+    k.record.id = detail::random_hex(8);
+    k.key = "apc_" + k.record.id + "_" + detail::random_hex(32);
     k.record.user = user;
     k.record.sha256 = detail::hex_digest("sha256", k.key);
     k.record.created = now;
@@ -89,11 +75,12 @@ std::vector<ApiKeyRecord> parse_api_keys(std::string_view text) {
         const auto f = fields(line);
         if (f.empty()) continue;
         ApiKeyRecord r;
-        const bool ok = f.size() == 6 && f[2].size() == 64 && to_int(f[3], r.created) && to_int(f[4], r.expires) &&
-                        (f[5] == "active" || f[5] == "revoked") && valid_user(f[1]);
+        const bool ok = f.size() == 6 && f[2].size() == 64 && to_int(f[3], r.created) &&
+                        to_int(f[4], r.expires) && (f[5] == "active" || f[5] == "revoked") &&
+                        valid_user(f[1]);
         if (!ok)
-            throw ParseError(fmt::format("keys file line {}: expected ID USER SHA256 CREATED EXPIRES active|revoked",
-                                         number));
+            throw ParseError(fmt::format(
+                "keys file line {}: expected ID USER SHA256 CREATED EXPIRES active|revoked", number));
         r.id = std::string(f[0]);
         r.user = std::string(f[1]);
         r.sha256 = std::string(f[2]);
@@ -112,7 +99,8 @@ std::string format_api_keys(const std::vector<ApiKeyRecord>& records) {
 }
 
 std::optional<std::string> authenticate_key(const std::vector<ApiKeyRecord>& records, std::string_view key,
-                                            std::int64_t now, const std::optional<std::string>& claimed_user) {
+                                            std::int64_t now,
+                                            const std::optional<std::string>& claimed_user) {
     if (key.size() != 4 + 16 + 1 + 64 || key.substr(0, 4) != "apc_" || key[20] != '_') return std::nullopt;
     const std::string_view id = key.substr(4, 16);
     const std::string digest = detail::hex_digest("sha256", key);
@@ -157,7 +145,8 @@ std::vector<ApiKeyRecord> read_api_keys(const std::string& path) {
     return text ? parse_api_keys(*text) : std::vector<ApiKeyRecord>{};
 }
 
-NewApiKey create_api_key(const std::string& path, const std::string& user, std::int64_t now, std::int64_t expires) {
+NewApiKey create_api_key(const std::string& path, const std::string& user, std::int64_t now,
+                         std::int64_t expires) {
     return change_keys(path, [&](std::vector<ApiKeyRecord>& records) {
         NewApiKey k = make_api_key(user, now, expires);
         records.push_back(k.record);
@@ -175,7 +164,8 @@ std::size_t revoke_api_keys(const std::string& path, const std::string& id) {
             }
         return count;
     });
-    if (n == 0) throw NotFound(fmt::format("no active key with id or user {} in {}", quote_for_message(id), path));
+    if (n == 0)
+        throw NotFound(fmt::format("no active key with id or user {} in {}", quote_for_message(id), path));
     return n;
 }
 
@@ -232,7 +222,8 @@ AccessDecision authorize(const AccessPolicy& policy, const std::string& user, co
                         request.ppas.empty() ? "" : ", and not the owner of every PPA of the request")};
 }
 
-std::string request_identity(const TestRequest& request, const std::string& release, const std::string& arch) {
+std::string request_identity(const TestRequest& request, const std::string& release,
+                             const std::string& arch) {
     auto triggers = request.triggers;
     std::sort(triggers.begin(), triggers.end());
     std::vector<std::string> ppas;
@@ -240,9 +231,9 @@ std::string request_identity(const TestRequest& request, const std::string& rele
         const auto spec = parse_ppa(p);
         ppas.push_back(spec.lpuser + "/" + spec.name);
     }
-    std::string out = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n", request.package, release, arch,
-                                  fmt::join(triggers, " "), fmt::join(ppas, " "), fmt::join(request.env, "\x1f"),
-                                  request.all_proposed ? 1 : 0);
+    std::string out =
+        fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n", request.package, release, arch, fmt::join(triggers, " "),
+                    fmt::join(ppas, " "), fmt::join(request.env, "\x1f"), request.all_proposed ? 1 : 0);
     out += fmt::format("{}\n{}\n{}", request.build_git.value_or(""), request.test_git.value_or(""),
                        request.testname.value_or(""));
     return out;

@@ -7,7 +7,10 @@
 
 #include <cerrno>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "autopkgtest_cloud/error.hpp"
 
@@ -100,6 +103,43 @@ std::optional<std::string> file_hex_digest(const char* algorithm, const std::str
     }
     ::close(fd);
     return d.hex();
+}
+
+namespace {
+
+std::string to_hex(const unsigned char* data, std::size_t size) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(size * 2);
+    for (std::size_t i = 0; i < size; ++i) {
+        out += digits[data[i] >> 4];
+        out += digits[data[i] & 15];
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string hex_hmac(const char* algorithm, std::string_view key, std::string_view data) {
+    const EVP_MD* md = EVP_get_digestbyname(algorithm);
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (md == nullptr ||
+        HMAC(md, key.data(), static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &size) == nullptr)
+        throw Error(fmt::format("OpenSSL cannot compute {} HMACs", algorithm));
+    return to_hex(out, size);
+}
+
+bool equal_constant_time(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string random_hex(std::size_t bytes) {
+    std::string raw(bytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
+        throw Error("the system's random generator failed");
+    return to_hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
 }
 
 }  // namespace apcloud::detail

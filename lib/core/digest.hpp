@@ -37,6 +37,16 @@ std::string hex_digest(const char* algorithm, std::string_view data);
 /// "" when `hex` is not whole bytes of hex digits.
 std::string hex_to_base64(std::string_view hex);
 
+/// The HMAC of `data` with `key` (RFC 2104; `algorithm` as for Digest) as lowercase hex.
+std::string hex_hmac(const char* algorithm, std::string_view key, std::string_view data);
+
+/// Whether `a` equals `b`, in time that depends only on their lengths (for
+/// secrets: MACs, tokens, key digests).
+bool equal_constant_time(std::string_view a, std::string_view b) noexcept;
+
+/// `bytes` bytes from the system's cryptographic random generator, as lowercase hex.
+std::string random_hex(std::size_t bytes);
+
 /// The digest of a file's content as lowercase hex, read in blocks; nullopt
 /// when the file does not exist, SystemError for other failures.
 std::optional<std::string> file_hex_digest(const char* algorithm, const std::string& path);

@@ -135,8 +135,14 @@ ServerResponse Pages::render(const std::string& name, json data, int status) con
 
 ServerResponse Pages::request_page(int status, const json& answer) const {
     json data = answer;
-    data["title"] = status == 200 ? "Test requested" : fmt::format("{} {}", status, reason_phrase(status));
-    data["ok"] = status == 200;
+    const bool confirm = status == 200 && answer.contains("confirm");
+    data["title"] = confirm         ? "Confirm the request"
+                    : status == 200 ? "Test requested"
+                                    : fmt::format("{} {}", status, reason_phrase(status));
+    data["ok"] = status == 200 && !confirm;
+    if (confirm && data["confirm"].contains("existing"))
+        data["confirm"]["existing"]["position"] =
+            data["confirm"]["existing"].value("position", json()).dump();
     data["status_text"] = fmt::format("{} {}", status, reason_phrase(status));
     if (data.contains("existing"))
         data["existing"]["position"] = data["existing"].value("position", json()).dump();
@@ -179,6 +185,7 @@ std::optional<ServerResponse> Pages::handle(const ServerRequest& request,
         if (first == "queued") return queued_page();
         if (first == "recent") return recent_page(request);
         if (first == "testlist") return testlist_page();
+        if (first == "request") return request_form(request);
         if (first == "statistics") return statistics_page();
     }
     if (first == "user" && segs.size() == 2) return user_page(segs[1]);
@@ -406,6 +413,20 @@ ServerResponse Pages::user_page(const std::string& user) const {
                            {"queued", queued_views([&](const QueuedRequest& r) {
                                 return r.requester && *r.requester == user;
                             })}});
+}
+
+// A form for request.cgi (GET, so that what it sends is the link a program
+// would use); request.cgi then shows its confirmation page.
+ServerResponse Pages::request_form(const ServerRequest& request) const {
+    json releases = json::array(), arches = json::array();
+    const std::string release = request.param("release").value_or("");
+    for (const auto& r : settings_.releases) releases.push_back({{"name", r}, {"selected", r == release}});
+    for (const auto& a : settings_.arches) arches.push_back({{"name", a}});
+    return render("request_form", {{"title", "Request a test"},
+                                   {"releases", releases},
+                                   {"arches", arches},
+                                   {"package", request.param("package").value_or("")},
+                                   {"trigger", request.param("trigger").value_or("")}});
 }
 
 ServerResponse Pages::testlist_page() const {

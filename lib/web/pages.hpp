@@ -22,9 +22,9 @@ struct WebSettings;
 
 /// Limits on what a run page reads from the store.
 struct RunPageLimits {
-    std::size_t max_log_gz_bytes = 64u << 20;       ///< larger log.gz files are only linked
-    std::size_t max_log_bytes = 4u << 20;           ///< of the uncompressed log shown
-    std::size_t max_artifacts_bytes = 32u << 20;    ///< larger artifacts.tar.gz are only linked
+    std::size_t max_log_gz_bytes = 64u << 20;        ///< larger log.gz files are only linked
+    std::size_t max_log_bytes = 4u << 20;            ///< of the uncompressed log shown
+    std::size_t max_artifacts_bytes = 32u << 20;     ///< larger artifacts.tar.gz are only linked
     std::size_t max_test_output_bytes = 256u << 10;  ///< of one test's stdout or stderr shown
 };
 
@@ -63,11 +63,13 @@ private:
     http::ServerResponse recent_page(const http::ServerRequest& request) const;
     http::ServerResponse user_page(const std::string& user) const;
     http::ServerResponse testlist_page() const;
+    http::ServerResponse request_form(const http::ServerRequest& request) const;
     http::ServerResponse statistics_page() const;
     http::ServerResponse atom_feed(const http::ServerRequest& request, const std::string& package) const;
     nlohmann::json queued_views(const std::function<bool(const struct QueuedRequest&)>& keep) const;
     nlohmann::json log_sections(const IndexedRun& run, const nlohmann::json& tests, std::string& note) const;
-    std::vector<std::pair<std::string, std::string>> test_outputs(const IndexedRun& run, std::string& note) const;
+    std::vector<std::pair<std::string, std::string>> test_outputs(const IndexedRun& run,
+                                                                  std::string& note) const;
     std::string banner() const;
 
     const ResultsIndex& index_;

@@ -18,8 +18,10 @@
 #include "autopkgtest_cloud/routing.hpp"
 #include "autopkgtest_cloud/sinks.hpp"
 #include "autopkgtest_cloud/url.hpp"
+#include "core/digest.hpp"
 #include "core/logging.hpp"
 #include "core/time_text.hpp"
+#include "http/http_server.hpp"
 #include "web/json_views.hpp"
 #include "web/running.hpp"
 #include "web/web_app.hpp"
@@ -32,7 +34,6 @@ using nlohmann::json;
 namespace {
 
 const detail::Logger logger("requests");
-
 
 // A file's modification time in nanoseconds, -1 when it is missing.
 std::int64_t mtime_of(const std::string& path) {
@@ -55,7 +56,8 @@ std::string cookie(const ServerRequest& r, const std::string& name) {
         if (end == std::string::npos) end = header.size();
         std::string part = header.substr(pos, end - pos);
         part.erase(0, part.find_first_not_of(' '));
-        if (part.compare(0, name.size() + 1, name + "=") == 0) return percent_decode(part.substr(name.size() + 1));
+        if (part.compare(0, name.size() + 1, name + "=") == 0)
+            return percent_decode(part.substr(name.size() + 1));
         pos = end + 1;
     }
     return {};
@@ -90,7 +92,11 @@ std::optional<std::string> optional_string(const json& o, const char* field) {
 RequestApi::RequestApi(std::function<std::unique_ptr<Broker>()> open_broker, const ResultsIndex& index,
                        const RunningTests& running, const WebState& state, RequestSettings settings)
     : open_broker_(std::move(open_broker)),
-      index_(index), running_(running), state_(state), settings_(std::move(settings)) {}
+      index_(index),
+      running_(running),
+      state_(state),
+      settings_(std::move(settings)),
+      csrf_secret_(detail::random_hex(32)) {}
 
 ValidationOptions RequestApi::validation() const {
     ValidationOptions o;
@@ -103,7 +109,8 @@ void RequestApi::reload() const {
     const auto keys_mtime = mtime_of(settings_.keys_file);
     if (keys_mtime != keys_mtime_) {
         try {
-            keys_ = keys_mtime < 0 ? std::vector<ApiKeyRecord>{} : parse_api_keys(read_file(settings_.keys_file));
+            keys_ =
+                keys_mtime < 0 ? std::vector<ApiKeyRecord>{} : parse_api_keys(read_file(settings_.keys_file));
             keys_mtime_ = keys_mtime;
         } catch (const Error& e) {
             logger.error("{}: {}; keeping the keys read before", settings_.keys_file, e.what());
@@ -112,7 +119,8 @@ void RequestApi::reload() const {
     const auto access_mtime = mtime_of(settings_.access_file);
     if (access_mtime != access_mtime_) {
         try {
-            policy_ = access_mtime < 0 ? AccessPolicy{} : parse_access_policy(read_file(settings_.access_file));
+            policy_ =
+                access_mtime < 0 ? AccessPolicy{} : parse_access_policy(read_file(settings_.access_file));
             access_mtime_ = access_mtime;
         } catch (const Error& e) {
             logger.error("{}: {}; keeping the rules read before", settings_.access_file, e.what());
@@ -124,7 +132,8 @@ std::optional<std::string> RequestApi::authenticate(const ServerRequest& r) cons
     std::lock_guard<std::mutex> lock(mutex_);
     reload();
     const std::string auth = r.header("Authorization").value_or("");
-    if (auth.compare(0, 7, "Bearer ") == 0) return authenticate_key(keys_, auth.substr(7), detail::unix_now());
+    if (auth.compare(0, 7, "Bearer ") == 0)
+        return authenticate_key(keys_, auth.substr(7), detail::unix_now());
     std::string reference = r.header("X-Api-Key").value_or("");
     if (reference.empty()) reference = cookie(r, "X-Api-Key");
     if (!reference.empty()) {
@@ -141,12 +150,53 @@ std::optional<std::string> RequestApi::authenticate(const ServerRequest& r) cons
 }
 
 RequestAnswer RequestApi::request_cgi(const ServerRequest& r) const {
-    static const std::set<std::string> known = {"release",     "arch",      "package",   "trigger",
-                                                "ppa",         "env",       "all-proposed", "readable-by",
-                                                "build-git",   "testname"};
+    return submit(r, cgi_wanted(r));
+}
+
+bool RequestApi::is_browser_navigation(const ServerRequest& r) {
+    if (r.header("Sec-Fetch-Mode").value_or("") == "navigate") return true;
+    return r.header("Accept").value_or("").find("text/html") != std::string::npos;
+}
+
+std::string RequestApi::csrf_token(const std::string& user, const std::string& query) const {
+    return detail::hex_hmac("sha256", csrf_secret_, user + "\n" + query);
+}
+
+RequestAnswer RequestApi::confirm_cgi(const ServerRequest& r) const {
+    return submit(r, cgi_wanted(r), true);
+}
+
+RequestAnswer RequestApi::confirmed_cgi(const ServerRequest& r) const {
+    ServerRequest form;
+    form.query = http::parse_query(r.body);
+    const auto query = form.param("query");
+    const auto token = form.param("csrf");
+    if (!query || !token)
+        throw ValidationError("body", r.body.substr(0, 100), "must carry the fields query and csrf");
+    const auto user = authenticate(r);
+    if (user && !detail::equal_constant_time(*token, csrf_token(*user, *query)))
+        return error_answer(403,
+                            "this confirmation is not valid (expired, or not made for you): request again");
+    ServerRequest cgi = r;  // the same credentials, the confirmed parameters
+    cgi.method = "GET";
+    cgi.query = http::parse_query(*query);
+    return submit(cgi, cgi_wanted(cgi));
+}
+
+std::vector<RequestApi::Wanted> RequestApi::cgi_wanted(const ServerRequest& r) const {
+    static const std::set<std::string> known = {"release",   "arch",    "package",      "trigger",
+                                                "ppa",       "env",     "all-proposed", "readable-by",
+                                                "build-git", "testname"};
     std::set<std::string> unknown;
     for (const auto& [k, v] : r.query)
         if (!known.count(k)) unknown.insert(k);
+    // An HTML form sends its optional fields empty: empty means absent.
+    const auto given = [&r](const char* name) {
+        std::vector<std::string> out;
+        for (auto& v : r.params(name))
+            if (!v.empty()) out.push_back(std::move(v));
+        return out;
+    };
     if (!unknown.empty())
         throw ValidationError(*unknown.begin(), r.param(*unknown.begin()).value_or(""),
                               fmt::format("unknown parameter (known: {})", fmt::join(known, ", ")));
@@ -158,9 +208,9 @@ RequestAnswer RequestApi::request_cgi(const ServerRequest& r) const {
     if (arches.empty()) throw ValidationError("arch", "", "is required (repeat it for several)");
     TestRequest t;
     t.package = *package;
-    t.triggers = r.params("trigger");
-    t.ppas = r.params("ppa");
-    for (const auto& e : r.params("env"))
+    t.triggers = given("trigger");
+    t.ppas = given("ppa");
+    for (const auto& e : given("env"))
         for (std::size_t pos = 0; pos <= e.size();) {
             auto end = std::min(e.find(';', pos), e.size());
             if (end > pos) t.env.push_back(e.substr(pos, end - pos));
@@ -175,7 +225,7 @@ RequestAnswer RequestApi::request_cgi(const ServerRequest& r) const {
     t.testname = r.param("testname");
     std::vector<Wanted> wanted;
     for (const auto& a : arches) wanted.push_back({t, *release, a});
-    return submit(r, std::move(wanted));
+    return wanted;
 }
 
 RequestAnswer RequestApi::post_test(const ServerRequest& r) const {
@@ -184,15 +234,16 @@ RequestAnswer RequestApi::post_test(const ServerRequest& r) const {
     if (body.is_object()) body = json::array({body});
     if (!body.is_array() || body.empty())
         throw ValidationError("body", r.body.substr(0, 100), "must be a request object or a list of them");
-    static const std::set<std::string> known = {"package", "release", "arch",     "triggers", "ppas",
-                                                "env",     "all-proposed", "build-git", "test-git",
-                                                "testname", "readable-by"};
+    static const std::set<std::string> known = {"package",  "release",  "arch",         "triggers",
+                                                "ppas",     "env",      "all-proposed", "build-git",
+                                                "test-git", "testname", "readable-by"};
     std::vector<Wanted> wanted;
     for (const auto& o : body) {
         if (!o.is_object()) throw ValidationError("body", o.dump(), "each request must be an object");
         for (const auto& [k, v] : o.items())
             if (!known.count(k))
-                throw ValidationError(k, v.dump(), fmt::format("unknown field (known: {})", fmt::join(known, ", ")));
+                throw ValidationError(k, v.dump(),
+                                      fmt::format("unknown field (known: {})", fmt::join(known, ", ")));
         TestRequest t;
         t.package = optional_string(o, "package").value_or("");
         const std::string release = optional_string(o, "release").value_or("");
@@ -233,7 +284,8 @@ bool RequestApi::take_tokens(const std::string& user, std::size_t n, double& ret
     const auto t = std::chrono::steady_clock::now();
     auto [it, fresh] = buckets_.try_emplace(user, Bucket{static_cast<double>(settings_.burst), t});
     Bucket& b = it->second;
-    b.tokens = std::min<double>(settings_.burst, b.tokens + rate * std::chrono::duration<double>(t - b.at).count());
+    b.tokens =
+        std::min<double>(settings_.burst, b.tokens + rate * std::chrono::duration<double>(t - b.at).count());
     b.at = t;
     if (b.tokens >= static_cast<double>(n)) {
         b.tokens -= static_cast<double>(n);
@@ -252,8 +304,11 @@ std::optional<RequestAnswer> RequestApi::refuse_duplicates(const std::vector<Wan
             try {
                 const TestRequest t = parse_request(q.body, ValidationOptions{true, 1 << 20, true});
                 pending[request_identity(t, q.name.release, q.name.arch)] = {
-                    {"state", "queued"}, {"queue", q.queue}, {"position", q.position},
-                    {"uuid", t.uuid ? json(*t.uuid) : json(nullptr)}, {"link", "/queued"}};
+                    {"state", "queued"},
+                    {"queue", q.queue},
+                    {"position", q.position},
+                    {"uuid", t.uuid ? json(*t.uuid) : json(nullptr)},
+                    {"link", "/queued"}};
             } catch (const Error&) {
             }
         }
@@ -279,23 +334,27 @@ std::optional<RequestAnswer> RequestApi::refuse_duplicates(const std::vector<Wan
                 it = sent_.erase(it);
                 continue;
             }
-            pending.emplace(it->first, json{{"state", "queued"}, {"queue", it->second.queue},
-                                            {"uuid", it->second.uuid}, {"link", "/queued"}});
+            pending.emplace(it->first, json{{"state", "queued"},
+                                            {"queue", it->second.queue},
+                                            {"uuid", it->second.uuid},
+                                            {"link", "/queued"}});
             ++it;
         }
     }
     for (const auto& w : wanted) {
         auto it = pending.find(request_identity(w.request, w.release, w.arch));
         if (it == pending.end()) continue;
-        return error_answer(409,
-                            fmt::format("an identical request for {} on {}/{} is already {}", w.request.package,
-                                        w.release, w.arch, it->second["state"].get<std::string>()),
-                            {{"existing", it->second}});
+        return error_answer(
+            409,
+            fmt::format("an identical request for {} on {}/{} is already {}", w.request.package, w.release,
+                        w.arch, it->second["state"].get<std::string>()),
+            {{"existing", it->second}});
     }
     return std::nullopt;
 }
 
-RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<Wanted> wanted) const {
+RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<Wanted> wanted,
+                                 bool confirm_only) const {
     const auto user = authenticate(http_request);
     if (!user) {
         RequestAnswer a = error_answer(401, "not authenticated: send an API key (Authorization: Bearer KEY)");
@@ -303,16 +362,18 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
         return a;
     }
     for (auto& w : wanted) {
-        if (std::find(settings_.releases.begin(), settings_.releases.end(), w.release) == settings_.releases.end())
-            throw NotFound(fmt::format("release {} is not tested here (known: {})", quote_for_message(w.release),
-                                       fmt::join(settings_.releases, ", ")));
+        if (std::find(settings_.releases.begin(), settings_.releases.end(), w.release) ==
+            settings_.releases.end())
+            throw NotFound(fmt::format("release {} is not tested here (known: {})",
+                                       quote_for_message(w.release), fmt::join(settings_.releases, ", ")));
         if (std::find(settings_.arches.begin(), settings_.arches.end(), w.arch) == settings_.arches.end())
-            throw NotFound(fmt::format("architecture {} is not tested here (known: {})", quote_for_message(w.arch),
-                                       fmt::join(settings_.arches, ", ")));
+            throw NotFound(fmt::format("architecture {} is not tested here (known: {})",
+                                       quote_for_message(w.arch), fmt::join(settings_.arches, ", ")));
         w.request.requester = *user;
         validate(w.request, validation());
         if (w.request.is_reference() && w.request.triggers.size() != 1)
-            throw ValidationError("trigger", w.request.triggers.front(), "migration-reference/0 must be alone");
+            throw ValidationError("trigger", w.request.triggers.front(),
+                                  "migration-reference/0 must be alone");
     }
     AccessDecision decision;
     {
@@ -322,10 +383,27 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
             if (!decision.allowed) return error_answer(403, decision.reason);
         }
     }
+    if (confirm_only) {
+        json requests = json::array();
+        for (const auto& w : wanted)
+            requests.push_back({{"package", w.request.package},
+                                {"release", w.release},
+                                {"arch", w.arch},
+                                {"triggers", w.request.triggers},
+                                {"env", w.request.env},
+                                {"ppas", w.request.ppas},
+                                {"history", history_url(w.request.package, w.release, w.arch)}});
+        const std::string query = http_request.target.find('?') == std::string::npos
+                                      ? std::string()
+                                      : http_request.target.substr(http_request.target.find('?') + 1);
+        json confirm = {{"requests", requests}, {"query", query}, {"csrf", csrf_token(*user, query)}};
+        if (auto refused = refuse_duplicates(wanted)) confirm["existing"] = refused->body["existing"];
+        return {200, {{"confirm", confirm}}, {}};
+    }
     double retry_after = 0;
     if (!take_tokens(*user, wanted.size(), retry_after)) {
-        RequestAnswer a = error_answer(429, fmt::format("too many requests from {}: try again in {:.0f} s", *user,
-                                                        std::ceil(retry_after)));
+        RequestAnswer a = error_answer(429, fmt::format("too many requests from {}: try again in {:.0f} s",
+                                                        *user, std::ceil(retry_after)));
         a.headers["Retry-After"] = std::to_string(static_cast<long>(std::ceil(retry_after)));
         return a;
     }
@@ -336,7 +414,8 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
         std::string queue;
         std::uint64_t position = 0;
         try {
-            std::lock_guard<std::mutex> lock(mutex_);  // one publisher: the broker is not shared across threads
+            std::lock_guard<std::mutex> lock(
+                mutex_);  // one publisher: the broker is not shared across threads
             if (!broker_) broker_ = open_broker_();
             queue = submit_request(*broker_, sent, w.release, w.arch, false, validation());
             sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue, detail::unix_now()};
@@ -347,7 +426,8 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
             std::lock_guard<std::mutex> lock(mutex_);
             broker_.reset();  // reconnect next time
             logger.error("publishing {} on {}/{} failed: {}", sent.package, w.release, w.arch, e.what());
-            return error_answer(503, "the queue cannot be reached now; what is listed under requests was queued",
+            return error_answer(503,
+                                "the queue cannot be reached now; what is listed under requests was queued",
                                 {{"requests", done}});
         }
         logger.info("{} requested {} on {}/{} ({}): {} -> {}", *user, sent.package, w.release, w.arch,

@@ -8,8 +8,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -41,7 +41,7 @@ struct RequestSettings {
 /// The outcome of one call: the HTTP status and what to show.
 struct RequestAnswer {
     int status = 200;
-    nlohmann::json body;  ///< {"requests": [...]} or {"error": ..., ...}
+    nlohmann::json body;                         ///< {"requests": [...]} or {"error": ..., ...}
     std::map<std::string, std::string> headers;  ///< e.g. Retry-After, WWW-Authenticate
 };
 
@@ -55,6 +55,21 @@ public:
 
     /// `/request.cgi?release=..&arch=..&package=..&trigger=..`: one request per arch.
     RequestAnswer request_cgi(const http::ServerRequest& request) const;
+    /// True for a browser's navigation (`Sec-Fetch-Mode: navigate`, or an
+    /// Accept header asking for HTML): a GET request.cgi from a browser is
+    /// never acted on directly, since another site can make the browser send
+    /// it with the user's cookie (cross-site request forgery). Programs
+    /// (curl, britney) are not browsers and keep the reference's direct GET.
+    static bool is_browser_navigation(const http::ServerRequest& request);
+    /// request.cgi from a browser: every check of request_cgi (authentication,
+    /// validation, authorization, identical requests pending), nothing
+    /// queued; the answer, {"confirm": {"requests", "existing", "query",
+    /// "csrf"}}, is shown as a page whose button POSTs the query back.
+    RequestAnswer confirm_cgi(const http::ServerRequest& request) const;
+    /// `POST /request.cgi` from that page (form fields `query` and `csrf`):
+    /// the token must be the one confirm_cgi gave this user for this query
+    /// (an HMAC under a secret of this process), else 403 and nothing queued.
+    RequestAnswer confirmed_cgi(const http::ServerRequest& request) const;
     /// `POST /api/v1/test`: a JSON object or a list of them, each
     /// {"package", "release", "arch" (string or list), "triggers", "ppas", "env",
     /// "all-proposed", "build-git", "test-git", "testname", "readable-by"}.
@@ -70,7 +85,11 @@ private:
         TestRequest request;
         std::string release, arch;
     };
-    RequestAnswer submit(const http::ServerRequest& http_request, std::vector<Wanted> wanted) const;
+    std::vector<Wanted> cgi_wanted(const http::ServerRequest& request) const;
+    /// `confirm_only`: stop before the rate limit and the queue (confirm_cgi).
+    RequestAnswer submit(const http::ServerRequest& http_request, std::vector<Wanted> wanted,
+                         bool confirm_only = false) const;
+    std::string csrf_token(const std::string& user, const std::string& query) const;
     std::optional<RequestAnswer> refuse_duplicates(const std::vector<Wanted>& wanted) const;
     bool take_tokens(const std::string& user, std::size_t n, double& retry_after) const;
     void reload() const;
@@ -82,6 +101,7 @@ private:
     const RunningTests& running_;
     const WebState& state_;
     RequestSettings settings_;
+    const std::string csrf_secret_;  ///< random per process: a restart voids unanswered confirmations
 
     mutable std::mutex mutex_;
     mutable std::vector<ApiKeyRecord> keys_;

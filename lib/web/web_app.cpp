@@ -242,14 +242,21 @@ ServerResponse WebApp::request_route(const ServerRequest& request, const std::ve
     route_name = cgi                 ? (json || !pages_ ? "api.request_cgi" : "page.request")
                  : segs[2] == "test" ? "api.test"
                                      : "api.retry";
-    const std::string allowed = segs.size() == 3 ? "POST" : "GET";
-    if (request.method != allowed) {
+    // request.cgi: GET as the reference has it; POST from its confirmation page.
+    const std::string allowed = cgi ? "GET, POST" : segs.size() == 3 ? "POST" : "GET";
+    const bool method_ok =
+        cgi ? (request.method == "GET" || request.method == "POST") : request.method == allowed;
+    if (!method_ok) {
         ServerResponse r = error_answer(
             route_name, 405, fmt::format("method {} is not allowed here: use {}", request.method, allowed));
         r.headers["Allow"] = allowed;
         return r;
     }
     if (!requests_) return error_answer(route_name, 503, "the request API is not configured here");
+    if (cgi && request.method == "POST")
+        return answer(requests_->confirmed_cgi(request), route_name == "page.request");
+    if (cgi && RequestApi::is_browser_navigation(request))
+        return answer(requests_->confirm_cgi(request), pages_ != nullptr);
     if (cgi) return answer(requests_->request_cgi(request), route_name == "page.request");
     if (segs.size() == 3) return answer(requests_->post_test(request), false);
     return answer(requests_->retry(request, segs[3]), false);

@@ -297,6 +297,12 @@ TEST_CASE("lists: recent with filters, user, testlist, statistics, running, queu
     CHECK(search.status == 302);
     CHECK(search.headers["Location"] == "/packages/gedit");
     f.page("/packages?name=" + percent_encode("../x"), 400);
+    // The request form: GET to request.cgi (which confirms before queuing), values escaped.
+    auto form = f.page("/request?package=" + percent_encode("<b>\"x") + "&release=noble");
+    CHECK(contains(form, "action=\"/request.cgi\""));
+    CHECK(contains(form, "<option value=\"noble\" selected>"));
+    CHECK(contains(form, "value=\"&lt;b&gt;&quot;x\""));
+    CHECK(!contains(form, "<b>\"x"));
 }
 
 TEST_CASE("pages and static files carry validators") {

@@ -249,3 +249,52 @@ TEST_CASE("retry by run id: the same request as that run's") {
     f.get("/api/v1/retry/" + make_run_id(1700000001, "none"), f.carol_key, 404);
     f.get("/api/v1/retry/junk", f.carol_key, 400);
 }
+
+TEST_CASE("a browser's request.cgi is confirmed first: a page with a token, then a POST; forged POSTs queue nothing") {
+    Fixture f;
+    const http::Headers browser = {{"Cookie", "X-Api-Key=root:" + f.root_key},
+                                   {"Accept", "text/html,application/xhtml+xml"},
+                                   {"Sec-Fetch-Mode", "navigate"}};
+    auto page = f.call("GET", gedit, browser);
+    REQUIRE_MESSAGE(page.status == 200, page.body);
+    const json confirm = json::parse(page.body).at("confirm");
+    CHECK(confirm["requests"].size() == 1);
+    CHECK(confirm["requests"][0]["package"] == "gedit");
+    CHECK(!confirm.contains("existing"));
+    CHECK(f.queued().empty());  // a link another site sends the browser to queues nothing
+    const std::string query = confirm["query"];
+    const std::string token = confirm["csrf"];
+    auto form = [&](const std::string& q, const std::string& t) {
+        return "query=" + percent_encode(q) + "&csrf=" + percent_encode(t);
+    };
+
+    // Forgeries: no token, a wrong one, another user's, another query's.
+    CHECK(f.call("POST", "/request.cgi", browser, "query=" + percent_encode(query)).status == 400);
+    CHECK(f.call("POST", "/request.cgi", browser, form(query, std::string(64, '0'))).status == 403);
+    http::Headers carol = browser;
+    carol["Cookie"] = "X-Api-Key=carol:" + f.carol_key;
+    CHECK(f.call("POST", "/request.cgi", carol, form(query, token)).status == 403);
+    CHECK(f.call("POST", "/request.cgi", browser, form(query + "&arch=arm64", token)).status == 403);
+    CHECK(f.call("POST", "/request.cgi", {}, form(query, token)).status == 401);
+    CHECK(f.queued().empty());
+    CHECK(f.queued("debci-noble-arm64").empty());
+
+    auto done = f.call("POST", "/request.cgi", browser, form(query, token));
+    REQUIRE_MESSAGE(done.status == 200, done.body);
+    CHECK(json::parse(done.body)["requests"][0]["requester"] == "root");
+    CHECK(f.queued().size() == 1);
+
+    // Confirming again shows the identical request pending, and the POST is a 409.
+    auto again = f.call("GET", gedit, browser);
+    REQUIRE(again.status == 200);
+    CHECK(json::parse(again.body)["confirm"]["existing"]["state"] == "queued");
+    CHECK(f.call("POST", "/request.cgi", browser, form(query, token)).status == 409);
+    CHECK(f.queued().size() == 1);
+
+    // Programs (curl with the cookie, as the reference documents it) keep the direct GET.
+    auto curl = f.call("GET", "/request.cgi?release=noble&arch=arm64&package=gedit&trigger=gedit%2F1.0-1",
+                       {{"Cookie", "X-Api-Key=root:" + f.root_key}, {"Accept", "*/*"}});
+    CHECK_MESSAGE(curl.status == 200, curl.body);
+    CHECK(f.queued("debci-noble-arm64").size() == 1);
+    CHECK(f.call("PUT", gedit, browser).status == 405);
+}
