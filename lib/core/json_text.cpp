@@ -18,11 +18,11 @@ void append_u16(std::string& out, std::uint32_t unit) {
 }
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view s) {
+void append_json_string(std::string& out, std::string_view s, bool ensure_ascii) {
     out += '"';
     for (std::size_t i = 0; i < s.size(); ++i) {
         auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
+        if (c < 0x80 || !ensure_ascii) {
             switch (c) {
                 case '"':
                     out += "\\\"";

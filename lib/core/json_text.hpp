@@ -9,8 +9,10 @@ namespace apcloud::detail {
 
 /// Appends `utf8` as a JSON string literal exactly as Python's json.dumps
 /// writes it with ensure_ascii=True (lowercase \uXXXX, surrogate pairs).
+/// With `ensure_ascii` false, characters past ASCII are copied as they are
+/// (as nlohmann's dump() and json.dumps(ensure_ascii=False) write them).
 /// The input must be valid UTF-8.
-void append_json_string(std::string& out, std::string_view utf8);
+void append_json_string(std::string& out, std::string_view utf8, bool ensure_ascii = true);
 
 /// Builds a JSON object with Python's json.dumps separators (", " and
 /// ": "); callers add members in the key order they want (sorted, for

@@ -7,6 +7,7 @@
 #include "autopkgtest_cloud/layout.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "autopkgtest_cloud/url.hpp"
+#include "core/json_text.hpp"
 #include "core/time_text.hpp"
 
 namespace apcloud::web {
@@ -244,44 +245,7 @@ void append_json_text(std::string& out, const std::string& value) {
         out += json(value).dump(-1, ' ', false, json::error_handler_t::replace);
         return;
     }
-    static const char hex[] = "0123456789abcdef";
-    out += '"';
-    std::size_t plain = 0;  // start of the run of characters copied as they are
-    for (std::size_t i = 0; i < value.size(); ++i) {
-        const auto c = static_cast<unsigned char>(value[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        out.append(value, plain, i - plain);
-        plain = i + 1;
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 15];
-        }
-    }
-    out.append(value, plain, std::string::npos);
-    out += '"';
+    detail::append_json_string(out, value, false);
 }
 
 json run_json(const IndexedRecord& rec, bool with_summary) {

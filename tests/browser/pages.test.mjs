@@ -157,6 +157,26 @@ await check("the other pages answer and show no errors", async () => {
   assert.match(missing.headers()["content-type"], /text\/html/);
 });
 
+await check("request form: confirmation page first, then the POST queues it", async () => {
+  const user = process.env.APCLOUD_BROWSER_USER, key = process.env.APCLOUD_BROWSER_KEY;
+  assert.ok(user && key, "APCLOUD_BROWSER_USER and APCLOUD_BROWSER_KEY are set by tests/browser/run");
+  const signed = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await signed.addCookies([{ name: "X-Api-Key", value: `${user}:${key}`, url: base }]);
+  const page = await open(signed, "/request");
+  await page.fill("#package", pkg);
+  await page.fill("#trigger", `${pkg}/1.0-1`);
+  await Promise.all([page.waitForURL(/\/request\.cgi\?/), page.click("#request-form button[type=submit]")]);
+  assert.match(await page.locator("h1").textContent(), /Confirm the request/);
+  assert.ok(await page.locator(`#to-request td a:text-is("${pkg}")`).count() >= 1, "the request is shown");
+  await shot(page, "request-confirm");
+  await Promise.all([page.waitForURL(/\/request\.cgi$/), page.click("#confirm-form button[type=submit]")]);
+  assert.match(await page.locator("h1").textContent(), /Test requested/);
+  assert.ok(await page.locator("#requested tbody tr").count() >= 1);
+  await shot(page, "request-done");
+  await page.close();
+  await signed.close();
+});
+
 await check("no console errors, page errors or dialogs on any page", async () => {
   assert.deepEqual(problems, []);
 });
