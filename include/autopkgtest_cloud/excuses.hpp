@@ -136,6 +136,10 @@ inline constexpr std::string_view default_web_url = "http://127.0.0.1:8080";
 /// for one that is not http(s)://.
 std::string resolve_web_url(const std::string& given, const Environment& environment);
 
+/// Where to read the excuses from: `given` (a file, URL or `-`), else
+/// $APCLOUD_EXCUSES_URL; "" when neither says (the tool's usage error).
+std::string resolve_excuses_source(const std::string& given, const Environment& environment);
+
 /// The series to retry in: `given` (`--series`), else the one the excuses
 /// name (excuses_series), else `$APCLOUD_SERIES`; ValidationError("--series")
 /// when none is known.

@@ -365,6 +365,12 @@ std::string resolve_web_url(const std::string& given, const Environment& environ
     return url;
 }
 
+std::string resolve_excuses_source(const std::string& given, const Environment& environment) {
+    if (!given.empty()) return given;
+    auto it = environment.find("APCLOUD_EXCUSES_URL");
+    return it == environment.end() ? std::string() : it->second;
+}
+
 std::string resolve_series(const std::string& given, const Excuses& excuses, const Environment& environment) {
     if (!given.empty()) return given;
     if (auto s = excuses_series(excuses)) return *s;

@@ -260,7 +260,7 @@ struct ResultsIndex::Impl {
     /// The new run's feed position; nullopt when it was indexed already.
     std::optional<std::int64_t> insert(const IndexedRun& r);
     void insert_compat(const IndexedRun& r);
-    void count_for_statistics(const IndexedRun& r);
+    void count_for_statistics(const IndexedRun& r, const std::string& outcome_text);
     void set_mark(std::int64_t seq);
     template <class F>
     auto read(F&& f) const -> decltype(f(std::declval<SQLite::Database&>())) {
@@ -344,7 +344,8 @@ std::optional<std::int64_t> ResultsIndex::Impl::insert(const IndexedRun& r) {
     s.bind(6, is_release ? 1 : 0);
     s.bind(7, r.is_private ? 1 : 0);
     s.bind(8, r.exitcode);
-    s.bind(9, std::string(outcome_name(outcome(r.exitcode))));
+    const std::string outcome_text(outcome_name(outcome(r.exitcode)));
+    s.bind(9, outcome_text);
     bind_optional(s, 10, r.version);
     s.bind(11, r.triggers_column());
     s.bind(12, r.has_triggers ? 1 : 0);
@@ -365,14 +366,13 @@ std::optional<std::int64_t> ResultsIndex::Impl::insert(const IndexedRun& r) {
     const std::int64_t seq = writer->getLastInsertRowid();
     if (is_release) {
         insert_compat(r);
-        count_for_statistics(r);
+        count_for_statistics(r, outcome_text);
     }
     return seq;
 }
 
 // The aggregates ResultsIndex::statistics reads, so that it never scans the runs.
-void ResultsIndex::Impl::count_for_statistics(const IndexedRun& r) {
-    const std::string outcome_text(outcome_name(outcome(r.exitcode)));
+void ResultsIndex::Impl::count_for_statistics(const IndexedRun& r, const std::string& outcome_text) {
     auto& day = fresh(statements->count_day);
     day.bind(1, r.release);
     day.bind(2, r.arch);

@@ -140,12 +140,12 @@ ServerResponse Pages::request_page(int status, const json& answer) const {
                     : status == 200 ? "Test requested"
                                     : fmt::format("{} {}", status, reason_phrase(status));
     data["ok"] = status == 200 && !confirm;
-    if (confirm && data["confirm"].contains("existing"))
-        data["confirm"]["existing"]["position"] =
-            data["confirm"]["existing"].value("position", json()).dump();
     data["status_text"] = fmt::format("{} {}", status, reason_phrase(status));
-    if (data.contains("existing"))
-        data["existing"]["position"] = data["existing"].value("position", json()).dump();
+    // Positions as text (the template shows 0 too); the pending request is in
+    // the refusal (409) or in the confirmation.
+    json& holder = confirm ? data["confirm"] : data;
+    if (holder.contains("existing"))
+        holder["existing"]["position"] = holder["existing"].value("position", json()).dump();
     if (data.contains("requests"))
         for (auto& r : data["requests"]) r["position"] = r["position"].dump();
     return render("request", std::move(data), status);

@@ -393,9 +393,9 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
                                 {"env", w.request.env},
                                 {"ppas", w.request.ppas},
                                 {"history", history_url(w.request.package, w.release, w.arch)}});
-        const std::string query = http_request.target.find('?') == std::string::npos
-                                      ? std::string()
-                                      : http_request.target.substr(http_request.target.find('?') + 1);
+        const auto mark = http_request.target.find('?');
+        const std::string query =
+            mark == std::string::npos ? std::string() : http_request.target.substr(mark + 1);
         json confirm = {{"requests", requests}, {"query", query}, {"csrf", csrf_token(*user, query)}};
         if (auto refused = refuse_duplicates(wanted)) confirm["existing"] = refused->body["existing"];
         return {200, {{"confirm", confirm}}, {}};

@@ -392,6 +392,11 @@ TEST_CASE("the YAML adapter: text stays text, nulls, anchors, limits") {
 
 TEST_CASE("resolve_web_url and resolve_series: option, then the file or the environment, then the default") {
     CHECK(resolve_web_url("", {}) == "http://127.0.0.1:8080");
+    CHECK(resolve_excuses_source("x.yaml", {{"APCLOUD_EXCUSES_URL", "https://b.example/e.yaml"}}) ==
+          "x.yaml");
+    CHECK(resolve_excuses_source("", {{"APCLOUD_EXCUSES_URL", "https://b.example/e.yaml"}}) ==
+          "https://b.example/e.yaml");
+    CHECK(resolve_excuses_source("", {}).empty());
     CHECK(resolve_web_url("", {{"APCLOUD_WEB_URL", "https://tests.example/"}}) == "https://tests.example");
     CHECK(resolve_web_url("http://x:1", {{"APCLOUD_WEB_URL", "https://tests.example"}}) == "http://x:1");
     CHECK_THROWS_AS(resolve_web_url("ftp://x", {}), ValidationError);

@@ -123,8 +123,7 @@ int submit(const std::string& web, const std::string& key,
 
 int run(Args& a) {
     const auto environment = apcloud::process_environment();
-    if (a.source.empty())
-        if (auto it = environment.find("APCLOUD_EXCUSES_URL"); it != environment.end()) a.source = it->second;
+    a.source = apcloud::resolve_excuses_source(a.source, environment);
     if (a.source.empty()) {
         std::cerr << program << ": which excuses? Give a file, a URL or - (or set APCLOUD_EXCUSES_URL)\n"
                   << "Run with --help for more information.\n";
