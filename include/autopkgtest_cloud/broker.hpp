@@ -31,6 +31,10 @@ struct Delivery {
     /// For a message read from a dead-letter queue (`<queue>.dead`): the
     /// reason given to Broker::dead_letter; empty otherwise.
     std::string reason;
+    /// When this request was first handed to a consumer (unix time), where
+    /// the backend carries it (RabbitMQ with leases); nullopt otherwise. No
+    /// run of this delivery can have started before (SPEC.md 5).
+    std::optional<std::int64_t> first_taken;
 };
 
 /// One ready message of a queue as Broker::peek_messages lists it: what an

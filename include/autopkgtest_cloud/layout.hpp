@@ -45,6 +45,20 @@ std::string result_dir(std::string_view release, std::string_view arch, std::str
 /// The listing prefix of all runs of one package: `RELEASE/ARCH/PREFIX/PACKAGE/`.
 std::string package_prefix(std::string_view release, std::string_view arch, std::string_view package);
 
+/// SPEC.md 5 (stored at most once): the listing marker that skips the runs
+/// of a package's prefix (from package_prefix) started before `since`; with
+/// delimiter '@', a listing from it gives the runs started since then.
+std::string runs_since_marker(std::string_view prefix, std::int64_t since);
+
+/// SPEC.md 5: of `run_dirs` (names listed under one package's prefix with
+/// delimiter '@', e.g. `R/A/P/PKG/20240321_130412_3fa9c@`), those that can be
+/// runs of the request with body `body` started at or after `since`: the
+/// same hash of the body in the id (so the same request, uuid included).
+/// Names that are not run dirs are skipped. Whether one holds a result.tar
+/// is the caller's to check.
+std::vector<std::string> runs_of_request(const std::vector<std::string>& run_dirs, std::string_view body,
+                                         std::int64_t since);
+
 /// One file a run stores, and how it is stored (SPEC.md section 3).
 struct RunFile {
     std::string_view name;

@@ -33,7 +33,7 @@ struct WebConfig {
     int backfill_interval = 3600;            ///< seconds between backfills from the store
     int publish_interval = 60;     ///< seconds between publications of autopkgtest.db (when changed)
     int queue_interval = 5;        ///< seconds between reads of the queues
-    int statistics_interval = 60;  ///< seconds between statistics refreshes
+    int statistics_interval = 60;  ///< longest time between statistics refreshes (new runs refresh them at the next queue read)
     int status_interval = 10;      ///< the workers' status interval (running tests go stale after three)
     // [requests]: the request API
     std::string keys_file;    ///< `keys_file`: API key digests (apcloud keys); empty: DATA_DIR/api-keys

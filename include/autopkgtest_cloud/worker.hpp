@@ -38,6 +38,9 @@ enum class WorkerStep {
     stored,         ///< results stored, announced, request acked
     dead_lettered,  ///< invalid or failing too often: moved to the dead-letter queue
     requeued,       ///< given back for another try (crash, upload failure, stop)
+    /// A run of this request already holds its results (SPEC.md 5: stored at
+    /// most once): acked without running or storing it again.
+    already_stored,
 };
 
 /// The worker: one test at a time, from the queues of its releases and
@@ -64,6 +67,7 @@ private:
     WorkerStep run_steps(const Delivery& delivery);  // the steps below, in order
     void give_back(const Delivery& delivery, const std::string& why);
     bool accept(Job& job);  // false: dead-lettered
+    bool already_stored(const Job& job, std::int64_t since, const char* instead_of);  // true: acked
     void choose_run_id(Job& job);
     void run_autopkgtest(Job& job);  // throws when the runner itself failed
     void store_results(Job& job);    // throws when the store stayed unreachable

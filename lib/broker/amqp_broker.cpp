@@ -40,6 +40,7 @@ struct Buffered {
     std::uint64_t epoch = 0;
     std::uint64_t amqp_tag = 0;
     Delivery delivery;
+    std::string lease;  // x-apcloud-lease of an expired lease copy
 };
 
 Delivery make_delivery(const std::string& queue, bool redelivered, Content c) {
@@ -48,6 +49,7 @@ Delivery make_delivery(const std::string& queue, bool redelivered, Content c) {
     d.redelivered = redelivered;
     d.body = std::move(c.body);
     d.reason = std::move(c.reason);
+    d.first_taken = c.taken;
     // Classic queues do not count deliveries; quorum queues do.
     d.attempt = c.delivery_count ? static_cast<std::uint32_t>(*c.delivery_count + 1) : (redelivered ? 2 : 1);
     if (c.attempt) {
@@ -107,6 +109,7 @@ public:
                 ensure_connected();
                 auto touch = keepalive_.touch_on_exit();
                 auto d = consume_locked(wanted, deadline);
+                if (d && drop_settled_copy(*d)) continue;
                 if (d && leases_.enabled()) take_lease(*d);
                 return d;
             } catch (const ConnectionLost& e) {
@@ -120,9 +123,16 @@ public:
         std::lock_guard<std::mutex> lock(mu_);
         if (leased(delivery)) {
             Held h = held_.at(delivery.tag);
+            bool had_copies = true;
             retrying(fmt::format("acking delivery {} of queue {}", delivery.tag, quote_for_message(h.queue)),
-                     [&] { leases_.end(*this, h); });
+                     [&] { had_copies = leases_.end(*this, h); });
             held_.erase(delivery.tag);
+            if (!had_copies)
+                logger.warn(
+                    "delivery {} of queue {} was acked after its lease had expired (no renewal within the "
+                    "lease, e.g. the broker was away longer): its copy went back to the queue; this consumer "
+                    "drops it when it comes back, another would run it again",
+                    delivery.tag, quote_for_message(h.queue));
             return;
         }
         Held h = take_held(delivery, "ack");
@@ -260,11 +270,23 @@ private:
     // attempt count; `expiration` makes it a lease copy.
     void publish_with_attempt(const std::string& queue, const LeasedMessage& m, const std::string* expiration,
                               const std::string& what) override {
-        amqp_table_entry_t entry;
-        entry.key = amqp_cstring_bytes(kAttemptHeader);
-        entry.value.kind = AMQP_FIELD_KIND_I64;
-        entry.value.value.i64 = m.attempt;
-        amqp_table_t headers{1, &entry};
+        amqp_table_entry_t entries[3];
+        int n = 0;
+        entries[n].key = amqp_cstring_bytes(kAttemptHeader);
+        entries[n].value.kind = AMQP_FIELD_KIND_I64;
+        entries[n++].value.value.i64 = m.attempt;
+        if (m.taken) {
+            entries[n].key = amqp_cstring_bytes(kTakenHeader);
+            entries[n].value.kind = AMQP_FIELD_KIND_I64;
+            entries[n++].value.value.i64 = *m.taken;
+        }
+        // Only lease copies name their lease; a message put back is a fresh delivery.
+        if (expiration && !m.lease_id.empty()) {
+            entries[n].key = amqp_cstring_bytes(kLeaseHeader);
+            entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
+            entries[n++].value.value.bytes = as_bytes(m.lease_id);
+        }
+        amqp_table_t headers{n, entries};
         publish_locked("", queue, m.body, true, 2, &headers, what, expiration);
     }
 
@@ -275,10 +297,31 @@ private:
         return it != held_.end() && !it->second.lease_queue.empty();
     }
 
+    // An expired copy of a lease this consumer has settled since (the
+    // request ran, or went back or to the dead letters, another way): acked
+    // and not handed out, so a broker outage longer than a lease does not
+    // run a request twice here.
+    bool drop_settled_copy(const Delivery& d) {
+        Held& h = held_.at(d.tag);
+        if (!leases_.is_settled_copy(h)) return false;
+        Held copy = h;
+        held_.erase(d.tag);
+        settle(copy, d, "acking (a copy of a settled lease)",
+               [&] { return amqp_basic_ack(conn_->get(), con_ch_, copy.amqp_tag, 0); });
+        logger.info("dropped a message of queue {}: the expired copy of a lease this consumer settled since",
+                    quote_for_message(copy.queue));
+        return true;
+    }
+
     // Moves a fresh delivery into a lease: copy confirmed, then the original
     // acked (see AmqpParams::lease).
     void take_lease(Delivery& d) {
         Held& h = held_.at(d.tag);
+        if (!h.taken)
+            h.taken = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+        d.first_taken = h.taken;
         leases_.take(*this, h);
         Held original = h;
         settle(original, d, "acking (now leased)",
@@ -617,12 +660,17 @@ private:
         Content c = read_content(*conn_, con_ch_,
                                  fmt::format("reading a message from queue {}", quote_for_message(queue)));
         amqp_maybe_release_buffers_on_channel(conn_->get(), con_ch_);
-        return hold(conn_->epoch(con_ch_), amqp_tag, make_delivery(queue, redelivered, std::move(c)));
+        std::string lease = c.lease;
+        return hold(conn_->epoch(con_ch_), amqp_tag, make_delivery(queue, redelivered, std::move(c)),
+                    std::move(lease));
     }
 
-    Delivery hold(std::uint64_t epoch, std::uint64_t amqp_tag, Delivery d) {
+    // `lease`: the lease the message is an expired copy of, if any.
+    Delivery hold(std::uint64_t epoch, std::uint64_t amqp_tag, Delivery d, std::string lease) {
         d.tag = next_tag_++;
         Held h;
+        h.expired_from = std::move(lease);
+        h.taken = d.first_taken;
         h.epoch = epoch;
         h.amqp_tag = amqp_tag;
         h.queue = d.queue;
@@ -679,7 +727,7 @@ private:
                 give_back(b);
                 continue;
             }
-            return hold(b.epoch, b.amqp_tag, std::move(b.delivery));
+            return hold(b.epoch, b.amqp_tag, std::move(b.delivery), std::move(b.lease));
         }
         return std::nullopt;
     }
@@ -862,6 +910,7 @@ private:
         std::string queue = it != consumer_tags_.end() ? it->second : bytes_to_string(m.routing_key);
         Content c = read_content(*conn_, ch,
                                  fmt::format("reading a delivery from queue {}", quote_for_message(queue)));
+        b.lease = c.lease;
         b.delivery = make_delivery(queue, redelivered, std::move(c));
         if (ch == con_ch_) buffered_.push_back(std::move(b));  // else: of a closed channel
     }

@@ -49,7 +49,11 @@ namespace apcloud {
 ///   loses the request, which returns to its queue within one lease. A lease
 ///   survives lost connections and broker restarts (durable queue, persistent
 ///   copy), so ack/requeue/dead_letter of a leased delivery still work after a
-///   reconnect. The attempt count travels in the header x-apcloud-attempt;
+///   reconnect. The attempt count travels in the header x-apcloud-attempt,
+///   the lease a copy belongs to in x-apcloud-lease: a consumer that did not
+///   renew within a lease (the broker was away longer) and settled the
+///   request afterwards acks the expired copy when it is delivered back to
+///   it, without handing it out; another consumer may still run it again;
 /// - a background thread answers heartbeats while the caller is busy
 ///   elsewhere (a worker running a test while it holds its delivery).
 std::unique_ptr<Broker> make_amqp_broker(const Url& url, const BrokerCredentials& credentials);

@@ -88,13 +88,21 @@ std::optional<std::int64_t> integer_field(const amqp_field_value_t& v) {
     }
 }
 
-// Takes the headers we read (reason, attempt, x-delivery-count) into `out`.
+// Takes the headers we read (reason, attempt, lease, x-delivery-count) into `out`.
 void read_headers(const amqp_table_t& h, Content& out) {
     for (int i = 0; i < h.num_entries; ++i) {
         const std::string key = bytes_to_string(h.entries[i].key);
         const amqp_field_value_t& v = h.entries[i].value;
         if (key == kReasonHeader && (v.kind == AMQP_FIELD_KIND_UTF8 || v.kind == AMQP_FIELD_KIND_BYTES)) {
             out.reason = bytes_to_string(v.value.bytes);
+            continue;
+        }
+        if (key == kLeaseHeader && (v.kind == AMQP_FIELD_KIND_UTF8 || v.kind == AMQP_FIELD_KIND_BYTES)) {
+            out.lease = bytes_to_string(v.value.bytes);
+            continue;
+        }
+        if (key == kTakenHeader) {
+            if (auto n = integer_field(v)) out.taken = *n;
             continue;
         }
         if (key != "x-delivery-count" && key != kAttemptHeader) continue;

@@ -35,6 +35,12 @@ inline constexpr const char* kQueueHeader = "x-apcloud-queue";
 /// The delivery attempt a message carries when we put it back (lease copies,
 /// requeues), so the count survives classic queues, which keep none.
 inline constexpr const char* kAttemptHeader = "x-apcloud-attempt";
+/// The lease a lease copy belongs to: an expired copy back on its queue says
+/// which lease it came from, so its consumer can tell a settled one.
+inline constexpr const char* kLeaseHeader = "x-apcloud-lease";
+/// When a request was first taken (unix time), carried by lease copies and
+/// requeues (Delivery::first_taken).
+inline constexpr const char* kTakenHeader = "x-apcloud-taken";
 
 /// The bytes as a string (rabbitmq-c's amqp_bytes_t is not terminated).
 std::string bytes_to_string(amqp_bytes_t b);
@@ -146,6 +152,8 @@ struct Content {
     std::optional<std::int64_t> delivery_count;  ///< x-delivery-count (quorum queues)
     std::string reason;                          ///< x-apcloud-reason (dead-lettered by us)
     std::optional<std::int64_t> attempt;         ///< x-apcloud-attempt (put back by us)
+    std::string lease;                           ///< x-apcloud-lease (an expired lease copy)
+    std::optional<std::int64_t> taken;           ///< x-apcloud-taken
 };
 
 /// Reads the content of the message whose method was just received on `ch`.

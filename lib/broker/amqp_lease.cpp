@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "broker/amqp_connection.hpp"
+#include "core/digest.hpp"
 #include "core/logging.hpp"
 
 namespace apcloud::detail::amqp {
@@ -16,6 +17,10 @@ namespace apcloud::detail::amqp {
 namespace {
 
 const Logger logger("amqp");
+
+// How many ended leases a consumer remembers (is_settled_copy): far more
+// than can expire during one outage.
+constexpr std::size_t kSettledKept = 4096;
 
 // Host, process and a random part: unique among the consumers of a broker.
 std::string make_consumer_id() {
@@ -97,6 +102,7 @@ void Leases::take(LeaseHost& host, LeasedMessage& m) {
     const std::string what =
         fmt::format("taking a lease on a message of queue {}", quote_for_message(m.queue));
     m.lease_queue = queue_for(host, m.queue);
+    m.lease_id = random_hex(8);
     try {
         copy(host, m, what);
     } catch (...) {
@@ -121,12 +127,25 @@ void Leases::renew(LeaseHost& host, const LeasedMessage& m, std::uint64_t tag) {
                  seconds_text(lease_));
 }
 
-void Leases::end(LeaseHost& host, const LeasedMessage& m) {
+bool Leases::end(LeaseHost& host, const LeasedMessage& m) {
     const std::string what =
         fmt::format("ending the lease of a message of queue {}", quote_for_message(m.queue));
+    if (!m.lease_id.empty() && settled_.insert(m.lease_id).second) {
+        settled_order_.push_back(m.lease_id);
+        if (settled_order_.size() > kSettledKept) {
+            settled_.erase(settled_order_.front());
+            settled_order_.pop_front();
+        }
+    }
+    const bool had_copies = host.message_count(m.lease_queue) > 0;
     trim(host, m, 0, what);
     host.message_count(m.lease_queue);
     logger.debug("ended the lease of a message of queue {}", quote_for_message(m.queue));
+    return had_copies;
+}
+
+bool Leases::is_settled_copy(const LeasedMessage& m) const {
+    return !m.expired_from.empty() && settled_.count(m.expired_from) > 0;
 }
 
 }  // namespace apcloud::detail::amqp

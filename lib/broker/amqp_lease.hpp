@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -16,7 +18,12 @@ class AmqpConnection;
 struct LeasedMessage {
     std::string queue;        ///< where it came from and goes back to
     std::string lease_queue;  ///< non-empty once the delivery lives in a lease
+    std::string lease_id;     ///< names this lease; its copies carry it (x-apcloud-lease)
+    /// For a delivery that is an expired lease copy back on its queue: the
+    /// lease it came from (empty otherwise).
+    std::string expired_from;
     std::uint32_t attempt = 1;
+    std::optional<std::int64_t> taken;  ///< first taken (unix time), carried in x-apcloud-taken
     std::string body;  ///< kept for lease copies and requeues
 };
 
@@ -66,8 +73,17 @@ public:
     void renew(LeaseHost& host, const LeasedMessage& m, std::uint64_t tag);
 
     /// Ends a lease: every copy goes (the depth query makes the acks
-    /// round-trip), then the empty lease queue. One step (the caller retries).
-    void end(LeaseHost& host, const LeasedMessage& m);
+    /// round-trip). One step (the caller retries). The lease counts as
+    /// settled from then on (see is_settled_copy). Returns false when no copy
+    /// was left: the lease had expired and its copy went back to m.queue.
+    bool end(LeaseHost& host, const LeasedMessage& m);
+
+    /// Whether `m` is a copy of a lease this consumer has ended: the request
+    /// was settled (acked, given back or dead-lettered) after its lease had
+    /// expired, so this copy is a duplicate, to be acked without running it.
+    /// Only this consumer knows (the last 4096 leases it ended); another
+    /// consumer that takes the copy runs the request again.
+    bool is_settled_copy(const LeasedMessage& m) const;
 
 private:
     std::string queue_for(LeaseHost& host, const std::string& queue);
@@ -76,6 +92,8 @@ private:
 
     const std::chrono::milliseconds lease_;
     const std::string consumer_id_;  // names this consumer's lease queues
+    std::set<std::string> settled_;  // lease ids ended, bounded by settled_order_
+    std::deque<std::string> settled_order_;
 };
 
 }  // namespace apcloud::detail::amqp

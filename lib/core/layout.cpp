@@ -1,6 +1,8 @@
 // Store layout: containers, run ids and object names (SPEC.md section 3).
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "autopkgtest_cloud/layout.hpp"
 
 #include "autopkgtest_cloud/error.hpp"
@@ -38,6 +40,30 @@ std::string make_run_id(std::int64_t unix_time, std::string_view body) {
     if (unix_time < 0 || unix_time > 253402300799)  // 9999-12-31 23:59:59
         throw ValidationError("unix_time", std::to_string(unix_time), "out of range for a run id");
     return format_timestamp(unix_time) + '_' + detail::hex_digest("sha1", body).substr(0, 5) + '@';
+}
+
+std::string runs_since_marker(std::string_view prefix, std::int64_t since) {
+    return std::string(prefix) + format_timestamp(std::max<std::int64_t>(since - 1, 0)) + "_~";
+}
+
+std::vector<std::string> runs_of_request(const std::vector<std::string>& run_dirs, std::string_view body,
+                                         std::int64_t since) {
+    const std::string hash = detail::hex_digest("sha1", body).substr(0, 5);
+    std::vector<std::string> out;
+    for (const auto& dir : run_dirs) {
+        std::string_view name(dir);
+        if (!name.empty() && name.back() == '/') name.remove_suffix(1);
+        std::string_view id = name.substr(name.find_last_of('/') + 1);
+        if (id.size() != 22) continue;  // the old form has no hash
+        RunId run;
+        try {
+            run = parse_run_id(id);
+        } catch (const ParseError&) {
+            continue;
+        }
+        if (run.hash == hash && run.unix_time >= since) out.push_back(std::string(name));
+    }
+    return out;
 }
 
 RunId parse_run_id(std::string_view id) {

@@ -224,11 +224,15 @@ private:
         } while (wait_for(stop_, config_.queue_interval));
     }
 
-    // Statistics are recomputed at most every statistics_interval.
+    // Statistics are read from the index's aggregates when runs were added
+    // since the last read (a new run shows within a queue interval), and at
+    // least every statistics_interval.
     std::vector<ReleaseArchStats> statistics() {
-        if (!stats_ || detail::unix_now() - stats_at_ >= config_.statistics_interval) {
+        const std::uint64_t runs = index_.size();
+        if (!stats_ || runs != stats_runs_ || detail::unix_now() - stats_at_ >= config_.statistics_interval) {
             stats_ = index_.statistics();
             stats_at_ = detail::unix_now();
+            stats_runs_ = runs;
         }
         return *stats_;
     }
@@ -279,6 +283,7 @@ private:
     std::vector<std::thread> threads_;
     std::optional<std::vector<ReleaseArchStats>> stats_;
     std::int64_t stats_at_ = 0;
+    std::uint64_t stats_runs_ = 0;
     std::uint64_t published_size_ = static_cast<std::uint64_t>(-1);
 };
 

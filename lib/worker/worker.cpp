@@ -32,6 +32,19 @@ namespace apcloud {
 
 namespace {
 
+// How far back a redelivered request without a first-taken time may have
+// run already: longer than any run with its uploads takes.
+constexpr std::int64_t kRedeliveryWindow = 2 * 86400;
+
+// For a redelivery, the earliest start of an earlier run of it (SPEC.md 5):
+// when it was first taken where the broker says, else two days back;
+// nullopt for a first delivery.
+std::optional<std::int64_t> earliest_run(const Delivery& d, std::int64_t now) {
+    if (!d.redelivered && d.attempt <= 1) return std::nullopt;
+    if (d.first_taken) return *d.first_taken;
+    return now - kRedeliveryWindow;
+}
+
 // The last `max` bytes of a file, or all of it.
 std::string read_tail(const fs::path& p, std::size_t max, std::string& head) {
     std::ifstream in(p, std::ios::binary);
@@ -171,6 +184,10 @@ WorkerStep Worker::run_steps(const Delivery& d) {
     if (!accept(job)) return WorkerStep::dead_lettered;
 
     job.container = container_name(job.queue.release, job.request.ppas, job.request.is_private());
+    // A redelivery: an earlier copy may have run (a second of clock skew
+    // between the workers allowed for). A first delivery cannot have.
+    if (auto since = earliest_run(d, env_.now()); since && already_stored(job, *since - 1, "running it"))
+        return WorkerStep::already_stored;
     choose_run_id(job);
     job.work.emplace(config_.work_dir);
     job.out = job.work->path / "out";
@@ -179,6 +196,9 @@ WorkerStep Worker::run_steps(const Delivery& d) {
     run_autopkgtest(job);
     job.duration = static_cast<std::uint64_t>(std::max<std::int64_t>(0, env_.now() - job.start));
     publish_status(job, false, job.duration);
+    // Another worker may have run a copy of it meanwhile (our lease lost in a
+    // broker outage), starting after this run did.
+    if (already_stored(job, job.start + 1, "storing its results")) return WorkerStep::already_stored;
     store_results(job);
     announce(job);
     broker_.ack(d);
@@ -186,6 +206,38 @@ WorkerStep Worker::run_steps(const Delivery& d) {
         fmt::format("{} on {}/{}: exit {}, stored in {}/{}; request acked", job.request.package,
                     job.queue.release, job.queue.arch, job.exitcode, job.container, job.dir));
     return WorkerStep::stored;
+}
+
+// SPEC.md 5, stored at most once: whether a run of this request (the same
+// body, so the same hash in its run id; the uuid is part of the body) that
+// started at or after `since` holds a result.tar; if one does, the request
+// is acked. A store that cannot answer is no reason to skip a run (nor to
+// store twice: the upload retries anyway).
+bool Worker::already_stored(const Job& job, std::int64_t since, const char* instead_of) {
+    std::vector<std::string> dirs;
+    try {
+        ListOptions o;
+        o.prefix = package_prefix(job.queue.release, job.queue.arch, job.request.package);
+        o.delimiter = '@';
+        o.marker = runs_since_marker(o.prefix, since);
+        for (const auto& e : store_.list_all(job.container, o)) dirs.push_back(e.name);
+        for (const auto& dir : runs_of_request(dirs, job.delivery.body, since)) {
+            if (dir == job.dir || !store_.head(job.container, dir + "/result.tar")) continue;
+            broker_.ack(job.delivery);
+            log(LogLevel::warning,
+                fmt::format("{} on {}/{}: a run of this request (attempt {}) already holds its results in "
+                            "{}/{}; acked instead of {}",
+                            job.request.package, job.queue.release, job.queue.arch, job.delivery.attempt,
+                            job.container, dir, instead_of));
+            return true;
+        }
+    } catch (const NotFound&) {
+        // No container: nothing stored yet.
+    } catch (const StoreError& e) {
+        log(LogLevel::warning, fmt::format("could not check for an earlier run of {} before {}: {}",
+                                           job.request.package, instead_of, e.what()));
+    }
+    return false;
 }
 
 // Sets the start time, run id and result directory. A run id is the start

@@ -394,6 +394,88 @@ TEST_CASE("kill -9 in the middle of a test: redelivered and completed exactly on
     CHECK(site.runs("autopkgtest-noble", "gedit").size() == 1);
 }
 
+namespace {
+// Stores a run of `body` started at `t` as another worker would have: the
+// given files, result.tar (exit 0) unless `result_tar` is false.
+void store_foreign_run(const Site& site, std::int64_t t, const std::string& body, bool result_tar) {
+    auto s = open_store(site.store_url);
+    s->ensure_container("autopkgtest-noble", ContainerAcl::public_container());
+    const std::string dir = result_dir("noble", "amd64", "gedit", make_run_id(t, body));
+    s->put("autopkgtest-noble", dir + "/log.gz", "not really gzip", PutOptions{});
+    if (result_tar) {
+        PackOptions po;
+        po.exitcode = 0;
+        po.package = "gedit";
+        fs::create_directories(site.root / "foreign-out");
+        s->put("autopkgtest-noble", dir + "/result.tar",
+               pack_results((site.root / "foreign-out").string(), po).result_tar, PutOptions{});
+    }
+}
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+}  // namespace
+
+TEST_CASE("stored at most once: a redelivery whose earlier run holds its results is acked, not run") {
+    Site site(1.0);
+    Rig rig(site);
+    const std::string body = "gedit\n{\"triggers\": [\"gedit/1\"], \"uuid\": \"u-at-most-once\"}";
+    auto lose_ack = [&] {  // another worker takes it and goes away before its ack
+        site.publish(queue, body);
+        const std::int64_t taken = unix_now();
+        {
+            auto other = open_broker(site.broker_url);
+            REQUIRE(other->consume({queue}, 2s));
+        }  // its broker closed: the delivery is released, as a dead worker's lease runs out
+        REQUIRE(rig.broker->queue_depth(queue) == 1);
+        return taken;
+    };
+
+    // Its run got as far as log.gz: that is no result, so it runs again.
+    store_foreign_run(site, lose_ack(), body, false);
+    std::this_thread::sleep_for(1s);  // else this run would replace that directory, as it may
+    CHECK(rig.worker->process_one(5s) == WorkerStep::stored);
+    CHECK(site.fake_runs() == 1);
+    CHECK(site.runs("autopkgtest-noble", "gedit").size() == 2);
+
+    // Its run stored result.tar: acked without running or storing again.
+    std::this_thread::sleep_for(1s);  // a run id of its own
+    store_foreign_run(site, lose_ack(), body, true);
+    CHECK(rig.worker->process_one(5s) == WorkerStep::already_stored);
+    CHECK(site.fake_runs() == 1);
+    CHECK(site.runs("autopkgtest-noble", "gedit").size() == 3);
+    CHECK(site.logged("already holds its results"));
+    CHECK(rig.broker->queue_depth(queue) == 0);
+    CHECK(rig.worker->process_one(2s) == WorkerStep::idle);
+
+    // The same body as a new request (first delivery) runs, whatever ran before.
+    site.publish(queue, body);
+    CHECK(rig.worker->process_one(5s) == WorkerStep::stored);
+    CHECK(site.fake_runs() == 2);
+}
+
+TEST_CASE("stored at most once: a copy that another worker finished first is not stored again") {
+    Site site;
+    Rig rig(site);
+    const std::string body = "gedit\n{\"triggers\": [\"gedit/2\"]}";
+    site.write("fake/sleep", "3\n");
+    site.publish(queue, body);
+    std::thread other([&] {
+        REQUIRE(wait_for([&] { return site.fake_runs() == 1; }, 20s));
+        // Started after this worker's run did (its copy came back after a lost lease), done first.
+        store_foreign_run(site, unix_now() + 1, body, true);
+    });
+    auto step = rig.worker->process_one(5s);
+    other.join();
+    CHECK(step == WorkerStep::already_stored);
+    CHECK(site.runs("autopkgtest-noble", "gedit").size() == 1);
+    CHECK(site.logged("acked instead of storing its results"));
+    CHECK(rig.broker->queue_depth(queue) == 0);
+    CHECK(rig.worker->process_one(3s) == WorkerStep::idle);
+}
+
 TEST_CASE(
     "SIGTERM finishes the running test, stores it, acks, exits 0; SIGHUP exits 75; idle stops at once") {
     Site site;

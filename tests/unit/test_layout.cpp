@@ -66,3 +66,34 @@ TEST_CASE("result directories") {
     CHECK_THROWS_AS(result_dir("noble", "amd64", "gedit", "../x"), ParseError);
     CHECK_THROWS_AS(result_dir("noble/..", "amd64", "gedit", "20140321_130412@"), ValidationError);
 }
+
+TEST_CASE("runs of one request since a time (stored at most once, SPEC.md 5)") {
+    const std::string prefix = package_prefix("noble", "amd64", "gedit");
+    const std::string body = "gedit\n{\"triggers\": [\"gedit/1\"], \"uuid\": \"u-1\"}";
+    const std::int64_t t = 1711026252;  // 20240321_130412
+    const std::string mine = make_run_id(t, body), other = make_run_id(t, body + " ");
+    REQUIRE(mine.substr(16) != other.substr(16));
+    std::vector<std::string> dirs = {
+        prefix + make_run_id(t - 60, body),  // before `since`
+        prefix + mine,
+        prefix + other,                      // another request
+        prefix + "20240321_130413@",         // the old form has no hash
+        prefix + "not-a-run@",
+        prefix + make_run_id(t + 5, body) + "/",  // a trailing slash is the same dir
+    };
+    auto found = runs_of_request(dirs, body, t);
+    REQUIRE(found.size() == 2);
+    CHECK(found[0] == prefix + mine);
+    CHECK(found[1] == prefix + make_run_id(t + 5, body));
+    CHECK(runs_of_request(dirs, body, t + 6).empty());
+    CHECK(runs_of_request(dirs, "other body", 0).empty());
+
+    // The marker lists from the first run at `since`: earlier ones sort before it, those at `since` after.
+    const std::string marker = runs_since_marker(prefix, t);
+    CHECK(marker.rfind(prefix, 0) == 0);
+    CHECK(prefix + make_run_id(t - 1, "zzz") < marker);
+    CHECK(prefix + "20240321_130411@" < marker);
+    CHECK(prefix + make_run_id(t, "") > marker);
+    CHECK(prefix + "20240321_130412@" > marker);
+    for (const char* h : {"00000", "fffff"}) CHECK(prefix + "20240321_130412_" + h + "@" > marker);
+}

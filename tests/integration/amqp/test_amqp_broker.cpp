@@ -134,6 +134,64 @@ TEST_CASE("requeue gives the message back, marked redelivered") {
     CHECK(b->queue_depth(q) == 0);
 }
 
+namespace {
+std::unique_ptr<Broker> leasing_worker(int seconds) {
+    std::string url = amqp_test::require_env("APCLOUD_AMQP_URL");
+    url += (url.find('?') == std::string::npos ? "?lease=" : "&lease=") + std::to_string(seconds);
+    return open_broker(url);
+}
+
+// Holds a delivery of `q` past its 1 s lease without renewing, until its copy is back on `q`.
+Delivery hold_past_lease(Broker& leasing, Broker& observer, const std::string& q) {
+    auto d = leasing.consume({q}, 5s);
+    REQUIRE(d);
+    CHECK(observer.queue_depth(q) == 0);  // leased: only the lease copy exists
+    auto until = std::chrono::steady_clock::now() + 20s;
+    while (observer.queue_depth(q) == 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(200ms);
+    REQUIRE(observer.queue_depth(q) == 1);
+    return *d;
+}
+}  // namespace
+
+TEST_CASE("a lease that expired before the ack: its copy is dropped by its consumer, run by another") {
+    auto b = leasing_worker(1);
+    auto observer = worker();
+    auto q = unique_name("apcloud-t-expired");
+    b->declare_queue(q);
+
+    // The same consumer: the request ran, so the copy is a duplicate.
+    b->publish(q, "done late");
+    Delivery d = hold_past_lease(*b, *observer, q);
+    b->ack(d);
+    CHECK(observer->queue_depth(q) == 1);
+    CHECK_FALSE(b->consume({q}, 1s));
+    CHECK(observer->queue_depth(q) == 0);
+
+    // Given back late: the copy is the same request again, dropped too; the requeued one stays.
+    b->publish(q, "given back late");
+    d = hold_past_lease(*b, *observer, q);
+    b->requeue(d);
+    auto again = b->consume({q}, 5s);
+    REQUIRE(again);
+    CHECK(again->body == "given back late");
+    b->ack(*again);
+    CHECK_FALSE(b->consume({q}, 1s));
+    CHECK(observer->queue_depth(q) == 0);
+
+    // Another consumer knows nothing of the lease: it gets the copy (at least once, never lost).
+    b->publish(q, "taken by another");
+    d = hold_past_lease(*b, *observer, q);
+    auto other = leasing_worker(30);
+    auto o = other->consume({q}, 5s);
+    REQUIRE(o);
+    CHECK(o->body == "taken by another");
+    CHECK(o->redelivered);
+    b->ack(d);
+    other->ack(*o);
+    CHECK(observer->queue_depth(q) == 0);
+}
+
 TEST_CASE("settling twice is a BrokerError naming the queue; the broker goes on") {
     auto b = worker();
     auto q = unique_name("apcloud-t-twice");
