@@ -62,6 +62,19 @@ public:
     virtual std::optional<std::string> next(std::chrono::milliseconds timeout) = 0;
 };
 
+/// One message of Broker::publish_many.
+struct Publication {
+    std::string queue;
+    std::string body;
+};
+
+/// What became of one message of Broker::publish_many.
+struct PublishResult {
+    bool queued = false;    ///< the broker confirmed it: it is queued
+    bool no_queue = false;  ///< not queued: its queue does not exist
+    std::string error;      ///< why it is not queued (empty when queued)
+};
+
 /// A message broker with durable queues, explicit acknowledgement and fanout
 /// exchanges. One Broker object is used by one thread at a time.
 class Broker {
@@ -74,6 +87,17 @@ public:
     /// responsibility for it (publisher confirm). A missing queue is a
     /// NotFound error, never a silent loss.
     virtual void publish(const std::string& queue, const std::string& body) = 0;
+    /// Publishes many persistent messages, each as publish does, and returns
+    /// once every one is confirmed or refused: result i says what became of
+    /// message i (a missing queue or an invalid name refuses only its own
+    /// messages; a broker that stays unreachable refuses the unconfirmed).
+    /// - AMQP: pipelined publisher confirms: up to a window of messages in
+    ///   flight before waiting (britney sends thousands at once; one round
+    ///   trip each is what a pika loop does). A message whose confirm did not
+    ///   arrive before a lost connection is published again after the
+    ///   reconnect (at least once, as publish does).
+    /// - Embedded and default: publish, one after the other.
+    virtual std::vector<PublishResult> publish_many(const std::vector<Publication>& messages);
     /// Waits up to `timeout` for a message from any of `queues` (prefetch 1:
     /// at most one unacknowledged delivery per consumer).
     virtual std::optional<Delivery> consume(const std::vector<std::string>& queues,

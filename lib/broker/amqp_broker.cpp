@@ -87,6 +87,36 @@ public:
         publishing(what, [&] { publish_locked("", queue, body, true, 2, nullptr, what); });
     }
 
+    std::vector<PublishResult> publish_many(const std::vector<Publication>& messages) override {
+        std::vector<PublishResult> results(messages.size());
+        std::vector<std::size_t> todo;
+        for (std::size_t i = 0; i < messages.size(); ++i) {
+            try {
+                check_name(messages[i].queue, "queue");
+                todo.push_back(i);
+            } catch (const Error& e) {
+                results[i].error = e.what();
+            }
+        }
+        std::lock_guard<std::mutex> lock(mu_);
+        for (int losses = 0; !todo.empty();) {
+            try {
+                ensure_connected();
+                publish_pipelined(messages, todo, results);
+            } catch (const ConnectionLost& e) {
+                drop(e.what());
+                if (++losses > kMaxConnectionLosses) {
+                    for (auto i : todo) results[i].error = e.what();
+                    break;
+                }
+                logger.warn("{} message(s) had no confirm when the connection was lost; publishing them again "
+                            "(they may be queued twice)",
+                            todo.size());
+            }
+        }
+        return results;
+    }
+
     // A pull, as the interface means it: first basic.get on each queue (in
     // the caller's order, so earlier queues have priority when several hold
     // messages), and only when all are empty a consumer per queue
@@ -560,6 +590,98 @@ private:
         await_confirm(ch, ++pub_seq_, what);
     }
 
+    // Publishes messages[todo...] with up to kPublishWindow unconfirmed at a
+    // time, settling each as its confirm arrives; what is settled leaves
+    // `todo`. A returned message (RabbitMQ sends basic.return before the
+    // confirm) is known by its queue and body among those in flight.
+    static constexpr std::size_t kPublishWindow = 512;
+
+    void publish_pipelined(const std::vector<Publication>& messages, std::vector<std::size_t>& todo,
+                           std::vector<PublishResult>& results) {
+        const amqp_channel_t ch = ensure_channel(Role::publish);
+        const std::uint64_t epoch = conn_->epoch(ch);
+        std::map<std::uint64_t, std::size_t> in_flight;  // publish seq -> message index
+        batch_confirms_.clear();
+        batch_returns_.clear();
+        batching_ = true;
+        struct Done {
+            bool& flag;
+            ~Done() { flag = false; }
+        } done{batching_};
+        amqp_basic_properties_t props;
+        std::memset(&props, 0, sizeof props);
+        props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+        props.delivery_mode = 2;
+        std::size_t next = 0;
+        auto settle = [&](std::uint64_t seq, bool acked) {
+            auto it = in_flight.find(seq);
+            if (it == in_flight.end()) return;
+            const std::size_t i = it->second;
+            in_flight.erase(it);
+            PublishResult& r = results[i];
+            const std::string what = fmt::format("publishing to queue {}", quote_for_message(messages[i].queue));
+            auto ret = std::find_if(batch_returns_.begin(), batch_returns_.end(), [&](const Returned& x) {
+                return x.routing_key == messages[i].queue && x.body == messages[i].body;
+            });
+            if (!acked) {
+                r.error = fmt::format("{}: the broker refused the message (basic.nack): it is not queued", what);
+            } else if (ret != batch_returns_.end()) {
+                r.no_queue = ret->code == AMQP_NO_ROUTE;
+                r.error = fmt::format("{}: returned by the broker: {} {}{}", what, ret->code, ret->text,
+                                      r.no_queue ? " (no such queue)" : "");
+            } else {
+                r.queued = true;
+            }
+            if (ret != batch_returns_.end()) batch_returns_.erase(ret);
+        };
+        auto deadline = Clock::now() + p_.confirm_timeout;
+        while (next < todo.size() || !in_flight.empty()) {
+            while (next < todo.size() && in_flight.size() < kPublishWindow) {
+                const Publication& m = messages[todo[next]];
+                conn_->check_status(amqp_basic_publish(conn_->get(), ch, amqp_cstring_bytes(""), as_bytes(m.queue),
+                                                       1, 0, &props, as_bytes(m.body)),
+                                    fmt::format("publishing to queue {}", quote_for_message(m.queue)));
+                in_flight[++pub_seq_] = todo[next++];
+            }
+            if (!conn_->channel_open(ch) || conn_->epoch(ch) != epoch) {
+                // Which of those in flight the broker took is unknown: all are
+                // reported as not queued (a caller may send one twice, never lose one).
+                auto why = conn_->close_reason(ch);
+                const ChannelClose c = why ? *why : ChannelClose{0, "closed"};
+                for (const auto& [seq, i] : in_flight)
+                    results[i].error = fmt::format("publishing to queue {}: the broker closed the channel "
+                                                   "before confirming it ({} {}); it may not be queued",
+                                                   quote_for_message(messages[i].queue), c.code, c.text);
+                for (std::size_t k = next; k < todo.size(); ++k) results[todo[k]].error = fmt::format(
+                    "not published: the broker closed the channel ({} {})", c.code, c.text);
+                todo.clear();
+                return;
+            }
+            if (!pump(deadline)) {
+                // Keep only what is still unsettled for the caller's retry.
+                std::vector<std::size_t> left;
+                for (const auto& [seq, i] : in_flight) left.push_back(i);
+                for (std::size_t k = next; k < todo.size(); ++k) left.push_back(todo[k]);
+                todo = std::move(left);
+                conn_->lost("publishing a batch",
+                            fmt::format("no publisher confirm within {}{}", seconds_text(p_.confirm_timeout),
+                                        blocked_ ? " (the broker blocks publishers: it is low on memory or disk)"
+                                                 : ""));
+            }
+            for (const auto& c : batch_confirms_) {
+                if (c.multiple) {
+                    while (!in_flight.empty() && in_flight.begin()->first <= c.tag)
+                        settle(in_flight.begin()->first, c.ack);
+                } else {
+                    settle(c.tag, c.ack);
+                }
+                deadline = Clock::now() + p_.confirm_timeout;
+            }
+            batch_confirms_.clear();
+        }
+        todo.clear();
+    }
+
     // Waits for the confirm of publish number `seq` on `ch` and judges it.
     void await_confirm(amqp_channel_t ch, std::uint64_t seq, const std::string& what) {
         std::uint64_t epoch = conn_->epoch(ch);
@@ -860,20 +982,26 @@ private:
                 case AMQP_BASIC_RETURN_METHOD: {
                     auto* m = static_cast<amqp_basic_return_t*>(decoded);
                     ChannelClose r{m->reply_code, bytes_to_string(m->reply_text)};
-                    read_content(*conn_, ch, "reading a returned message");
+                    std::string key = bytes_to_string(m->routing_key);
+                    Content c = read_content(*conn_, ch, "reading a returned message");
                     if (ch == pub_ch_) returned_ = r;
+                    if (ch == pub_ch_ && batching_)
+                        batch_returns_.push_back({std::move(key), std::move(c.body), r.code, r.text});
                     break;
                 }
-                case AMQP_BASIC_ACK_METHOD:
-                    if (ch == pub_ch_)
-                        pub_acked_ =
-                            std::max(pub_acked_, static_cast<amqp_basic_ack_t*>(decoded)->delivery_tag);
+                case AMQP_BASIC_ACK_METHOD: {
+                    auto* m = static_cast<amqp_basic_ack_t*>(decoded);
+                    if (ch == pub_ch_) pub_acked_ = std::max(pub_acked_, m->delivery_tag);
+                    if (ch == pub_ch_ && batching_) batch_confirms_.push_back({m->delivery_tag, m->multiple != 0, true});
                     break;
-                case AMQP_BASIC_NACK_METHOD:
-                    if (ch == pub_ch_)
-                        pub_nacked_ =
-                            std::max(pub_nacked_, static_cast<amqp_basic_nack_t*>(decoded)->delivery_tag);
+                }
+                case AMQP_BASIC_NACK_METHOD: {
+                    auto* m = static_cast<amqp_basic_nack_t*>(decoded);
+                    if (ch == pub_ch_) pub_nacked_ = std::max(pub_nacked_, m->delivery_tag);
+                    if (ch == pub_ch_ && batching_)
+                        batch_confirms_.push_back({m->delivery_tag, m->multiple != 0, false});
                     break;
+                }
                 case AMQP_BASIC_CANCEL_METHOD: {
                     // The broker cancelled a consumer (its queue was deleted):
                     // the waiting consume sets them up again, which then
@@ -926,6 +1054,19 @@ private:
     std::uint64_t pub_nacked_ = 0;
     std::optional<ChannelClose> returned_;
     bool blocked_ = false;
+    // ... and while publish_many waits: each confirm and returned message
+    struct Confirm {
+        std::uint64_t tag;
+        bool multiple, ack;
+    };
+    struct Returned {
+        std::string routing_key, body;
+        std::uint16_t code;
+        std::string text;
+    };
+    bool batching_ = false;
+    std::vector<Confirm> batch_confirms_;
+    std::vector<Returned> batch_returns_;
 
     // consume channel
     std::map<std::string, std::string> consumer_tags_;  // consumer tag -> queue, only inside consume()

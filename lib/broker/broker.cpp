@@ -20,6 +20,22 @@ Subscription::~Subscription() = default;
 
 void Broker::renew(const Delivery&) {}
 
+std::vector<PublishResult> Broker::publish_many(const std::vector<Publication>& messages) {
+    std::vector<PublishResult> results(messages.size());
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        try {
+            publish(messages[i].queue, messages[i].body);
+            results[i].queued = true;
+        } catch (const NotFound& e) {
+            results[i].no_queue = true;
+            results[i].error = e.what();
+        } catch (const Error& e) {
+            results[i].error = e.what();
+        }
+    }
+    return results;
+}
+
 std::vector<std::string> Broker::peek(const std::string& queue, std::size_t limit) {
     std::vector<std::string> bodies;
     for (auto& m : peek_messages(queue, limit)) bodies.push_back(std::move(m.body));

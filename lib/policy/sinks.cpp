@@ -8,12 +8,15 @@
 
 #include <cerrno>
 #include <ctime>
+#include <ostream>
 #include <random>
+#include <set>
 
 #include "autopkgtest_cloud/broker.hpp"
 #include "autopkgtest_cloud/client.hpp"
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/routing.hpp"
+#include "autopkgtest_cloud/tool.hpp"
 #include "autopkgtest_cloud/url.hpp"
 
 namespace apcloud {
@@ -25,6 +28,40 @@ RequestSink::~RequestSink() = default;
 std::optional<TestComplete> RequestSink::send_and_wait(const TestRequest&, const std::string&,
                                                        const std::string&, bool, std::chrono::seconds) {
     throw ConfigError("this request sink cannot wait for results (only broker sinks can)");
+}
+
+std::vector<SendResult> RequestSink::send_many(const std::vector<SinkItem>& items) {
+    std::vector<SendResult> out(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        const SinkItem& it = items[i];
+        out[i].sent = stamped(it.request);
+        try {
+            out[i].queue = send(out[i].sent, it.release, it.arch, it.huge);
+            out[i].result.queued = true;
+        } catch (const NotFound& e) {
+            out[i].result.no_queue = true;
+            out[i].result.error = e.what();
+        } catch (const Error& e) {
+            out[i].result.error = e.what();
+        }
+    }
+    return out;
+}
+
+int report_sent(std::string_view program, const std::vector<SendResult>& results, std::ostream& out,
+                std::ostream& err) {
+    int status = exit_ok;
+    for (const auto& r : results) {
+        if (r.result.queued) {
+            out << sink_line(r.queue, r.sent) << "\n";
+            continue;
+        }
+        err << program << ": not queued: " << r.result.error << "\n";
+        const int mine = r.queue.empty() ? exit_bad_input : r.result.no_queue ? exit_not_found : exit_error;
+        if (status == exit_ok || mine == exit_error) status = mine;
+    }
+    out.flush();
+    return status;
 }
 
 std::string sink_line(const std::string& queue, const TestRequest& request) {
@@ -68,6 +105,29 @@ public:
                      bool huge) override {
         declare(request, release, arch, huge);
         return submit_request(*broker_, stamped(request), release, arch, huge, options_);
+    }
+    std::vector<SendResult> send_many(const std::vector<SinkItem>& items) override {
+        std::vector<SendResult> out(items.size());
+        std::vector<Publication> messages;
+        std::vector<std::size_t> sent;  // out index of each message
+        std::set<std::string> declared;
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            const SinkItem& it = items[i];
+            out[i].sent = stamped(it.request);
+            try {
+                validate(out[i].sent, options_);
+                out[i].queue = queue_for(out[i].sent, it.release, it.arch, it.huge);
+                if (declare_ && declared.insert(out[i].queue).second) broker_->declare_queue(out[i].queue);
+            } catch (const Error& e) {
+                out[i].result.error = e.what();
+                continue;
+            }
+            messages.push_back({out[i].queue, out[i].sent.to_message()});
+            sent.push_back(i);
+        }
+        auto results = broker_->publish_many(messages);
+        for (std::size_t k = 0; k < sent.size(); ++k) out[sent[k]].result = std::move(results[k]);
+        return out;
     }
     std::optional<TestComplete> send_and_wait(const TestRequest& request, const std::string& release,
                                               const std::string& arch, bool huge,

@@ -117,3 +117,36 @@ def test_run_autopkgtest_prints_what_it_sends_and_the_worker_runs_it(site):
     results = site.collect("gedit")
     assert any(r.triggers == ["glib2.0/2.80-1"] for r in results), results
     assert uuid
+
+
+def _queue_depths(site, arches):
+    out = subprocess.run([need("APCLOUD_TOOL"), "queues", "--broker", site.broker_url, "--release", site.release,
+                          "--arch", *arches], capture_output=True, text=True, check=True, env=site.env).stdout
+    return {line.split()[0]: line.split()[1] for line in out.splitlines()}
+
+
+def test_run_autopkgtest_sends_many_at_once_and_says_which_were_not_queued(site):
+    """Britney's bulk case: hundreds of packages in one call (pipelined confirms on RabbitMQ); a missing
+    queue refuses only its own requests, each named on stderr, and the exit status says so."""
+    tool = need("APCLOUD_RUN_AUTOPKGTEST")
+    site.run("gedit", ["gtk+3.0/3.24-1"])  # the worker declares the queues of its architecture
+    packages = [f"pkg{i}" for i in range(600)]
+    env = dict(site.env, APCLOUD_AMQP_URL=site.sink_url)
+    sent = subprocess.run([tool, "-s", site.release, "-a", ARCH, "--trigger", "glib2.0/2.80-1", *packages],
+                          capture_output=True, text=True, env=env)
+    assert sent.returncode == 0, sent.stderr
+    lines = sent.stdout.splitlines()
+    assert [line.split(":", 1)[1].split(" ", 1)[0] for line in lines] == packages  # one line per queued request
+    assert len({json.loads(line.split(" ", 1)[1])["uuid"] for line in lines}) == 600
+    queue = f"debci-{site.release}-{ARCH}"
+    assert _queue_depths(site, [ARCH])[queue] == "600"
+
+    other = "s390x" if ARCH != "s390x" else "ppc64el"  # no worker declared its queue
+    mixed = subprocess.run([tool, "-s", site.release, "-a", ARCH, "-a", other, "gedit", "nautilus"],
+                           capture_output=True, text=True, env=env)
+    assert mixed.returncode == 4, mixed.stderr  # a queue not found
+    assert [line.split(":", 1)[0] for line in mixed.stdout.splitlines()] == [queue, queue]
+    refused = mixed.stderr.splitlines()
+    assert len(refused) == 2 and all("not queued" in line and f"debci-{site.release}-{other}" in line
+                                     for line in refused), mixed.stderr
+    assert _queue_depths(site, [ARCH])[queue] == "602"

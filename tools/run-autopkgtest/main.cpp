@@ -20,17 +20,17 @@ int main(int argc, char** argv) {
     bool all_proposed = false, bulk = false, dry_run = false;
     app.add_option("-s,--series", release, "release to test in")->required();
     app.add_option("-a,--architecture", arches,
-                   "architecture (repeat for several; default: APCLOUD_ARCHITECTURES, space-separated)");
-    app.add_option("--trigger", triggers, "SRC/VERSION of an upload the test is for (repeatable)");
-    app.add_option("--ppa", ppas, "LPUSER/PPANAME to install from (repeatable; the last names the container)");
-    app.add_option("--env", env, "NAME=VALUE for the test's environment (repeatable)");
+                   "architecture (repeat for several; default: APCLOUD_ARCHITECTURES, space-separated)")->allow_extra_args(false);
+    app.add_option("--trigger", triggers, "SRC/VERSION of an upload the test is for (repeatable)")->allow_extra_args(false);
+    app.add_option("--ppa", ppas, "LPUSER/PPANAME to install from (repeatable; the last names the container)")->allow_extra_args(false);
+    app.add_option("--env", env, "NAME=VALUE for the test's environment (repeatable)")->allow_extra_args(false);
     app.add_flag("--all-proposed", all_proposed, "use all of -proposed, not only the triggers");
     app.add_option("--test-git", test_git, "URL [BRANCH]: run the tests of that checkout")->expected(1, 2);
     app.add_option("--build-git", build_git, "URL[#REF]: build that branch, then test it");
     app.add_option("--testname", testname, "run only this test");
     app.add_flag("--bulk", bulk, "send to the huge queue (many requests that must not delay others)");
     app.add_option("--requester", requester, "who asks (default: $USER)");
-    app.add_option("--readable-by", readable_by, "users who may read a private result (repeatable)");
+    app.add_option("--readable-by", readable_by, "users who may read a private result (repeatable)")->allow_extra_args(false);
     app.add_option("-U,--broker", broker,
                    "where to send: amqp://HOST[/VHOST], sqlite://PATH or file://PATH (default: $APCLOUD_AMQP_URL; "
                    "the password comes from $APCLOUD_AMQP_PASSWORD, never the command line)");
@@ -82,14 +82,17 @@ int main(int argc, char** argv) {
             requests.push_back(std::move(r));
         }
         // Stamped (submit-time, uuid) here, so --dry-run prints exactly the bytes a send publishes.
-        auto sink = dry_run ? nullptr : apcloud::open_sink(broker, false, {}, environment);
+        std::vector<apcloud::SinkItem> items;
         for (const auto& r : requests)
-            for (const auto& arch : arches) {
-                const apcloud::TestRequest sent = apcloud::stamped(r);
-                const std::string queue = apcloud::queue_for(sent, release, arch, bulk);
-                if (sink) sink->send(sent, release, arch, bulk);
-                std::cout << apcloud::sink_line(queue, sent) << "\n";
-            }
-        return static_cast<int>(apcloud::exit_ok);
+            for (const auto& arch : arches) items.push_back({apcloud::stamped(r), release, arch, bulk});
+        if (dry_run) {
+            for (const auto& it : items)
+                std::cout << apcloud::sink_line(apcloud::queue_for(it.request, release, it.arch, bulk), it.request)
+                          << "\n";
+            return static_cast<int>(apcloud::exit_ok);
+        }
+        // All at once with pipelined confirms; each line printed is a queued request.
+        const auto results = apcloud::open_sink(broker, false, {}, environment)->send_many(items);
+        return apcloud::report_sent("run-autopkgtest", results, std::cout, std::cerr);
     });
 }

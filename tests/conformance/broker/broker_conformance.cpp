@@ -43,6 +43,7 @@ using apcloud::Broker;
 using apcloud::BrokerError;
 using apcloud::Delivery;
 using apcloud::NotFound;
+using apcloud::Publication;
 using apcloud::Subscription;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
@@ -390,6 +391,56 @@ TEST_CASE("a missing queue is NotFound and the broker stays usable") {
     // And the failed publish was not delivered anywhere once the queue exists.
     b->declare_queue(missing);
     CHECK_FALSE(b->consume({missing}, 200ms));
+}
+
+TEST_CASE("publish_many queues each message in order and refuses only those of a missing queue") {
+    auto b = open();
+    const auto q1 = unique_queue(), q2 = unique_queue(), missing = unique_queue();
+    b->declare_queue(q1);
+    b->declare_queue(q2);
+    std::vector<Publication> messages;
+    for (int i = 0; i < 1500; ++i) {  // more than one AMQP window, identical bodies among them
+        const auto& q = i % 100 == 7 ? missing : i % 2 ? q2 : q1;
+        messages.push_back({q, i % 3 == 0 ? std::string("same body") : "m" + std::to_string(i)});
+    }
+    messages.push_back({"", "invalid queue name"});
+    messages.push_back({q1, "last"});
+    const auto results = b->publish_many(messages);
+    REQUIRE(results.size() == messages.size());
+    std::size_t refused = 0;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        CAPTURE(i);
+        if (messages[i].queue == missing) {
+            CHECK_FALSE(results[i].queued);
+            CHECK(results[i].no_queue);
+            CHECK_MESSAGE(results[i].error.find(missing) != std::string::npos, results[i].error);
+            ++refused;
+        } else if (messages[i].queue.empty()) {
+            CHECK_FALSE(results[i].queued);
+            CHECK_FALSE(results[i].error.empty());
+        } else {
+            CHECK_MESSAGE(results[i].queued, results[i].error);
+            CHECK(results[i].error.empty());
+        }
+    }
+    CHECK(refused == 15);
+    // Every queued message is there once, in publication order per queue.
+    for (const auto& q : {q1, q2}) {
+        std::vector<std::string> want;
+        for (const auto& m : messages)
+            if (m.queue == q) want.push_back(m.body);
+        CHECK(b->queue_depth(q) == want.size());
+        for (const auto& body : want) {
+            auto d = b->consume({q}, 5s);
+            REQUIRE(d);
+            CHECK(d->body == body);
+            b->ack(*d);
+        }
+        CHECK_FALSE(b->consume({q}, 100ms));
+    }
+    b->declare_queue(missing);
+    CHECK(b->queue_depth(missing) == 0);
+    CHECK(b->publish_many({}).empty());
 }
 
 TEST_CASE("consume waits for its timeout, and no longer than it needs") {
