@@ -66,6 +66,9 @@ private:
     WorkerStep handle(const Delivery& delivery);     // the error policy around run_steps
     WorkerStep run_steps(const Delivery& delivery);  // the steps below, in order
     void give_back(const Delivery& delivery, const std::string& why);
+    /// Removes the scratch directories in work_dir that workers killed
+    /// mid-run left behind (never those of live slots sharing work_dir).
+    void sweep_scratch_dirs() const;
     bool accept(Job& job);  // false: dead-lettered
     bool already_stored(const Job& job, std::int64_t since, const char* instead_of);  // true: acked
     void choose_run_id(Job& job);

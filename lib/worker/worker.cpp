@@ -3,6 +3,8 @@
 // results are stored; anything that goes wrong before gives it back.
 #include "autopkgtest_cloud/worker.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -69,19 +71,61 @@ struct GiveBack : Error {
     using Error::Error;
 };
 
-// A scratch directory removed when the run is over, whatever happens.
+constexpr const char* kScratchPrefix = "apcloud-run-";
+constexpr const char* kScratchOwner = ".owner";
+
+// A scratch directory removed when the run is over, whatever happens. Its
+// owner holds an flock on DIR/.owner while it lives, so that a worker killed
+// with -9 (which removes nothing) leaves a directory the next worker start
+// can tell from those of live slots sharing work_dir (sweep_scratch_dirs).
 struct ScratchDir {
     fs::path path;
+    int owner = -1;
     explicit ScratchDir(const std::string& base) {
-        std::string tmpl = base + "/apcloud-run-XXXXXX";
+        std::string tmpl = base + "/" + kScratchPrefix + "XXXXXX";
         if (!::mkdtemp(tmpl.data())) throw SystemError(errno, "create a run directory in", base);
         path = tmpl;
+        const std::string lock = (path / kScratchOwner).string();
+        owner = ::open(lock.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);  // not inherited by autopkgtest
+        if (owner < 0 || ::flock(owner, LOCK_EX) != 0) {
+            const int err = errno;
+            remove();
+            throw SystemError(err, "lock the run directory", lock);
+        }
     }
-    ~ScratchDir() {
+    ScratchDir(const ScratchDir&) = delete;
+    ScratchDir& operator=(const ScratchDir&) = delete;
+    ~ScratchDir() { remove(); }
+    void remove() {
         std::error_code ec;
         fs::remove_all(path, ec);
+        if (owner >= 0) ::close(owner);
+        owner = -1;
     }
 };
+
+// The scratch directories in `base` whose owner is gone: its .owner lock is
+// free (or it has none and is older than a minute: a directory made an
+// instant ago by a live worker has not taken its lock yet).
+std::vector<fs::path> orphaned_scratch_dirs(const std::string& base) {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base, ec)) {
+        if (e.path().filename().string().rfind(kScratchPrefix, 0) != 0 || !e.is_directory(ec)) continue;
+        const std::string lock = (e.path() / kScratchOwner).string();
+        const int fd = ::open(lock.c_str(), O_RDWR | O_CLOEXEC);
+        bool orphan = false;
+        if (fd >= 0) {
+            orphan = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+            ::close(fd);
+        } else {
+            const auto age = fs::file_time_type::clock::now() - fs::last_write_time(e.path(), ec);
+            orphan = !ec && age > std::chrono::minutes(1);
+        }
+        if (orphan) out.push_back(e.path());
+    }
+    return out;
+}
 
 }  // namespace
 
@@ -97,6 +141,19 @@ Worker::Worker(WorkerConfig config, WorkerEnvironment env, Store& store, Broker&
     if (env_.host_arch.empty()) env_.host_arch = config_.architectures.front();
     queues_ = queue_names(config_.releases, config_.architectures);
     for (const auto& q : queues_) broker_.declare_queue(q);
+    sweep_scratch_dirs();
+}
+
+void Worker::sweep_scratch_dirs() const {
+    for (const auto& dir : orphaned_scratch_dirs(config_.work_dir)) {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+        if (ec)
+            log(LogLevel::warning, fmt::format("cannot remove {}, left by a worker that is gone: {}",
+                                               dir.string(), ec.message()));
+        else
+            log(LogLevel::info, fmt::format("removed {}, left by a worker that is gone", dir.string()));
+    }
 }
 
 void Worker::log(LogLevel level, const std::string& line) const {

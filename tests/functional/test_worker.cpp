@@ -4,6 +4,8 @@
 // kill -9 and signals, with a stand-in autopkgtest where a real run cannot
 // produce the situation (tests/data/fake-autopkgtest).
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -385,13 +387,67 @@ TEST_CASE("kill -9 in the middle of a test: redelivered and completed exactly on
     kill(pid, SIGKILL);
     CHECK(wait_exit(pid, 5s) == 128 + SIGKILL);
     fs::remove(site.root / "fake/sleep");
+    auto scratch_dirs = [&] {
+        return std::distance(fs::directory_iterator(site.root / "work"), fs::directory_iterator{});
+    };
+    CHECK(scratch_dirs() == 1);  // the killed worker removed nothing
     Rig rig(site);
+    CHECK(scratch_dirs() == 0);  // swept when the next worker started
+    CHECK(site.logged("left by a worker that is gone"));
     // The dead worker's lease runs out after 2 s; the request comes back.
     REQUIRE(rig.worker->process_one(15s) == WorkerStep::stored);
     CHECK(site.fake_runs() == 2);
     CHECK(site.runs("autopkgtest-noble", "gedit").size() == 1);
     CHECK(rig.worker->process_one(3s) == WorkerStep::idle);
     CHECK(site.runs("autopkgtest-noble", "gedit").size() == 1);
+}
+
+TEST_CASE("a worker start sweeps the scratch directories of dead workers, never those of live ones") {
+    Site site;
+    const fs::path work = site.root / "work";
+    auto scratch = [&](const std::string& name, bool owner) {
+        fs::create_directories(work / name / "out");
+        site.write(fs::path("work") / name / "out" / "log", "left behind\n");
+        if (owner) site.write(fs::path("work") / name / ".owner", "");
+        return work / name;
+    };
+    scratch("apcloud-run-dead", true);
+    const auto live = scratch("apcloud-run-live", true);
+    const int held = ::open((live / ".owner").c_str(), O_RDWR | O_CLOEXEC);  // a live slot's lock
+    REQUIRE(held >= 0);
+    REQUIRE(::flock(held, LOCK_EX) == 0);
+    scratch("apcloud-run-new", false);  // made an instant ago, its lock not taken yet
+    const auto old = scratch("apcloud-run-old", false);
+    fs::last_write_time(old, fs::file_time_type::clock::now() - std::chrono::minutes(5));
+    scratch("not-ours", false);
+    fs::last_write_time(work / "not-ours", fs::file_time_type::clock::now() - std::chrono::minutes(5));
+
+    Rig rig(site);
+    CHECK_FALSE(fs::exists(work / "apcloud-run-dead"));
+    CHECK_FALSE(fs::exists(old));
+    CHECK(fs::exists(live / "out" / "log"));
+    CHECK(fs::exists(work / "apcloud-run-new"));
+    CHECK(fs::exists(work / "not-ours"));
+    CHECK(site.logged("apcloud-run-dead, left by a worker that is gone"));
+
+    // A run's own directory is locked while it runs and gone after it.
+    site.write("fake/sleep", "2\n");
+    site.publish(queue, "gedit");
+    std::thread other([&] {
+        REQUIRE(wait_for([&] { return site.fake_runs() == 1; }, 20s));
+        Rig second(site);  // another slot starting meanwhile leaves it alone
+    });
+    CHECK(rig.worker->process_one(5s) == WorkerStep::stored);
+    other.join();
+    CHECK(site.runs("autopkgtest-noble", "gedit").size() == 1);
+    CHECK_FALSE(site.logged("apcloud-run-live, left"));
+    std::size_t ours = 0;
+    for (const auto& e : fs::directory_iterator(work))
+        if (e.path().filename().string().rfind("apcloud-run-", 0) == 0) ++ours;
+    CHECK(ours == 2);  // the live one and the new one: the run's own is gone
+    ::close(held);  // that slot dies: the next start sweeps its directory
+    Rig third(site);
+    CHECK_FALSE(fs::exists(live));
 }
 
 namespace {
