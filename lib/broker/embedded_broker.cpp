@@ -70,6 +70,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -230,13 +231,23 @@ private:
     SQLite::Statement& s_;
 };
 
+/// `path`, after creating the broker file when it does not exist, readable
+/// by its owner only (it holds every request, private ones too); SQLite
+/// gives its -wal and -shm files the same mode. An operator may widen it.
+const std::string& created_private(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);  // else it exists (or cannot be made: SQLite will say why)
+    return path;
+}
+
 /// One SQLite connection to the broker file, configured for multi-process
 /// use, with its prepared statements cached (preparing costs more than
 /// running most of ours).
 class Connection {
 public:
     explicit Connection(const Options& o)
-        : sync_(o.sync), db_(o.path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, o.busy_timeout_ms) {
+        : sync_(o.sync),
+          db_(created_private(o.path), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, o.busy_timeout_ms) {
         set_wal(o);
         db_.exec("PRAGMA synchronous=FULL");
         ensure_schema(o);

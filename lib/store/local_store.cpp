@@ -414,6 +414,12 @@ public:
                 fmt::format("local store: cannot create container {}: {} exists and is not a directory",
                             quote_for_message(container), quote_for_message(path)));
         }
+        // Only a public container is open to the host's other users: a private
+        // one (owner-only or named readers, who read through the web service) is 0700.
+        if (::chmod(path.c_str(), acl.public_read ? 0755 : 0700) != 0)
+            throw StoreError(fmt::format("local store: cannot set the mode of container {} on {}: {}",
+                                         quote_for_message(container), quote_for_message(path),
+                                         errno_message(errno)));
         // Swift's header form, readable with getfattr; owner-only is empty.
         const std::string value = acl.public_read || !acl.read_user.empty() ? acl.swift_read_acl() : "";
         if (::setxattr(path.c_str(), local_acl_xattr, value.data(), value.size(), 0) != 0)

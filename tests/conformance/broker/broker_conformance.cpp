@@ -1222,6 +1222,26 @@ TEST_CASE("embedded: a schema version 1 file is upgraded in place and keeps its 
     CHECK(db.execAndGet("PRAGMA user_version").getInt() == 2);
 }
 
+TEST_CASE("embedded: the broker file is made readable by its owner only" * doctest::skip(!embedded_selected())) {
+    const std::string path = backend().dir + "/private-mode.db";
+    auto b = apcloud::open_broker("sqlite://" + path);
+    b->declare_queue("q");
+    b->publish("q", "a private request");
+    for (const std::string& f : {path, path + "-wal", path + "-shm"}) {
+        CAPTURE(f);
+        struct stat st {};
+        if (::stat(f.c_str(), &st) != 0) continue;  // -wal/-shm exist only while open in WAL mode
+        CHECK((st.st_mode & 0777) == 0600);
+    }
+    // A file an operator opened up keeps its mode.
+    b.reset();
+    ::chmod(path.c_str(), 0640);
+    apcloud::open_broker("sqlite://" + path)->publish("q", "another");
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0640);
+}
+
 TEST_CASE("embedded: URL options, names and foreign files are checked" *
           doctest::skip(!embedded_selected())) {
     const std::string path = backend().dir + "/options.db";

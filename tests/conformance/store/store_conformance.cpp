@@ -759,6 +759,24 @@ TEST_CASE("local: the layout on disk is ROOT/<container>/<object name>" * doctes
     CHECK(store->list(c, {}).empty());
 }
 
+TEST_CASE("local: a private container is closed to the host's other users, a public one open" *
+          doctest::skip(!is_local)) {
+    auto store = backend().open();
+    TestContainer c(*store, "mode");
+    const fs::path dir = fs::path(backend().root) / c.name();
+    auto mode = [&] { return fs::status(dir).permissions() & fs::perms::mask; };
+    CHECK(mode() == (fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                     fs::perms::others_read | fs::perms::others_exec));
+    store->ensure_container(c, ContainerAcl::private_to("test:worker"));
+    CHECK(mode() == fs::perms::owner_all);
+    store->put(c, "secret", "private result");
+    CHECK(store->get(c, "secret")->data == "private result");  // the owner still reads it
+    store->ensure_container(c, ContainerAcl::private_to(""));
+    CHECK(mode() == fs::perms::owner_all);
+    store->ensure_container(c, ContainerAcl::public_container());
+    CHECK((mode() & fs::perms::others_read) != fs::perms::none);
+}
+
 TEST_CASE("local: a crashed put leaves nothing visible" * doctest::skip(!is_local)) {
     auto store = backend().open();
     TestContainer c(*store, "crash");
