@@ -36,6 +36,11 @@ struct PackOptions {
     /// Modification time of the archive members; default: the newest mtime
     /// found in the output directory.
     std::optional<std::int64_t> mtime;
+    /// At most this many bytes of `log` go into log.gz (0: all): a longer log
+    /// keeps its first and last halves (cut at line ends) around one line
+    /// saying how much was left out. autopkgtest's own output is unbounded;
+    /// a runaway test's gigabytes would otherwise fill the store.
+    std::uint64_t log_limit = 0;
 };
 
 /// Packs an autopkgtest output directory. Files of result.tar come in the

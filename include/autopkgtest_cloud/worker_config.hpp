@@ -48,6 +48,9 @@ struct WorkerConfig {
     int upload_retries = 5;               ///< upload attempts before giving the request back
     int upload_backoff = 10;              ///< seconds before the first upload retry (doubles: 10/20/40/80)
     int max_attempts = 5;                 ///< deliveries of one request before it is dead-lettered
+    /// The stored log's size limit in MiB (debci's is 20): a longer log keeps
+    /// its first and last halves around a line saying what was left out; 0: none.
+    int log_limit_mb = 20;
     std::string work_dir = "/tmp";        ///< where run directories are made
     Timeouts timeouts;                    ///< for ordinary tests
     Timeouts long_timeouts{300, 3000, 40000, 900, 40000};  ///< long_tests and big packages

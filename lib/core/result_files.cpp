@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -172,6 +173,59 @@ std::vector<std::string> regular_files(const fs::path& dir) {
     return out;
 }
 
+// Copies the log at `path` into `out`, whole or, past `limit` bytes, its
+// first and last halves (the head cut after a line end, the tail begun after
+// one, so no line is split) with a line between them saying what was left out.
+void write_log(const fs::path& path, std::uint64_t limit, GzipWriter& out) {
+    std::ifstream in(path, std::ios::binary);
+    std::array<char, 65536> buf;
+    auto copy = [&](std::uint64_t n) {
+        while (n > 0 && in) {
+            in.read(buf.data(), static_cast<std::streamsize>(std::min<std::uint64_t>(n, buf.size())));
+            const auto got = static_cast<std::size_t>(in.gcount());
+            if (got == 0) break;
+            out.write(buf.data(), got);
+            n -= got;
+        }
+    };
+    std::error_code ec;
+    const std::uint64_t size = fs::file_size(path, ec);
+    if (ec || limit == 0 || size <= limit) {
+        copy(ec ? UINT64_MAX : size);
+        return;
+    }
+    // A line end near each cut, inside the kept part: looked for within 4 kB,
+    // else the cut stays where it is.
+    auto line_end_before = [&](std::uint64_t at) {
+        const std::uint64_t from = at > 4096 ? at - 4096 : 0;
+        std::string window(static_cast<std::size_t>(at - from), '\0');
+        in.seekg(static_cast<std::streamoff>(from));
+        in.read(window.data(), static_cast<std::streamsize>(window.size()));
+        const auto nl = window.rfind('\n');
+        return nl == std::string::npos ? at : from + nl + 1;
+    };
+    auto line_start_after = [&](std::uint64_t at) {
+        std::string window(static_cast<std::size_t>(std::min<std::uint64_t>(4096, size - at)), '\0');
+        in.seekg(static_cast<std::streamoff>(at));
+        in.read(window.data(), static_cast<std::streamsize>(window.size()));
+        const auto nl = window.find('\n');
+        return nl == std::string::npos || at + nl + 1 >= size ? at : at + nl + 1;
+    };
+    const std::uint64_t head = line_end_before(limit / 2);
+    const std::uint64_t tail = line_start_after(size - limit / 2);
+    in.clear();
+    in.seekg(0);
+    copy(head);
+    const std::string marker = fmt::format(
+        "\n[autopkgtest-cloud: {} bytes of this {}-byte log left out here; stored logs keep at most {} "
+        "bytes (worker.conf log_limit_mb)]\n\n",
+        tail - head, size, limit);
+    out.write(marker.data(), marker.size());
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(tail));
+    copy(size - tail);
+}
+
 void pack(const std::string& output_dir, const PackOptions& opt, const Sink& result_sink,
           const Sink& log_sink, const Sink& artifacts_sink) {
     const fs::path dir(output_dir);
@@ -210,12 +264,7 @@ void pack(const std::string& output_dir, const PackOptions& opt, const Sink& res
     result.close();
 
     GzipWriter log(log_sink);
-    if (std::find(files.begin(), files.end(), "log") != files.end()) {
-        std::ifstream in(dir / "log", std::ios::binary);
-        std::array<char, 65536> buf;
-        while (in.read(buf.data(), buf.size()) || in.gcount() > 0)
-            log.write(buf.data(), static_cast<std::size_t>(in.gcount()));
-    }
+    if (std::find(files.begin(), files.end(), "log") != files.end()) write_log(dir / "log", opt.log_limit, log);
     log.finish();
 
     TarWriter artifacts(artifacts_sink, true);

@@ -48,6 +48,7 @@ const detail::KnownKeys& known_keys() {
                             "upload_retries",
                             "upload_backoff",
                             "max_attempts",
+                            "log_limit_mb",
                             "work_dir",
                             "retry_delay",
                             "debug"};
@@ -155,6 +156,7 @@ void parse_autopkgtest(const IniConfig& ini, std::optional<double> amqp_lease, W
     c.upload_retries = ini.positive_int("autopkgtest", "upload_retries", 5, 1);
     c.upload_backoff = ini.positive_int("autopkgtest", "upload_backoff", 10, 0);
     c.max_attempts = ini.positive_int("autopkgtest", "max_attempts", 5, 1);
+    c.log_limit_mb = ini.positive_int("autopkgtest", "log_limit_mb", 20, 0);
     if (auto w = ini.get("autopkgtest", "work_dir"); !w.empty()) {
         if (w.front() != '/') ini.bad("autopkgtest", "work_dir", w, "must be an absolute path");
         c.work_dir = w;
@@ -269,6 +271,7 @@ std::string render_worker_config(const WorkerConfig& c) {
     w.put("upload_retries", c.upload_retries);
     w.put("upload_backoff", c.upload_backoff);
     w.put("max_attempts", c.max_attempts);
+    w.put("log_limit_mb", c.log_limit_mb);
     w.put("work_dir", c.work_dir);
     w.put("timeout_short", c.timeouts.short_);
     w.put("timeout_install", c.timeouts.install);

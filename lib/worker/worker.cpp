@@ -441,6 +441,7 @@ void Worker::store_results(Job& job) {
     po.requester = job.request.requester;
     po.package = job.request.package;
     po.request = job.request.to_stored_message();
+    po.log_limit = static_cast<std::uint64_t>(config_.log_limit_mb) * 1024 * 1024;
     pack_results_to(job.out.string(), po, files.string());
     try {
         const ContainerAcl acl = job.request.is_private()

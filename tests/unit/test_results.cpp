@@ -11,6 +11,7 @@
 #include <zlib.h>
 #include "temp_dir.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -139,6 +140,44 @@ TEST_CASE("an empty output directory still yields all three files") {
     CHECK(gunzip(f.log_gz).empty());
     CHECK(read_archive(f.artifacts_tar_gz).empty());
     CHECK_THROWS_AS(pack_results((d.path / "missing").string(), o), NotFound);
+}
+
+TEST_CASE("a log past log_limit keeps its first and last halves, whole lines, and says what was left out") {
+    TempDir d;
+    std::string log;
+    for (int i = 1; i <= 10000; ++i) log += "line " + std::to_string(100000 + i) + "\n";  // 12 bytes each
+    d.write("log", log);
+    PackOptions o;
+    CHECK(gunzip(pack_results(d.path.string(), o).log_gz) == log);  // no limit
+    o.log_limit = log.size();
+    CHECK(gunzip(pack_results(d.path.string(), o).log_gz) == log);  // exactly at the limit
+
+    o.log_limit = 20000;
+    const std::string kept = gunzip(pack_results(d.path.string(), o).log_gz);
+    const auto marker_at = kept.find("\n[autopkgtest-cloud: ");
+    REQUIRE(marker_at != std::string::npos);
+    const auto marker_end = kept.find("]\n\n", marker_at);
+    REQUIRE(marker_end != std::string::npos);
+    const std::string head = kept.substr(0, marker_at);
+    const std::string tail = kept.substr(marker_end + 3);
+    CHECK(head.size() + tail.size() <= o.log_limit);
+    CHECK(head.size() + tail.size() > o.log_limit - 24);  // cut at the line ends nearest the halves
+    CHECK(log.compare(0, head.size(), head) == 0);
+    CHECK(log.compare(log.size() - tail.size(), tail.size(), tail) == 0);
+    CHECK(head.size() % 12 == 0);  // whole lines only
+    CHECK(tail.size() % 12 == 0);
+    const std::string marker = kept.substr(marker_at, marker_end - marker_at);
+    CHECK(marker.find(std::to_string(log.size() - head.size() - tail.size()) + " bytes") != std::string::npos);
+    CHECK(marker.find(std::to_string(log.size()) + "-byte log") != std::string::npos);
+    CHECK(marker.find("log_limit_mb") != std::string::npos);
+
+    // One long line is cut where the halves end.
+    d.write("log", std::string(100000, 'x'));
+    o.log_limit = 1000;
+    const std::string cut = gunzip(pack_results(d.path.string(), o).log_gz);
+    CHECK(cut.rfind(std::string(500, 'x'), 0) == 0);
+    CHECK(cut.size() - cut.find("]\n\n") - 3 == 500);
+    CHECK(std::count(cut.begin(), cut.end(), 'x') == 1000);
 }
 
 TEST_CASE("symlinks in the output directory are not followed") {

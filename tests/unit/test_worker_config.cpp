@@ -67,6 +67,7 @@ TEST_CASE("worker.conf: all sections") {
     CHECK(c.virt_args.front() == "ssh");
     CHECK_FALSE(c.virt_is_null());
     CHECK(c.testbed_failure_retries == 2);
+    CHECK(c.log_limit_mb == 20);  // debci's limit, unless set
 }
 
 TEST_CASE("worker.conf: reference-style amqp and swift sections, secrets from the environment") {
@@ -145,6 +146,9 @@ TEST_CASE("render_worker_config writes what parse_worker_config reads back") {
     CHECK(back.timeouts.test == c.timeouts.test);
     CHECK(back.long_timeouts.test == c.long_timeouts.test);
     CHECK(back.allow_local_sources == c.allow_local_sources);
+    WorkerConfig unlimited = c;
+    unlimited.log_limit_mb = 0;
+    CHECK(parse_worker_config(render_worker_config(unlimited), {}, {{"CLOUD", "x"}}).log_limit_mb == 0);
     // Credentials and multi-line values survive too.
     WorkerConfig s = c;
     s.broker_credentials = {"worker", "pa:ss", true, ""};
