@@ -13,6 +13,7 @@
 #include "autopkgtest_cloud/broker.hpp"
 #include "autopkgtest_cloud/events.hpp"
 #include "autopkgtest_cloud/request.hpp"
+#include "autopkgtest_cloud/store.hpp"
 
 namespace apcloud {
 
@@ -28,6 +29,16 @@ std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& r
                                             const std::string& release, const std::string& arch, bool huge,
                                             std::chrono::seconds timeout,
                                             const ValidationOptions& options = {});
+
+/// Cancels the request with uuid `uuid` (queued or running) by writing its
+/// cancel_marker into the control container, with `by` (who asked) and the
+/// time: a worker that takes it acks it without running it, and one running
+/// it stops the test at its next status tick, stores nothing and acks.
+/// Whether `by` may cancel it is the caller's to decide.
+void cancel_request(Store& store, const std::string& uuid, const std::string& by);
+
+/// Who cancelled the request with uuid `uuid`, or nullopt when nobody did.
+std::optional<std::string> cancelled_by(Store& store, const std::string& uuid);
 
 /// The number of ready requests in each of `queues` (nullopt for a queue
 /// that does not exist), in the given order.

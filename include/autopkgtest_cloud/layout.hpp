@@ -59,6 +59,16 @@ std::string runs_since_marker(std::string_view prefix, std::int64_t since);
 std::vector<std::string> runs_of_request(const std::vector<std::string>& run_dirs, std::string_view body,
                                          std::int64_t since);
 
+/// The store's container of the site's own control objects (private; not a
+/// result container, so the index and gating clients never list it).
+inline constexpr std::string_view control_container = "apcloud-control";
+
+/// The control object that cancels the request with uuid `uuid`:
+/// `cancelled/UUID`, holding who cancelled it. Workers look for it before
+/// running a request and at each status tick while it runs. Throws
+/// ValidationError for a uuid the request rules refuse.
+std::string cancel_marker(std::string_view uuid);
+
 /// One file a run stores, and how it is stored (SPEC.md section 3).
 struct RunFile {
     std::string_view name;

@@ -19,6 +19,9 @@ struct RunSpec {
     std::chrono::seconds tick{10};    ///< how often `on_tick` is called
     /// Called every `tick` while the program runs, with the time elapsed.
     std::function<void(std::chrono::seconds)> on_tick;
+    /// Asked after each on_tick: true stops the program as a timeout does
+    /// (SIGTERM to its group, SIGKILL 10 s later); RunResult::cancelled says so.
+    std::function<bool()> cancelled;
 };
 
 /// How a run ended.
@@ -26,6 +29,7 @@ struct RunResult {
     int exit_code = -1;        ///< the program's exit status; -1 when it did not exit normally
     int signal = 0;            ///< the signal that killed it, or 0
     bool timed_out = false;    ///< killed because `timeout` passed
+    bool cancelled = false;    ///< killed because RunSpec::cancelled said so
     bool exec_failed = false;  ///< the program could not be started
     std::chrono::milliseconds duration{0};
     /// True when the program exited by itself with a status.

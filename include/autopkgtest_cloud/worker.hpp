@@ -41,6 +41,8 @@ enum class WorkerStep {
     /// A run of this request already holds its results (SPEC.md 5: stored at
     /// most once): acked without running or storing it again.
     already_stored,
+    /// Cancelled (cancel_request) before or while it ran: acked, nothing stored.
+    cancelled,
 };
 
 /// The worker: one test at a time, from the queues of its releases and
@@ -71,6 +73,8 @@ private:
     void sweep_scratch_dirs() const;
     bool accept(Job& job);  // false: dead-lettered
     bool already_stored(const Job& job, std::int64_t since, const char* instead_of);  // true: acked
+    std::optional<std::string> cancellation(const Job& job) const;  // who cancelled it, if anyone did
+    bool cancelled(const Job& job, const char* instead_of);         // true: acked
     void choose_run_id(Job& job);
     void run_autopkgtest(Job& job);  // throws when the runner itself failed
     void store_results(Job& job);    // throws when the store stayed unreachable

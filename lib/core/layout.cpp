@@ -46,6 +46,14 @@ std::string runs_since_marker(std::string_view prefix, std::int64_t since) {
     return std::string(prefix) + format_timestamp(std::max<std::int64_t>(since - 1, 0)) + "_~";
 }
 
+std::string cancel_marker(std::string_view uuid) {
+    TestRequest r;
+    r.package = "x0";
+    r.uuid = std::string(uuid);
+    validate(r);  // the uuid rule, in one place
+    return "cancelled/" + std::string(uuid);
+}
+
 std::vector<std::string> runs_of_request(const std::vector<std::string>& run_dirs, std::string_view body,
                                          std::int64_t since) {
     const std::string hash = detail::hex_digest("sha1", body).substr(0, 5);

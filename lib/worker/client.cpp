@@ -1,8 +1,12 @@
 // Submitting requests, and waiting for their testcomplete events.
 #include "autopkgtest_cloud/client.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "autopkgtest_cloud/error.hpp"
+#include "autopkgtest_cloud/layout.hpp"
 #include "autopkgtest_cloud/routing.hpp"
+#include "core/time_text.hpp"
 
 namespace apcloud {
 
@@ -36,6 +40,29 @@ std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& r
             done.triggers == request.triggers)
             return done;
     }
+}
+
+void cancel_request(Store& store, const std::string& uuid, const std::string& by) {
+    const std::string name = cancel_marker(uuid);
+    const std::string container(control_container);
+    store.ensure_container(container, ContainerAcl::private_to(""));
+    PutOptions o;
+    o.content_type = "application/json";
+    const nlohmann::json marker = {{"by", by}, {"at", detail::format_iso_time(detail::unix_now())}};
+    store.put(container, name, marker.dump(), o);
+}
+
+std::optional<std::string> cancelled_by(Store& store, const std::string& uuid) {
+    std::optional<Object> o;
+    try {
+        o = store.get(std::string(control_container), cancel_marker(uuid));
+    } catch (const NotFound&) {
+        return std::nullopt;  // no control container: nothing was ever cancelled
+    }
+    if (!o) return std::nullopt;
+    const auto j = nlohmann::json::parse(o->data, nullptr, false);
+    return j.is_object() && j.value("by", nlohmann::json()).is_string() ? j["by"].get<std::string>()
+                                                                         : std::string("someone");
 }
 
 std::vector<std::pair<std::string, std::optional<std::uint64_t>>> queue_depths(

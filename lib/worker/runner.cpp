@@ -77,8 +77,8 @@ pid_t spawn(const RunSpec& spec, bool& exec_failed) {
     return pid;
 }
 
-// Waits for the program's end, calling on_tick and enforcing the timeout
-// (SIGTERM to the group, SIGKILL 10 s later). Returns its wait status.
+// Waits for the program's end, calling on_tick and enforcing the timeout and
+// cancellation (SIGTERM to the group, SIGKILL 10 s later). Returns its wait status.
 int wait_for(pid_t pid, const RunSpec& spec, Clock::time_point start, RunResult& result) {
     // Wait on a pidfd so the run's end is seen at once; poll where the
     // kernel has none.
@@ -96,10 +96,15 @@ int wait_for(pid_t pid, const RunSpec& spec, Clock::time_point start, RunResult&
             ::kill(-pid, SIGTERM);
             kill_at = now + std::chrono::seconds(10);
         }
-        if (result.timed_out && now >= kill_at) ::kill(-pid, SIGKILL);
-        if (spec.on_tick && spec.tick.count() > 0 && now >= next_tick) {
-            spec.on_tick(std::chrono::duration_cast<std::chrono::seconds>(now - start));
+        if ((result.timed_out || result.cancelled) && now >= kill_at) ::kill(-pid, SIGKILL);
+        if (spec.tick.count() > 0 && now >= next_tick) {
+            if (spec.on_tick) spec.on_tick(std::chrono::duration_cast<std::chrono::seconds>(now - start));
             next_tick += spec.tick;
+            if (spec.cancelled && !result.timed_out && !result.cancelled && spec.cancelled()) {
+                result.cancelled = true;
+                ::kill(-pid, SIGTERM);
+                kill_at = now + std::chrono::seconds(10);
+            }
         }
         if (pidfd >= 0) {
             pollfd pfd{pidfd, POLLIN, 0};
@@ -123,7 +128,7 @@ public:
         // Leftover processes of the group (daemons a test started) must not outlive the run.
         ::kill(-pid, SIGKILL);
         result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-        if (WIFEXITED(status) && !result.exec_failed && !result.timed_out)
+        if (WIFEXITED(status) && !result.exec_failed && !result.timed_out && !result.cancelled)
             result.exit_code = WEXITSTATUS(status);
         if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
         return result;

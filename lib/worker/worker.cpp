@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "autopkgtest_cloud/autopkgtest_argv.hpp"
+#include "autopkgtest_cloud/client.hpp"
 #include "autopkgtest_cloud/credentials.hpp"
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/events.hpp"
@@ -207,6 +208,7 @@ struct Worker::Job {
     fs::path out, runlog;  // autopkgtest's output directory and log
     int exitcode = 0;
     std::uint64_t duration = 0;
+    std::optional<std::string> cancelled_by;  // set when the run was stopped for it
 
     explicit Job(const Delivery& d) : delivery(d), queue(parse_queue_name(d.queue)) {}
 };
@@ -241,6 +243,7 @@ WorkerStep Worker::run_steps(const Delivery& d) {
     if (!accept(job)) return WorkerStep::dead_lettered;
 
     job.container = container_name(job.queue.release, job.request.ppas, job.request.is_private());
+    if (cancelled(job, "running it")) return WorkerStep::cancelled;
     // A redelivery: an earlier copy may have run (a second of clock skew
     // between the workers allowed for). A first delivery cannot have.
     if (auto since = earliest_run(d, env_.now()); since && already_stored(job, *since - 1, "running it"))
@@ -253,6 +256,13 @@ WorkerStep Worker::run_steps(const Delivery& d) {
     run_autopkgtest(job);
     job.duration = static_cast<std::uint64_t>(std::max<std::int64_t>(0, env_.now() - job.start));
     publish_status(job, false, job.duration);
+    if (job.cancelled_by) {
+        broker_.ack(d);
+        log(LogLevel::warning,
+            fmt::format("{}: request {} was cancelled by {} while it ran: stopped after {} s, nothing stored, acked",
+                        job.request.package, job.request.uuid.value_or(""), *job.cancelled_by, job.duration));
+        return WorkerStep::cancelled;
+    }
     // Another worker may have run a copy of it meanwhile (our lease lost in a
     // broker outage), starting after this run did.
     if (already_stored(job, job.start + 1, "storing its results")) return WorkerStep::already_stored;
@@ -270,6 +280,27 @@ WorkerStep Worker::run_steps(const Delivery& d) {
 // started at or after `since` holds a result.tar; if one does, the request
 // is acked. A store that cannot answer is no reason to skip a run (nor to
 // store twice: the upload retries anyway).
+std::optional<std::string> Worker::cancellation(const Job& job) const {
+    if (!job.request.uuid) return std::nullopt;  // only requests with a uuid can be cancelled
+    try {
+        return cancelled_by(store_, *job.request.uuid);
+    } catch (const Error& e) {
+        log(LogLevel::warning, fmt::format("{}: cannot tell whether request {} was cancelled: {}",
+                                           job.request.package, *job.request.uuid, e.what()));
+        return std::nullopt;  // run it: a result nobody wants beats a lost request
+    }
+}
+
+bool Worker::cancelled(const Job& job, const char* instead_of) {
+    const auto by = cancellation(job);
+    if (!by) return false;
+    broker_.ack(job.delivery);
+    log(LogLevel::info, fmt::format("{}: request {} on {}/{} was cancelled by {}; acked instead of {}",
+                                    job.request.package, *job.request.uuid, job.queue.release, job.queue.arch,
+                                    *by, instead_of));
+    return true;
+}
+
 bool Worker::already_stored(const Job& job, std::int64_t since, const char* instead_of) {
     std::vector<std::string> dirs;
     try {
@@ -401,10 +432,12 @@ void Worker::run_autopkgtest(Job& job) {
             publish_status(job, true, static_cast<std::uint64_t>(elapsed.count()));
             renew(job.delivery);
         };
+        spec.cancelled = [&] { return (job.cancelled_by = cancellation(job)).has_value(); };
         log(LogLevel::info,
             fmt::format("running {} on {}/{} from {}", req.package, q.release, q.arch, job.delivery.queue));
         publish_status(job, true, 0);
         RunResult r = runner_.run(spec);
+        if (r.cancelled) return;  // job.cancelled_by says by whom
         if (r.timed_out) {
             job.exitcode = exit_unexpected;
             log(LogLevel::warning, fmt::format("{}: autopkgtest did not finish within {} s; storing an error",

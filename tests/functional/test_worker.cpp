@@ -402,6 +402,44 @@ TEST_CASE("kill -9 in the middle of a test: redelivered and completed exactly on
     CHECK(site.runs("autopkgtest-noble", "gedit").size() == 1);
 }
 
+TEST_CASE("a cancelled request: acked unrun when queued, stopped at the next tick when running; nothing stored") {
+    Site site;
+    Rig rig(site);
+    // Queued: the worker that takes it acks it without running it.
+    site.publish(queue, "gedit\n{\"uuid\": \"cancel-me-1\"}");
+    cancel_request(*rig.store, "cancel-me-1", "alice");
+    CHECK(rig.worker->process_one(5s) == WorkerStep::cancelled);
+    CHECK(site.fake_runs() == 0);
+    CHECK(site.runs("autopkgtest-noble", "gedit").empty());
+    CHECK(rig.broker->queue_depth(queue) == 0);
+    CHECK(site.logged("request cancel-me-1 on noble/amd64 was cancelled by alice; acked instead of running it"));
+
+    // Running: stopped at the next status tick (1 s here), long before its 30 s.
+    site.write("fake/sleep", "30\n");
+    site.publish(queue, "gedit\n{\"uuid\": \"cancel-me-2\"}");
+    std::thread canceller([&] {
+        REQUIRE(wait_for([&] { return site.fake_runs() == 1; }, 20s));
+        auto store = open_store(site.store_url);
+        cancel_request(*store, "cancel-me-2", "bob");
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(rig.worker->process_one(5s) == WorkerStep::cancelled);
+    canceller.join();
+    CHECK(std::chrono::steady_clock::now() - t0 < 15s);
+    CHECK(site.runs("autopkgtest-noble", "gedit").empty());
+    CHECK(rig.broker->queue_depth(queue) == 0);
+    CHECK(site.logged("cancelled by bob while it ran"));
+    CHECK(cancelled_by(*rig.store, "cancel-me-2") == std::optional<std::string>("bob"));
+    CHECK_FALSE(cancelled_by(*rig.store, "not-cancelled"));
+    CHECK_THROWS_AS(cancel_request(*rig.store, "bad uuid!", "bob"), ValidationError);
+
+    // Others run as before.
+    fs::remove(site.root / "fake/sleep");
+    site.publish(queue, "gedit\n{\"uuid\": \"keep-me\"}");
+    CHECK(rig.worker->process_one(5s) == WorkerStep::stored);
+    CHECK(site.runs("autopkgtest-noble", "gedit").size() == 1);
+}
+
 TEST_CASE("a worker start sweeps the scratch directories of dead workers, never those of live ones") {
     Site site;
     const fs::path work = site.root / "work";

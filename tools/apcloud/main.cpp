@@ -434,6 +434,33 @@ Run running(CLI::App& cmd) {
     };
 }
 
+Run cancel(CLI::App& cmd) {
+    struct Args {
+        std::string store, uuid, by;
+    };
+    auto a = std::make_shared<Args>();
+    cmd.add_option("--store", a->store,
+                   "the store the workers use (file:///..., swift+https://...; credentials from the environment, "
+                   "as the worker's)")
+        ->required();
+    cmd.add_option("uuid", a->uuid, "the request's uuid (from run-autopkgtest, the request API or /queued)")
+        ->required();
+    cmd.add_option("--by", a->by, "who cancels it, recorded with it (default: $USER)");
+    cmd.footer(
+        "Example: apcloud cancel --store file:///srv/apcloud/results 3f2a9c1e-...\n"
+        "A queued request is acked unrun by the worker that takes it; a running one stops at its next\n"
+        "status tick, storing nothing. For operators; users cancel theirs through the web service.");
+    return [a] {
+        const auto env = apcloud::process_environment();
+        std::string by = a->by;
+        if (by.empty()) by = env.count("USER") ? env.at("USER") : std::string("operator");
+        auto store = apcloud::open_store(a->store, {}, env);
+        apcloud::cancel_request(*store, a->uuid, by);
+        std::cout << "cancelled " << a->uuid << "\n";
+        return apcloud::exit_ok;
+    };
+}
+
 // Where the API keys are: --keys, else the keys_file of --config (web.conf), else DATA_DIR/api-keys of it.
 std::string keys_path(const std::string& keys, const std::string& config) {
     if (!keys.empty()) return keys;
@@ -513,6 +540,7 @@ const struct {
     {"listen", "Print events of a fanout exchange, one per line", listen},
     {"queues", "Print the number of requests waiting in each queue", queues},
     {"running", "Print the running tests as the web service shows them", running},
+    {"cancel", "Cancel a queued or running request by its uuid", cancel},
     {"dead list", "List dead-lettered requests with the reason each was dead-lettered", dead_list},
     {"dead replay", "Move dead-lettered requests back to their queue", dead_replay},
     {"dead drop", "Remove dead-lettered requests for good", dead_drop},
