@@ -90,12 +90,14 @@ std::optional<std::string> optional_string(const json& o, const char* field) {
 }  // namespace
 
 RequestApi::RequestApi(std::function<std::unique_ptr<Broker>()> open_broker, const ResultsIndex& index,
-                       const RunningTests& running, const WebState& state, RequestSettings settings)
+                       const RunningTests& running, const WebState& state, RequestSettings settings,
+                       Store* store)
     : open_broker_(std::move(open_broker)),
       index_(index),
       running_(running),
       state_(state),
       settings_(std::move(settings)),
+      store_(store),
       csrf_secret_(detail::random_hex(32)) {}
 
 ValidationOptions RequestApi::validation() const {
@@ -277,6 +279,76 @@ RequestAnswer RequestApi::retry(const ServerRequest& r, const std::string& run_i
     return submit(r, {{run.request(), run.release, run.arch}});
 }
 
+RequestAnswer RequestApi::cancel(const ServerRequest& r, const std::string& uuid) const {
+    cancel_marker(uuid);  // a uuid the request rules accept, else 400 naming it
+    const auto user = authenticate(r);
+    if (!user) {
+        RequestAnswer a = error_answer(401, "not authenticated: send an API key (Authorization: Bearer KEY)");
+        a.headers["WWW-Authenticate"] = "Bearer realm=\"autopkgtest\"";
+        return a;
+    }
+    if (!store_) return error_answer(503, "cancelling needs the store, which this service does not have");
+    // Where the request is: queued (private ones too: their requester may cancel them) or running.
+    struct Found {
+        TestRequest request;
+        std::string state, release, arch;
+    };
+    std::optional<Found> found;
+    const ValidationOptions lenient{true, 1 << 20, true};
+    if (const auto queues = state_.queues())
+        for (const auto& q : queues->requests) {
+            try {
+                TestRequest t = parse_request(q.body, lenient);
+                if (t.uuid == uuid) found = Found{std::move(t), "queued", q.name.release, q.name.arch};
+            } catch (const Error&) {
+            }
+            if (found) break;
+        }
+    if (!found)
+        for (const auto& rt : running_.list()) {
+            try {
+                TestRequest t = parse_request(rt.package + "\n" + rt.params.dump(), lenient);
+                if (t.uuid == uuid) found = Found{std::move(t), "running", rt.release, rt.arch};
+            } catch (const Error&) {
+            }
+            if (found) break;
+        }
+    if (!found) {
+        // Sent by this service a moment ago, before the queue view shows it.
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& [identity, sent] : sent_)
+            if (sent.uuid == uuid) {
+                TestRequest t;
+                t.package = sent.package;
+                t.requester = sent.requester;
+                found = Found{std::move(t), "queued", sent.release, sent.arch};
+                break;
+            }
+    }
+    if (!found)
+        throw NotFound(fmt::format("no queued or running request has uuid {}", quote_for_message(uuid)));
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const bool admin = policy_.admins.count(*user) > 0;
+        if (!admin && found->request.requester != *user)
+            return error_answer(403, fmt::format("{} may not cancel request {}: only its requester ({}) and "
+                                                 "admins may",
+                                                 *user, uuid, found->request.requester.value_or("unknown")));
+    }
+    cancel_request(*store_, uuid, *user);
+    logger.info("{} cancelled {} request {} ({} on {}/{})", *user, found->state, uuid, found->request.package,
+                found->release, found->arch);
+    RequestAnswer a;
+    a.body = {{"cancelled",
+               {{"uuid", uuid},
+                {"state", found->state},
+                {"package", found->request.package},
+                {"release", found->release},
+                {"arch", found->arch},
+                {"by", *user}}}};
+    return a;
+}
+
 bool RequestApi::take_tokens(const std::string& user, std::size_t n, double& retry_after) const {
     if (settings_.requests_per_minute <= 0) return true;
     std::lock_guard<std::mutex> lock(mutex_);
@@ -418,7 +490,8 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
                 mutex_);  // one publisher: the broker is not shared across threads
             if (!broker_) broker_ = open_broker_();
             queue = submit_request(*broker_, sent, w.release, w.arch, false, validation());
-            sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue, detail::unix_now()};
+            sent_[request_identity(sent, w.release, w.arch)] = {
+                *sent.uuid, queue, detail::unix_now(), *user, sent.package, w.release, w.arch};
             position = broker_->queue_depth(queue);
         } catch (const NotFound&) {
             throw;  // no such queue: not an outage

@@ -19,6 +19,7 @@
 #include "autopkgtest_cloud/access.hpp"
 #include "autopkgtest_cloud/broker.hpp"
 #include "autopkgtest_cloud/results_index.hpp"
+#include "autopkgtest_cloud/store.hpp"
 #include "http/http_server.hpp"
 
 namespace apcloud::web {
@@ -50,8 +51,10 @@ class RequestApi {
 public:
     /// `open_broker` connects to the broker requests are published to; it is
     /// called again after the connection failed.
+    /// `store` (where cancellations are written) may be null: cancel is then 503.
     RequestApi(std::function<std::unique_ptr<Broker>()> open_broker, const ResultsIndex& index,
-               const RunningTests& running, const WebState& state, RequestSettings settings);
+               const RunningTests& running, const WebState& state, RequestSettings settings,
+               Store* store = nullptr);
 
     /// `/request.cgi?release=..&arch=..&package=..&trigger=..`: one request per arch.
     RequestAnswer request_cgi(const http::ServerRequest& request) const;
@@ -77,6 +80,13 @@ public:
     /// `GET /api/v1/retry/RUN_ID`: the same request as that run's, again.
     RequestAnswer retry(const http::ServerRequest& request, const std::string& run_id) const;
 
+    /// `POST /api/v1/cancel/UUID`: cancels that queued or running request
+    /// (cancel_request) for its requester or an admin: 200
+    /// {"cancelled": {"uuid", "state", "package", "release", "arch", "by"}};
+    /// 401 unauthenticated, 403 someone else's, 404 when no queued or running
+    /// request has that uuid.
+    RequestAnswer cancel(const http::ServerRequest& request, const std::string& uuid) const;
+
     /// The authenticated user of a request, or nullopt.
     std::optional<std::string> authenticate(const http::ServerRequest& request) const;
 
@@ -101,6 +111,7 @@ private:
     const RunningTests& running_;
     const WebState& state_;
     RequestSettings settings_;
+    Store* store_;
     const std::string csrf_secret_;  ///< random per process: a restart voids unanswered confirmations
 
     mutable std::mutex mutex_;
@@ -115,6 +126,7 @@ private:
     struct Sent {
         std::string uuid, queue;
         std::int64_t at = 0;
+        std::string requester, package, release, arch;
     };
     mutable std::map<std::string, Sent> sent_;  ///< identity -> just sent, until the queues show it
 };

@@ -103,7 +103,7 @@ public:
         requests.burst = config_.burst;
         requests.allow_local_sources = config_.allow_local_sources;
         web::RequestApi request_api([this] { return open_broker(config_.broker_url, config_.broker_credentials); },
-                                    index_, running_, state_, requests);
+                                    index_, running_, state_, requests, store_.get());
         web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_, &request_api);
         http::ServerOptions options;
         options.address = config_.address;

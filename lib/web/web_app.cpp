@@ -235,17 +235,20 @@ ServerResponse WebApp::error_answer(const std::string& route_name, int status,
     return error_response(status, message);
 }
 
-// The request API's routes: /request.cgi (a page), POST /api/v1/test, GET /api/v1/retry/RUN_ID.
+// The request API's routes: /request.cgi (a page), POST /api/v1/test, GET /api/v1/retry/RUN_ID,
+// POST /api/v1/cancel/UUID.
 ServerResponse WebApp::request_route(const ServerRequest& request, const std::vector<std::string>& segs,
                                      std::string& route_name) const {
     const bool cgi = segs.size() == 1;
     // request.cgi answers a page, or JSON to programs that ask for it (errors too).
     const bool json = request.header("Accept").value_or("").find("application/json") != std::string::npos;
+    const bool cancel = !cgi && segs[2] == "cancel";
     route_name = cgi                 ? (json || !pages_ ? "api.request_cgi" : "page.request")
                  : segs[2] == "test" ? "api.test"
+                 : cancel            ? "api.cancel"
                                      : "api.retry";
     // request.cgi: GET as the reference has it; POST from its confirmation page.
-    const std::string allowed = cgi ? "GET, POST" : segs.size() == 3 ? "POST" : "GET";
+    const std::string allowed = cgi ? "GET, POST" : segs.size() == 3 || cancel ? "POST" : "GET";
     const bool method_ok =
         cgi ? (request.method == "GET" || request.method == "POST") : request.method == allowed;
     if (!method_ok) {
@@ -261,6 +264,7 @@ ServerResponse WebApp::request_route(const ServerRequest& request, const std::ve
         return answer(requests_->confirm_cgi(request), pages_ != nullptr);
     if (cgi) return answer(requests_->request_cgi(request), route_name == "page.request");
     if (segs.size() == 3) return answer(requests_->post_test(request), false);
+    if (cancel) return answer(requests_->cancel(request, segs[3]), false);
     return answer(requests_->retry(request, segs[3]), false);
 }
 
@@ -276,7 +280,8 @@ ServerResponse WebApp::route(const ServerRequest& request, std::string& route_na
         const auto segs = path_segments(request.raw_path);
         if ((segs.size() == 1 && segs[0] == "request.cgi") ||
             (segs.size() == 3 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "test") ||
-            (segs.size() == 4 && segs[0] == "api" && segs[1] == "v1" && segs[2] == "retry"))
+            (segs.size() == 4 && segs[0] == "api" && segs[1] == "v1" &&
+             (segs[2] == "retry" || segs[2] == "cancel")))
             return request_route(request, segs, route_name);
     }
     if (request.method != "GET" && request.method != "HEAD") {

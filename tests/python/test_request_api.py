@@ -150,3 +150,51 @@ def test_run_autopkgtest_sends_many_at_once_and_says_which_were_not_queued(site)
     assert len(refused) == 2 and all("not queued" in line and f"debci-{site.release}-{other}" in line
                                      for line in refused), mixed.stderr
     assert _queue_depths(site, [ARCH])[queue] == "602"
+
+
+def test_a_request_is_cancelled_by_its_requester_or_an_admin_and_never_runs(site, tmp_path):
+    keys = tmp_path / "api-keys"
+
+    def key(user):
+        return subprocess.run([need("APCLOUD_TOOL"), "keys", "create", user, "--keys", str(keys)],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    carol, dave, boss = key("carol"), key("dave"), key("boss")
+    (tmp_path / "access.conf").write_text(
+        "[admins]\nusers = boss\n[team desktop]\nusers = carol dave\npackages = gedit\n")
+    web = WebService(site, extra=f"[requests]\nkeys_file = {keys}\naccess_file = {tmp_path / 'access.conf'}\n")
+    web.start()
+    try:
+        site.run("gedit", ["glib2.0/2.80-1"])  # the worker declares its queues
+        assert len(site.collect("gedit")) == 1  # britney's marker now stands after that run
+        ask = f"/request.cgi?release={site.release}&arch={ARCH}&package=gedit&trigger=gedit/2.0-1"
+        code, _, answer = _call(web, ask, carol)
+        assert code == 200, answer
+        uuid = answer["requests"][0]["uuid"]
+        cancel = f"/api/v1/cancel/{uuid}"
+        assert _call(web, cancel, body={})[0] == 401
+        code, _, refused = _call(web, cancel, dave, body={})
+        assert code == 403 and "only its requester (carol) and admins" in refused["error"], refused
+        code, _, missing = _call(web, "/api/v1/cancel/no-such-request", carol, body={})
+        assert code == 404 and "no-such-request" in missing["error"]
+        code, _, bad = _call(web, "/api/v1/cancel/not%20a%20uuid", carol, body={})
+        assert code == 400 and "uuid" in bad["error"]
+        assert web.get(cancel)[0] == 405  # a GET changes nothing
+        code, _, done = _call(web, cancel, carol, body={})  # at once: the queue view may not show it yet
+        assert code == 200, done
+        assert done["cancelled"] == {"uuid": uuid, "state": "queued", "package": "gedit", "release": site.release,
+                                     "arch": ARCH, "by": "carol"}
+
+        # An admin may cancel anyone's; the worker acks both without running them.
+        code, _, other = _call(web, ask.replace("2.0-1", "2.0-2"), dave)
+        assert code == 200, other
+        code, _, done = _call(web, f"/api/v1/cancel/{other['requests'][0]['uuid']}", boss, body={})
+        assert code == 200 and done["cancelled"]["by"] == "boss", done
+        _run_worker_once(site)
+        _run_worker_once(site)
+        log = (site.root / "worker.log").read_text()
+        assert f"request {uuid} on {site.release}/{ARCH} was cancelled by carol" in log, log[-2000:]
+        assert "was cancelled by boss" in log
+        assert site.collect("gedit") == []  # nothing ran, nothing stored
+    finally:
+        web.stop()
