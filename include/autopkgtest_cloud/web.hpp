@@ -43,6 +43,9 @@ struct WebConfig {
     int requests_per_minute = 60;              ///< `requests_per_minute` per user (0: no limit)
     int burst = 100;                           ///< `burst`: requests a user may send at once
     bool allow_local_sources = false;  ///< `allow_local_sources`: build-git/test-git may be local paths (one machine)
+    /// `supersede`: a new request cancels the queued ones of the same package, release, arch and PPAs
+    /// whose triggers name the same sources at other versions (an older upload's tests).
+    bool supersede = false;
     // [amqp], [swift]
     std::string broker_url;
     BrokerCredentials broker_credentials;

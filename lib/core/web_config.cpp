@@ -28,7 +28,7 @@ const detail::KnownKeys& known_keys() {
                     "statistics_interval",
                     "status_interval"};
         k["requests"] = {"keys_file", "access_file", "user_header", "trusted_proxies", "requests_per_minute",
-                         "burst", "allow_local_sources"};
+                         "burst", "allow_local_sources", "supersede"};
         return k;
     }();
     return keys;
@@ -76,6 +76,7 @@ WebConfig parse_web_config(std::string_view text, const Environment& env) {
     c.requests_per_minute = ini.positive_int("requests", "requests_per_minute", 60, 0);
     c.burst = ini.positive_int("requests", "burst", 100, 1);
     c.allow_local_sources = ini.boolean("requests", "allow_local_sources");
+    c.supersede = ini.boolean("requests", "supersede");
     auto backends = detail::parse_backends(ini, env, {"file", "swift+http", "swift+https", "http", "https"});
     c.broker_url = std::move(backends.broker_url);
     c.broker_credentials = std::move(backends.broker_credentials);
@@ -111,6 +112,7 @@ std::string render_web_config(const WebConfig& c) {
     put("requests_per_minute", std::to_string(c.requests_per_minute));
     put("burst", std::to_string(c.burst));
     if (c.allow_local_sources) put("allow_local_sources", "true");
+    if (c.supersede) put("supersede", "true");
     out += "\n[amqp]\n";
     put("url", c.broker_url);
     put("user", c.broker_credentials.user);

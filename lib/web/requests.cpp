@@ -279,6 +279,69 @@ RequestAnswer RequestApi::retry(const ServerRequest& r, const std::string& run_i
     return submit(r, {{run.request(), run.release, run.arch}});
 }
 
+std::vector<RequestApi::Pending> RequestApi::pending_requests() const {
+    std::vector<Pending> out;
+    std::set<std::string> seen;
+    const ValidationOptions lenient{true, 1 << 20, true};
+    if (const auto queues = state_.queues())
+        for (const auto& q : queues->requests) {
+            try {
+                TestRequest t = parse_request(q.body, lenient);
+                if (t.uuid) seen.insert(*t.uuid);
+                out.push_back({std::move(t), "queued", q.name.release, q.name.arch});
+            } catch (const Error&) {
+            }
+        }
+    {
+        // Sent by this service a moment ago, before the queue view shows them.
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& [identity, sent] : sent_)
+            if (seen.insert(sent.uuid).second) out.push_back({sent.request, "queued", sent.release, sent.arch});
+    }
+    for (const auto& rt : running_.list()) {
+        try {
+            out.push_back({parse_request(rt.package + "\n" + rt.params.dump(), lenient), "running", rt.release,
+                           rt.arch});
+        } catch (const Error&) {
+        }
+    }
+    return out;
+}
+
+namespace {
+
+// The source names of triggers ("glib2.0/2.80-1" -> "glib2.0"), sorted.
+std::set<std::string> trigger_sources(const TestRequest& r) {
+    std::set<std::string> out;
+    for (const auto& t : r.triggers) out.insert(t.substr(0, t.find('/')));
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::string> RequestApi::supersede(const TestRequest& sent, const std::string& release,
+                                               const std::string& arch) const {
+    std::vector<std::string> cancelled;
+    if (!settings_.supersede || !store_ || sent.triggers.empty() || sent.is_private()) return cancelled;
+    const auto sources = trigger_sources(sent);
+    for (const auto& p : pending_requests()) {
+        const TestRequest& old = p.request;
+        if (p.state != "queued" || !old.uuid || old.uuid == sent.uuid || old.is_private()) continue;
+        if (old.package != sent.package || p.release != release || p.arch != arch || old.ppas != sent.ppas)
+            continue;
+        if (trigger_sources(old) != sources || old.triggers == sent.triggers) continue;
+        try {
+            cancel_request(*store_, *old.uuid, "superseded by " + sent.uuid.value_or("a newer request"));
+            cancelled.push_back(*old.uuid);
+            logger.info("request {} ({} on {}/{}, {}) superseded by {}", *old.uuid, old.package, release, arch,
+                        fmt::join(old.triggers, " "), sent.uuid.value_or(""));
+        } catch (const Error& e) {
+            logger.warn("could not supersede request {}: {}", *old.uuid, e.what());  // it runs: nothing lost
+        }
+    }
+    return cancelled;
+}
+
 RequestAnswer RequestApi::cancel(const ServerRequest& r, const std::string& uuid) const {
     cancel_marker(uuid);  // a uuid the request rules accept, else 400 naming it
     const auto user = authenticate(r);
@@ -288,43 +351,12 @@ RequestAnswer RequestApi::cancel(const ServerRequest& r, const std::string& uuid
         return a;
     }
     if (!store_) return error_answer(503, "cancelling needs the store, which this service does not have");
-    // Where the request is: queued (private ones too: their requester may cancel them) or running.
-    struct Found {
-        TestRequest request;
-        std::string state, release, arch;
-    };
-    std::optional<Found> found;
-    const ValidationOptions lenient{true, 1 << 20, true};
-    if (const auto queues = state_.queues())
-        for (const auto& q : queues->requests) {
-            try {
-                TestRequest t = parse_request(q.body, lenient);
-                if (t.uuid == uuid) found = Found{std::move(t), "queued", q.name.release, q.name.arch};
-            } catch (const Error&) {
-            }
-            if (found) break;
+    std::optional<Pending> found;
+    for (auto& p : pending_requests())
+        if (p.request.uuid == uuid) {
+            found = std::move(p);
+            break;
         }
-    if (!found)
-        for (const auto& rt : running_.list()) {
-            try {
-                TestRequest t = parse_request(rt.package + "\n" + rt.params.dump(), lenient);
-                if (t.uuid == uuid) found = Found{std::move(t), "running", rt.release, rt.arch};
-            } catch (const Error&) {
-            }
-            if (found) break;
-        }
-    if (!found) {
-        // Sent by this service a moment ago, before the queue view shows it.
-        std::lock_guard<std::mutex> lock(mutex_);
-        for (const auto& [identity, sent] : sent_)
-            if (sent.uuid == uuid) {
-                TestRequest t;
-                t.package = sent.package;
-                t.requester = sent.requester;
-                found = Found{std::move(t), "queued", sent.release, sent.arch};
-                break;
-            }
-    }
     if (!found)
         throw NotFound(fmt::format("no queued or running request has uuid {}", quote_for_message(uuid)));
     {
@@ -490,8 +522,8 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
                 mutex_);  // one publisher: the broker is not shared across threads
             if (!broker_) broker_ = open_broker_();
             queue = submit_request(*broker_, sent, w.release, w.arch, false, validation());
-            sent_[request_identity(sent, w.release, w.arch)] = {
-                *sent.uuid, queue, detail::unix_now(), *user, sent.package, w.release, w.arch};
+            sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue, detail::unix_now(), sent,
+                                                                w.release, w.arch};
             position = broker_->queue_depth(queue);
         } catch (const NotFound&) {
             throw;  // no such queue: not an outage
@@ -505,7 +537,9 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
         }
         logger.info("{} requested {} on {}/{} ({}): {} -> {}", *user, sent.package, w.release, w.arch,
                     decision.rule, *sent.uuid, queue);
+        const auto superseded = supersede(sent, w.release, w.arch);
         done.push_back({{"uuid", *sent.uuid},
+                        {"superseded", superseded},
                         {"package", sent.package},
                         {"release", w.release},
                         {"arch", w.arch},

@@ -37,6 +37,7 @@ struct RequestSettings {
     int requests_per_minute = 60;               ///< per user; 0: no limit
     int burst = 100;                            ///< requests a user may send at once
     bool allow_local_sources = false;           ///< local build-git/test-git (a one-machine site)
+    bool supersede = false;                     ///< a newer upload's request cancels the older queued ones
 };
 
 /// The outcome of one call: the HTTP status and what to show.
@@ -126,8 +127,19 @@ private:
     struct Sent {
         std::string uuid, queue;
         std::int64_t at = 0;
-        std::string requester, package, release, arch;
+        TestRequest request;  ///< as sent (stamped)
+        std::string release, arch;
     };
+    /// A request queued (or just sent) or running, as the views show it.
+    struct Pending {
+        TestRequest request;
+        std::string state, release, arch;
+    };
+    /// Every queued, just sent and running request (private ones too).
+    std::vector<Pending> pending_requests() const;
+    /// Cancels the queued requests `sent` supersedes (RequestSettings::supersede); their uuids.
+    std::vector<std::string> supersede(const TestRequest& sent, const std::string& release,
+                                       const std::string& arch) const;
     mutable std::map<std::string, Sent> sent_;  ///< identity -> just sent, until the queues show it
 };
 

@@ -102,6 +102,7 @@ public:
         requests.requests_per_minute = config_.requests_per_minute;
         requests.burst = config_.burst;
         requests.allow_local_sources = config_.allow_local_sources;
+        requests.supersede = config_.supersede;
         web::RequestApi request_api([this] { return open_broker(config_.broker_url, config_.broker_credentials); },
                                     index_, running_, state_, requests, store_.get());
         web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_, &request_api);

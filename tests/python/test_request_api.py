@@ -5,7 +5,9 @@ by the real worker program, and its result at the request's /run/UUID.
 import json
 import os
 import subprocess
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -196,5 +198,42 @@ def test_a_request_is_cancelled_by_its_requester_or_an_admin_and_never_runs(site
         assert f"request {uuid} on {site.release}/{ARCH} was cancelled by carol" in log, log[-2000:]
         assert "was cancelled by boss" in log
         assert site.collect("gedit") == []  # nothing ran, nothing stored
+    finally:
+        web.stop()
+
+
+def test_a_newer_upload_supersedes_the_queued_requests_of_an_older_one_when_configured(site, tmp_path):
+    keys = tmp_path / "api-keys"
+    key = subprocess.run([need("APCLOUD_TOOL"), "keys", "create", "britney", "--keys", str(keys)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "access.conf").write_text("[admins]\nusers = britney\n")
+    web = WebService(site, extra=f"[requests]\nkeys_file = {keys}\naccess_file = {tmp_path / 'access.conf'}\n"
+                                 "supersede = true\n")
+    web.start()
+    try:
+        site.run("gedit", ["glib2.0/2.80-1"])  # the worker declares its queues
+        site.collect("gedit")
+        time.sleep(1.1)  # run ids have one-second resolution: later runs in a second of their own
+
+        def ask(package, *triggers):
+            query = "".join(f"&trigger={urllib.parse.quote(t, safe='/')}" for t in triggers)
+            code, _, answer = _call(web, f"/request.cgi?release={site.release}&arch={ARCH}&package={package}{query}",
+                                    key)
+            assert code == 200, answer
+            return answer["requests"][0]
+
+        old = ask("gedit", "glib2.0/2.81-1")
+        other_source = ask("gedit", "gtk+3.0/3.24-2")
+        other_package = ask("nautilus", "glib2.0/2.81-1")
+        new = ask("gedit", "glib2.0/2.81-2")
+        assert new["superseded"] == [old["uuid"]], new
+        assert other_source["superseded"] == [] and other_package["superseded"] == []
+
+        for _ in range(4):
+            _run_worker_once(site)
+        log = (site.root / "worker.log").read_text()
+        assert f"request {old['uuid']} on {site.release}/{ARCH} was cancelled by superseded by {new['uuid']}" in log
+        ran = {tuple(r.triggers) for r in site.collect("gedit")}
+        assert ran == {("gtk+3.0/3.24-2",), ("glib2.0/2.81-2",)}, ran
     finally:
         web.stop()
