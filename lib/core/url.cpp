@@ -21,10 +21,12 @@ std::string hide_password(std::string_view url) {
     auto scheme_end = url.find("://");
     if (scheme_end == std::string_view::npos) return std::string(url);
     auto auth_start = scheme_end + 3;
-    auto at = url.find('@', auth_start);
-    auto slash = url.find('/', auth_start);
-    if (at == std::string_view::npos || (slash != std::string_view::npos && at > slash))
-        return std::string(url);
+    // The last '@' before the path, as parse_url splits it: a password may hold a raw '@'.
+    const auto slash = url.find('/', auth_start);
+    const auto authority = url.substr(auth_start, slash == std::string_view::npos ? slash : slash - auth_start);
+    const auto last_at = authority.rfind('@');
+    if (last_at == std::string_view::npos) return std::string(url);
+    const auto at = auth_start + last_at;
     auto colon = url.find(':', auth_start);
     if (colon == std::string_view::npos || colon > at) return std::string(url);
     return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));

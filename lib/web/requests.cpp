@@ -48,6 +48,13 @@ RequestAnswer error_answer(int status, const std::string& message, json extra = 
     return {status, std::move(extra), {}};
 }
 
+// 401, with the challenge that says how to authenticate.
+RequestAnswer unauthenticated() {
+    RequestAnswer a = error_answer(401, "not authenticated: send an API key (Authorization: Bearer KEY)");
+    a.headers["WWW-Authenticate"] = "Bearer realm=\"autopkgtest\"";
+    return a;
+}
+
 std::string cookie(const ServerRequest& r, const std::string& name) {
     const std::string header = r.header("Cookie").value_or("");
     std::size_t pos = 0;
@@ -345,11 +352,7 @@ std::vector<std::string> RequestApi::supersede(const TestRequest& sent, const st
 RequestAnswer RequestApi::cancel(const ServerRequest& r, const std::string& uuid) const {
     cancel_marker(uuid);  // a uuid the request rules accept, else 400 naming it
     const auto user = authenticate(r);
-    if (!user) {
-        RequestAnswer a = error_answer(401, "not authenticated: send an API key (Authorization: Bearer KEY)");
-        a.headers["WWW-Authenticate"] = "Bearer realm=\"autopkgtest\"";
-        return a;
-    }
+    if (!user) return unauthenticated();
     if (!store_) return error_answer(503, "cancelling needs the store, which this service does not have");
     std::optional<Pending> found;
     for (auto& p : pending_requests())
@@ -460,11 +463,7 @@ std::optional<RequestAnswer> RequestApi::refuse_duplicates(const std::vector<Wan
 RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<Wanted> wanted,
                                  bool confirm_only) const {
     const auto user = authenticate(http_request);
-    if (!user) {
-        RequestAnswer a = error_answer(401, "not authenticated: send an API key (Authorization: Bearer KEY)");
-        a.headers["WWW-Authenticate"] = "Bearer realm=\"autopkgtest\"";
-        return a;
-    }
+    if (!user) return unauthenticated();
     for (auto& w : wanted) {
         if (std::find(settings_.releases.begin(), settings_.releases.end(), w.release) ==
             settings_.releases.end())

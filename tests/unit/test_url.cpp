@@ -19,6 +19,25 @@ TEST_CASE("amqp URLs with credentials, port and vhost") {
     CHECK(u.redacted() == "amqp://worker:***@127.0.0.1:5673/%2F");
 }
 
+TEST_CASE("a password with raw '@' in it: the host follows the last '@', and it is hidden") {
+    auto u = parse_url("amqp://worker:p@ss@w@rd@127.0.0.1:5673/%2F");
+    CHECK(u.user == "worker");
+    CHECK(u.password == "p@ss@w@rd");
+    CHECK(u.host == "127.0.0.1");
+    CHECK(u.redacted() == "amqp://worker:***@127.0.0.1:5673/%2F");
+    for (auto bad : {"amqp://u:se@cr@et@host:99999/", "amqp://u:se@cr@et@host:x/", "amqp://u:se@cr@et@[::1/"}) {
+        CAPTURE(bad);
+        try {
+            parse_url(bad);
+            FAIL("accepted");
+        } catch (const ConfigError& e) {
+            const std::string what = e.what();
+            CHECK(what.find("cr@et") == std::string::npos);
+            CHECK(what.find("se@") == std::string::npos);
+        }
+    }
+}
+
 TEST_CASE("file, sqlite, swift and IPv6 URLs") {
     auto f = parse_url("file:///var/lib/apcloud/results");
     CHECK(f.host.empty());
