@@ -6,11 +6,14 @@
 
 #include <cstddef>
 #include <functional>
+#include <iosfwd>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "autopkgtest_cloud/credentials.hpp"
 #include "autopkgtest_cloud/excuses.hpp"
+#include "autopkgtest_cloud/sinks.hpp"
 
 namespace apcloud {
 
@@ -62,6 +65,23 @@ struct SubmitOutcome {
 /// transport errors and 5xx answers are tried twice more after 1 and 2 s.
 /// Throws HttpError at once for 401: the key is refused, and would be for
 /// every other request too.
+/// Sends each request to the request API of `web_url` as submit_retries
+/// does (one `POST /api/v1/test` each, the same retries and outcomes), with
+/// every field the API takes (package, release, arch, triggers, ppas, env,
+/// all-proposed, build-git, test-git, testname, readable-by); the service
+/// stamps requester (the key's user), uuid and submit time. A `huge` item is
+/// a ValidationError("--bulk"): the API has no huge queue.
+std::vector<SubmitOutcome> submit_requests(
+    const std::string& web_url, const std::string& api_key, const std::vector<SinkItem>& items,
+    const std::function<void(const SinkItem&, const SubmitOutcome&)>& report = {});
+
+/// What a sending tool prints of submit_requests' outcomes: "queued PKG on
+/// RELEASE/ARCH: UUID in QUEUE" or "already queued or running ..." on `out`,
+/// "<program>: not queued ...: <why>" on `err`. Returns exit_ok unless one
+/// was not queued (exit_error).
+int report_submitted(std::string_view program, const std::vector<SubmitOutcome>& outcomes,
+                     const std::vector<SinkItem>& items, std::ostream& out, std::ostream& err);
+
 std::vector<SubmitOutcome> submit_retries(
     const std::string& web_url, const std::string& api_key, const std::vector<RetryRequest>& requests,
     const std::function<void(const RetryRequest&, const SubmitOutcome&)>& report = {});

@@ -2,6 +2,8 @@
 // fetched, retries sent to the request API (one call each, outcomes reported).
 #include "autopkgtest_cloud/retries.hpp"
 
+#include "autopkgtest_cloud/tool.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <thread>
 
 #include "apcloud_config.h"
@@ -59,12 +62,23 @@ json answer_json(const http::Response& resp) {
 }
 
 // One retry sent (with the retries for 429, 5xx and transport errors).
-SubmitOutcome submit_one(http::HttpClient& client, const std::string& url, const std::string& api_key,
-                         const RetryRequest& r) {
-    json body = {{"package", r.package}, {"release", r.release}, {"arch", r.arch}, {"triggers", r.triggers}};
+// One request as POST /api/v1/test takes it: every field a user may set
+// (the requester, uuid and submit time are the service's to stamp).
+json api_request_body(const TestRequest& r, const std::string& release, const std::string& arch) {
+    json body = {{"package", r.package}, {"release", release}, {"arch", arch}, {"triggers", r.triggers}};
     if (!r.ppas.empty()) body["ppas"] = r.ppas;
+    if (!r.env.empty()) body["env"] = r.env;
     if (r.all_proposed) body["all-proposed"] = true;
-    const std::string text = body.dump();
+    if (r.build_git) body["build-git"] = *r.build_git;
+    if (r.test_git) body["test-git"] = *r.test_git;
+    if (r.testname) body["testname"] = *r.testname;
+    if (!r.readable_by.empty()) body["readable-by"] = r.readable_by;
+    return body;
+}
+
+SubmitOutcome submit_one(http::HttpClient& client, const std::string& url, const std::string& api_key,
+                         const TestRequest& r, const std::string& release, const std::string& arch) {
+    const std::string text = api_request_body(r, release, arch).dump();
     http::Request req;
     req.method = "POST";
     req.url = url;
@@ -215,28 +229,63 @@ std::string resolve_api_key(const std::string& key_file, const Environment& envi
     return key;
 }
 
-std::vector<SubmitOutcome> submit_retries(
-    const std::string& web_url, const std::string& api_key, const std::vector<RetryRequest>& requests,
-    const std::function<void(const RetryRequest&, const SubmitOutcome&)>& report) {
+std::vector<SubmitOutcome> submit_requests(const std::string& web_url, const std::string& api_key,
+                                           const std::vector<SinkItem>& items,
+                                           const std::function<void(const SinkItem&, const SubmitOutcome&)>& report) {
 #if APCLOUD_HAVE_SWIFT
     std::string base = web_url;
     while (!base.empty() && base.back() == '/') base.pop_back();
     const std::string url = base + "/api/v1/test";
     http::HttpClient client;
+    for (const auto& it : items)  // before anything is sent
+        if (it.huge)
+            throw ValidationError("--bulk", it.request.package,
+                                  "the request API has no huge queue: send bulk requests to the broker");
     std::vector<SubmitOutcome> out;
-    for (const auto& r : requests) {
-        out.push_back(submit_one(client, url, api_key, r));
-        if (report) report(r, out.back());
+    for (const auto& it : items) {
+        out.push_back(submit_one(client, url, api_key, it.request, it.release, it.arch));
+        if (report) report(it, out.back());
     }
     return out;
 #else
     (void)api_key;
-    (void)requests;
+    (void)items;
     (void)report;
     throw ConfigError(
         fmt::format("this build has no HTTP client (built without Swift support): cannot send to {}",
                     quote_for_message(web_url)));
 #endif
+}
+
+int report_submitted(std::string_view program, const std::vector<SubmitOutcome>& outcomes,
+                     const std::vector<SinkItem>& items, std::ostream& out, std::ostream& err) {
+    int status = exit_ok;
+    for (std::size_t i = 0; i < outcomes.size() && i < items.size(); ++i) {
+        const SubmitOutcome& o = outcomes[i];
+        const std::string what = fmt::format("{} on {}/{}", items[i].request.package, items[i].release, items[i].arch);
+        if (o.status == SubmitOutcome::Status::queued) {
+            out << "queued " << what << ": " << o.uuid << " in " << o.queue << "\n";
+        } else if (o.status == SubmitOutcome::Status::duplicate) {
+            out << "already queued or running " << what << (o.uuid.empty() ? "" : ": " + o.uuid) << "\n";
+        } else {
+            err << program << ": not queued " << what << ": " << o.message << "\n";
+            status = exit_error;
+        }
+    }
+    out.flush();
+    return status;
+}
+
+std::vector<SubmitOutcome> submit_retries(
+    const std::string& web_url, const std::string& api_key, const std::vector<RetryRequest>& requests,
+    const std::function<void(const RetryRequest&, const SubmitOutcome&)>& report) {
+    std::vector<SinkItem> items;
+    for (const auto& r : requests) items.push_back({r.test_request(), r.release, r.arch, false});
+    std::size_t i = 0;
+    return submit_requests(web_url, api_key, items, [&](const SinkItem&, const SubmitOutcome& o) {
+        if (report) report(requests[i], o);
+        ++i;
+    });
 }
 
 }  // namespace apcloud

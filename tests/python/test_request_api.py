@@ -237,3 +237,35 @@ def test_a_newer_upload_supersedes_the_queued_requests_of_an_older_one_when_conf
         assert ran == {("gtk+3.0/3.24-2",), ("glib2.0/2.81-2",)}, ran
     finally:
         web.stop()
+
+
+def test_run_autopkgtest_through_the_request_api_with_a_key_from_the_environment(site, tmp_path):
+    keys = tmp_path / "api-keys"
+    key = subprocess.run([need("APCLOUD_TOOL"), "keys", "create", "carol", "--keys", str(keys)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "access.conf").write_text("[team desktop]\nusers = carol\npackages = gedit\n")
+    web = WebService(site, extra=f"[requests]\nkeys_file = {keys}\naccess_file = {tmp_path / 'access.conf'}\n")
+    web.start()
+    try:
+        site.run("gedit", ["glib2.0/2.80-1"])  # the worker declares its queues
+        tool = need("APCLOUD_RUN_AUTOPKGTEST")
+        base = [tool, "-s", site.release, "-a", ARCH, "--api", web.url, "--trigger", "glib2.0/2.82-1",
+                "--env", "X=1"]
+        env = dict(site.env, APCLOUD_API_KEY=key)
+        sent = subprocess.run(base + ["gedit", "nautilus"], capture_output=True, text=True, env=env)
+        assert sent.returncode == 1, sent.stderr  # nautilus is not carol's to request
+        [line] = sent.stdout.splitlines()
+        assert line.startswith(f"queued gedit on {site.release}/{ARCH}: ") and f"debci-{site.release}-{ARCH}" in line
+        assert "not queued nautilus" in sent.stderr and "carol may not request tests of nautilus" in sent.stderr
+        again = subprocess.run(base + ["gedit"], capture_output=True, text=True, env=env)
+        assert again.returncode == 0 and again.stdout.startswith("already queued or running gedit"), again
+        bulk = subprocess.run(base + ["--bulk", "gedit"], capture_output=True, text=True, env=env)
+        assert bulk.returncode == 3 and "--bulk" in bulk.stderr
+        nokey = subprocess.run(base + ["gedit"], capture_output=True, text=True,
+                               env={k: v for k, v in env.items() if k != "APCLOUD_API_KEY"})
+        assert nokey.returncode == 3 and "APCLOUD_API_KEY" in nokey.stderr, nokey.stderr
+        _run_worker_once(site)
+        [result] = site.collect("gedit")[-1:]
+        assert result.triggers == ["glib2.0/2.82-1"]
+    finally:
+        web.stop()

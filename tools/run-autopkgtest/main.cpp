@@ -5,6 +5,7 @@
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/request.hpp>
 #include <autopkgtest_cloud/result.hpp>
+#include <autopkgtest_cloud/retries.hpp>
 #include <autopkgtest_cloud/routing.hpp>
 #include <autopkgtest_cloud/sinks.hpp>
 #include <autopkgtest_cloud/tool.hpp>
@@ -34,6 +35,12 @@ int main(int argc, char** argv) {
     app.add_option("-U,--broker", broker,
                    "where to send: amqp://HOST[/VHOST], sqlite://PATH or file://PATH (default: $APCLOUD_AMQP_URL; "
                    "the password comes from $APCLOUD_AMQP_PASSWORD, never the command line)");
+    std::string api, key_file;
+    app.add_option("--api", api,
+                   "send through the request API of this web service instead (POST /api/v1/test; the key from "
+                   "$APCLOUD_API_KEY or --api-key-file, never the command line; you become the requester)")
+        ->excludes("--broker");
+    app.add_option("--api-key-file", key_file, "file holding the API key for --api");
     app.add_flag("-n,--dry-run", dry_run, "print each queue and message instead of sending them");
     app.add_option("packages", packages, "source packages")->required();
     app.footer(
@@ -55,7 +62,7 @@ int main(int argc, char** argv) {
             if (arches.empty())
                 throw apcloud::ValidationError("--architecture", "", "give -a ARCH or set APCLOUD_ARCHITECTURES");
         }
-        if (broker.empty() && !dry_run) {
+        if (broker.empty() && !dry_run && api.empty()) {
             auto it = environment.find("APCLOUD_AMQP_URL");
             if (it == environment.end())
                 throw apcloud::ValidationError("--broker", "", "give -U URL or set APCLOUD_AMQP_URL");
@@ -90,6 +97,11 @@ int main(int argc, char** argv) {
                 std::cout << apcloud::sink_line(apcloud::queue_for(it.request, release, it.arch, bulk), it.request)
                           << "\n";
             return static_cast<int>(apcloud::exit_ok);
+        }
+        if (!api.empty()) {
+            const std::string key = apcloud::resolve_api_key(key_file, environment);
+            return apcloud::report_submitted("run-autopkgtest", apcloud::submit_requests(api, key, items), items,
+                                             std::cout, std::cerr);
         }
         // All at once with pipelined confirms; each line printed is a queued request.
         const auto results = apcloud::open_sink(broker, false, {}, environment)->send_many(items);
