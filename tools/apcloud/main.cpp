@@ -555,6 +555,7 @@ const struct {
 
 int main(int argc, char** argv) {
     CLI::App app{"apcloud: autopkgtest-cloud requests, layout and result files"};
+    app.set_version_flag("--version", std::string("apcloud ") + APCLOUD_VERSION);
     app.require_subcommand(1);
     std::map<const CLI::App*, Run> runs;
     std::map<std::string, CLI::App*> groups;

@@ -16,6 +16,7 @@
 
 int main(int argc, char** argv) {
     CLI::App app{"run-autopkgtest: request autopkgtest runs of source packages"};
+    app.set_version_flag("--version", std::string("run-autopkgtest ") + APCLOUD_VERSION);
     std::string release, broker, requester, build_git, testname;
     std::vector<std::string> arches, triggers, ppas, env, test_git, readable_by, packages;
     bool all_proposed = false, bulk = false, dry_run = false;
