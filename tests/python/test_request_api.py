@@ -47,6 +47,19 @@ def _run_worker_once(site):
         log.close()
 
 
+def _web_with_keys(site, tmp_path, users, access, extra=""):
+    """A started web service whose request API knows a key for each of `users` and the rules `access`;
+    returns (web, {user: key})."""
+    keys = tmp_path / "api-keys"
+    made = {u: subprocess.run([need("APCLOUD_TOOL"), "keys", "create", u, "--keys", str(keys)],
+                              capture_output=True, text=True, check=True).stdout.strip() for u in users}
+    (tmp_path / "access.conf").write_text(access)
+    web = WebService(site, extra=f"[requests]\nkeys_file = {keys}\naccess_file = {tmp_path / 'access.conf'}\n"
+                                 f"{extra}")
+    web.start()
+    return web, made
+
+
 def test_a_requested_test_is_queued_run_and_shown(site, tmp_path):
     keys = tmp_path / "api-keys"
     out = subprocess.run([need("APCLOUD_TOOL"), "keys", "create", "carol", "--keys", str(keys)],
@@ -158,17 +171,9 @@ def test_run_autopkgtest_sends_many_at_once_and_says_which_were_not_queued(site)
 
 
 def test_a_request_is_cancelled_by_its_requester_or_an_admin_and_never_runs(site, tmp_path):
-    keys = tmp_path / "api-keys"
-
-    def key(user):
-        return subprocess.run([need("APCLOUD_TOOL"), "keys", "create", user, "--keys", str(keys)],
-                              capture_output=True, text=True, check=True).stdout.strip()
-
-    carol, dave, boss = key("carol"), key("dave"), key("boss")
-    (tmp_path / "access.conf").write_text(
-        "[admins]\nusers = boss\n[team desktop]\nusers = carol dave\npackages = gedit\n")
-    web = WebService(site, extra=f"[requests]\nkeys_file = {keys}\naccess_file = {tmp_path / 'access.conf'}\n")
-    web.start()
+    web, k = _web_with_keys(site, tmp_path, ["carol", "dave", "boss"],
+                            "[admins]\nusers = boss\n[team desktop]\nusers = carol dave\npackages = gedit\n")
+    carol, dave, boss = k["carol"], k["dave"], k["boss"]
     try:
         site.run("gedit", ["glib2.0/2.80-1"])  # the worker declares its queues
         assert len(site.collect("gedit")) == 1  # britney's marker now stands after that run
@@ -206,13 +211,8 @@ def test_a_request_is_cancelled_by_its_requester_or_an_admin_and_never_runs(site
 
 
 def test_a_newer_upload_supersedes_the_queued_requests_of_an_older_one_when_configured(site, tmp_path):
-    keys = tmp_path / "api-keys"
-    key = subprocess.run([need("APCLOUD_TOOL"), "keys", "create", "britney", "--keys", str(keys)],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    (tmp_path / "access.conf").write_text("[admins]\nusers = britney\n")
-    web = WebService(site, extra=f"[requests]\nkeys_file = {keys}\naccess_file = {tmp_path / 'access.conf'}\n"
-                                 "supersede = true\n")
-    web.start()
+    web, k = _web_with_keys(site, tmp_path, ["britney"], "[admins]\nusers = britney\n", "supersede = true\n")
+    key = k["britney"]
     try:
         site.run("gedit", ["glib2.0/2.80-1"])  # the worker declares its queues
         site.collect("gedit")
@@ -243,12 +243,8 @@ def test_a_newer_upload_supersedes_the_queued_requests_of_an_older_one_when_conf
 
 
 def test_run_autopkgtest_through_the_request_api_with_a_key_from_the_environment(site, tmp_path):
-    keys = tmp_path / "api-keys"
-    key = subprocess.run([need("APCLOUD_TOOL"), "keys", "create", "carol", "--keys", str(keys)],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    (tmp_path / "access.conf").write_text("[team desktop]\nusers = carol\npackages = gedit\n")
-    web = WebService(site, extra=f"[requests]\nkeys_file = {keys}\naccess_file = {tmp_path / 'access.conf'}\n")
-    web.start()
+    web, k = _web_with_keys(site, tmp_path, ["carol"], "[team desktop]\nusers = carol\npackages = gedit\n")
+    key = k["carol"]
     try:
         site.run("gedit", ["glib2.0/2.80-1"])  # the worker declares its queues
         tool = need("APCLOUD_RUN_AUTOPKGTEST")
