@@ -290,25 +290,41 @@ std::vector<RequestApi::Pending> RequestApi::pending_requests() const {
     std::vector<Pending> out;
     std::set<std::string> seen;
     const ValidationOptions lenient{true, 1 << 20, true};
-    if (const auto queues = state_.queues())
+    const auto queues = state_.queues();
+    if (queues)
         for (const auto& q : queues->requests) {
             try {
                 TestRequest t = parse_request(q.body, lenient);
                 if (t.uuid) seen.insert(*t.uuid);
-                out.push_back({std::move(t), "queued", q.name.release, q.name.arch});
+                Pending p{std::move(t), "queued", q.name.release, q.name.arch, q.queue, q.position, q.is_private};
+                out.push_back(std::move(p));
             } catch (const Error&) {
             }
         }
     {
-        // Sent by this service a moment ago, before the queue view shows them.
         std::lock_guard<std::mutex> lock(mutex_);
-        for (const auto& [identity, sent] : sent_)
-            if (seen.insert(sent.uuid).second) out.push_back({sent.request, "queued", sent.release, sent.arch});
+        const std::int64_t seen_at = queues ? queues->taken_at : 0;
+        Viewer admin;
+        admin.admin = true;
+        for (auto it = sent_.begin(); it != sent_.end();) {
+            const Sent& sent = it->second;
+            // Forgotten once the queues show it (a snapshot taken after the sending), its result is
+            // indexed, or after ten minutes.
+            if (sent.at + 1 < seen_at || sent.at + 600 < detail::unix_now() || index_.run_by_uuid(sent.uuid, admin)) {
+                it = sent_.erase(it);
+                continue;
+            }
+            if (seen.insert(sent.uuid).second) {
+                Pending p{sent.request, "queued", sent.release, sent.arch, sent.queue, std::nullopt, false, true};
+                out.push_back(std::move(p));
+            }
+            ++it;
+        }
     }
     for (const auto& rt : running_.list()) {
         try {
             out.push_back({parse_request(rt.package + "\n" + rt.params.dump(), lenient), "running", rt.release,
-                           rt.arch});
+                           rt.arch, "", std::nullopt, false, false});
         } catch (const Error&) {
         }
     }
@@ -404,49 +420,18 @@ bool RequestApi::take_tokens(const std::string& user, std::size_t n, double& ret
 
 std::optional<RequestAnswer> RequestApi::refuse_duplicates(const std::vector<Wanted>& wanted) const {
     std::map<std::string, json> pending;  // identity -> where it is
-    const auto queues = state_.queues();
-    if (queues)
-        for (const auto& q : queues->requests) {
-            if (q.is_private) continue;
-            try {
-                const TestRequest t = parse_request(q.body, ValidationOptions{true, 1 << 20, true});
-                pending[request_identity(t, q.name.release, q.name.arch)] = {
-                    {"state", "queued"},
-                    {"queue", q.queue},
-                    {"position", q.position},
-                    {"uuid", t.uuid ? json(*t.uuid) : json(nullptr)},
-                    {"link", "/queued"}};
-            } catch (const Error&) {
-            }
-        }
-    for (const auto& rt : running_.list()) {
-        try {
-            const TestRequest t =
-                parse_request(rt.package + "\n" + rt.params.dump(), ValidationOptions{true, 1 << 20, true});
-            pending[request_identity(t, rt.release, rt.arch)] = {
-                {"state", "running"}, {"uuid", t.uuid ? json(*t.uuid) : json(nullptr)}, {"link", "/running"}};
-        } catch (const Error&) {
-        }
-    }
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        const std::int64_t seen_at = queues ? queues->taken_at : 0;
-        for (auto it = sent_.begin(); it != sent_.end();) {
-            // Forgotten once the queues show it (a snapshot taken after the sending), its result is
-            // indexed, or after ten minutes.
-            Viewer admin;
-            admin.admin = true;
-            if (it->second.at + 1 < seen_at || it->second.at + 600 < detail::unix_now() ||
-                index_.run_by_uuid(it->second.uuid, admin)) {
-                it = sent_.erase(it);
-                continue;
-            }
-            pending.emplace(it->first, json{{"state", "queued"},
-                                            {"queue", it->second.queue},
-                                            {"uuid", it->second.uuid},
-                                            {"link", "/queued"}});
-            ++it;
-        }
+    for (const auto& p : pending_requests()) {
+        if (p.hidden) continue;
+        json where = {{"state", p.state},
+                      {"uuid", p.request.uuid ? json(*p.request.uuid) : json(nullptr)},
+                      {"link", p.state == "running" ? "/running" : "/queued"}};
+        if (!p.queue.empty()) where["queue"] = p.queue;
+        if (p.position) where["position"] = *p.position;
+        const std::string identity = request_identity(p.request, p.release, p.arch);
+        if (p.just_sent)
+            pending.emplace(identity, std::move(where));  // the queue view's entry, when there is one, says more
+        else
+            pending[identity] = std::move(where);
     }
     for (const auto& w : wanted) {
         auto it = pending.find(request_identity(w.request, w.release, w.arch));

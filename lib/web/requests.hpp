@@ -134,8 +134,14 @@ private:
     struct Pending {
         TestRequest request;
         std::string state, release, arch;
+        std::string queue;                      ///< queued ones
+        std::optional<std::uint64_t> position;  ///< in the queue view
+        bool hidden = false;                    ///< a private job in the queue view
+        bool just_sent = false;                 ///< sent by this service, not in the queue view yet
     };
-    /// Every queued, just sent and running request (private ones too).
+    /// Every queued, just sent and running request (private ones too); a
+    /// just sent one is forgotten once the queue view shows it, its result
+    /// is indexed, or after ten minutes.
     std::vector<Pending> pending_requests() const;
     /// Cancels the queued requests `sent` supersedes (RequestSettings::supersede); their uuids.
     std::vector<std::string> supersede(const TestRequest& sent, const std::string& release,
