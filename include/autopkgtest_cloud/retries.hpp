@@ -39,8 +39,9 @@ std::string fetch_document(const std::string& source, std::size_t max_bytes);
 std::vector<RetryRequest> filter_by_log(const std::vector<RetryRequest>& requests, const LogRegex& regex);
 
 /// The key for the request API: the first line of `key_file` when one is
-/// given (surrounding blanks removed), else `$APCLOUD_API_KEY` (the
-/// variable scripts/lib/request_example.py reads); never a command line
+/// given, else of `$APCLOUD_API_KEY_FILE` (surrounding blanks removed), else
+/// `$APCLOUD_API_KEY` (the variable scripts/lib/request_example.py reads);
+/// `environment` is tool_environment()'s, so client.conf counts; never a command line
 /// argument. Throws ValidationError("--api-key-file") when there is none,
 /// NotFound/SystemError for a file that cannot be read.
 std::string resolve_api_key(const std::string& key_file, const Environment& environment);

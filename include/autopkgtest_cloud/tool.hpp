@@ -5,7 +5,11 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "autopkgtest_cloud/credentials.hpp"
 
 namespace apcloud {
 
@@ -26,5 +30,36 @@ enum ToolExit : int {
 /// exit_bad_input, NotFound exit_not_found, ConfigError exit_bad_config, any
 /// other exception exit_error. Returns the body's own status otherwise.
 int run_main(std::string_view program, const std::function<int()>& body) noexcept;
+
+/// The settings every command line tool reads (README.md, "Configuring the
+/// tools"): this process's environment over the client configuration file
+/// at client_config_path(), when there is one. Throws ConfigError for a file
+/// with a syntax error, an unknown key or a secret others may read, and
+/// SystemError for an APCLOUD_CONFIG that names a file that cannot be read.
+Environment tool_environment();
+
+/// Where the tools' configuration file is: $APCLOUD_CONFIG, else
+/// $XDG_CONFIG_HOME/autopkgtest-cloud/client.conf, else
+/// $HOME/.config/autopkgtest-cloud/client.conf ("" with neither).
+std::string client_config_path(const Environment& env);
+
+/// `env` with the values of the file's [client] section added as the
+/// variables they stand for (`amqp_url` is APCLOUD_AMQP_URL); a variable
+/// already in `env` wins. `label` names the file in messages. Throws
+/// ConfigError for a syntax error or an unknown key, and for a secret
+/// (amqp_password, swift_key, api_key) when `private_file` is false (the file
+/// may be read by others than its owner).
+Environment with_client_config(Environment env, std::string_view text, const std::string& label,
+                               bool private_file);
+
+/// `given` (a command line option's value) when not empty, else the setting
+/// `variable` of `settings` (tool_environment()); with neither, "" when
+/// `required` is false, else ValidationError naming `option` and
+/// `variable`.
+std::string option_or_setting(const std::string& given, const Environment& settings, const char* variable,
+                              const char* option, bool required = true);
+
+/// The keys [client] may hold, sorted.
+std::vector<std::string> client_config_keys();
 
 }  // namespace apcloud

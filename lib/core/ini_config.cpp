@@ -46,7 +46,9 @@ IniConfig::IniConfig(std::string_view text, std::string label, const KnownKeys& 
             throw ConfigError(fmt::format("{}: unknown section [{}] (expected {})", label_, section,
                                           fmt::join(names, ", ")));
         for (const auto& [key, value] : keys)
-            if (!k->second.count(key)) bad(section, key, value, "unknown key");
+            if (!k->second.count(key))  // without the value: a misspelt password's would be shown
+                throw ConfigError(fmt::format("{} [{}] {}: unknown key (expected {})", label_, section, key,
+                                              fmt::join(k->second, ", ")));
     }
 }
 

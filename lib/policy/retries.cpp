@@ -213,8 +213,10 @@ std::vector<RetryRequest> filter_by_log(const std::vector<RetryRequest>& request
     return out;
 }
 
-std::string resolve_api_key(const std::string& key_file, const Environment& environment) {
+std::string resolve_api_key(const std::string& given_key_file, const Environment& environment) {
     std::string key;
+    const std::string key_file =
+        option_or_setting(given_key_file, environment, "APCLOUD_API_KEY_FILE", "--api-key-file", false);
     if (!key_file.empty()) {
         const std::string text = read_file(key_file);
         key = trimmed(text.substr(0, text.find('\n')));
@@ -225,7 +227,8 @@ std::string resolve_api_key(const std::string& key_file, const Environment& envi
     if (auto it = environment.find("APCLOUD_API_KEY"); it != environment.end()) key = trimmed(it->second);
     if (key.empty())
         throw ValidationError("--api-key-file", "",
-                              "--submit needs an API key: give --api-key-file FILE or set APCLOUD_API_KEY");
+                              "an API key is needed: give --api-key-file FILE or set APCLOUD_API_KEY_FILE or "
+                              "APCLOUD_API_KEY (api_key_file in client.conf)");
     return key;
 }
 

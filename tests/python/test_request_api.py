@@ -137,6 +137,57 @@ def test_run_autopkgtest_prints_what_it_sends_and_the_worker_runs_it(site):
     assert uuid
 
 
+def test_the_tools_read_their_settings_from_client_conf_under_the_environment(site, tmp_path):
+    """~/.config/autopkgtest-cloud/client.conf (or $APCLOUD_CONFIG): the broker, architectures and store of
+    run-autopkgtest and apcloud without options; the environment and options win; secrets only in a
+    private file; errors name the file and key (exit 78)."""
+    site.run("gedit", ["gtk+3.0/3.24-1"])  # the worker declares its queues
+    home = tmp_path / "home"
+    conf = home / ".config" / "autopkgtest-cloud" / "client.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(f"[client]\namqp_url = {site.sink_url}\narchitectures = {ARCH}\nstore_url = {site.store_url}\n")
+    conf.chmod(0o600)
+    env = {k: v for k, v in site.env.items() if not k.startswith("APCLOUD_AMQP") and k != "APCLOUD_CONFIG"}
+    env["HOME"] = str(home)
+    env.pop("XDG_CONFIG_HOME", None)
+    tool, admin = need("APCLOUD_RUN_AUTOPKGTEST"), need("APCLOUD_TOOL")
+    sent = subprocess.run([tool, "-s", site.release, "--trigger", "glib2.0/2.80-1", "gedit"], capture_output=True,
+                          text=True, env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith(f"debci-{site.release}-{ARCH}:gedit "), sent.stdout
+    uuid = json.loads(sent.stdout.split(" ", 1)[1])["uuid"]
+    # apcloud: the broker of `queues` and the store of `cancel` from the file too.
+    depths = subprocess.run([admin, "queues", "--release", site.release, "--arch", ARCH], capture_output=True,
+                            text=True, env=dict(env, APCLOUD_AMQP_URL=site.broker_url))
+    assert depths.returncode == 0, depths.stderr
+    assert f"debci-{site.release}-{ARCH} 1" in depths.stdout.splitlines(), depths.stdout
+    cancelled = subprocess.run([admin, "cancel", uuid], capture_output=True, text=True, env=env)
+    assert cancelled.returncode == 0 and cancelled.stdout.strip() == f"cancelled {uuid}", cancelled.stderr
+    # The environment wins over the file: a broker that does not exist is used, and fails.
+    other = subprocess.run([tool, "-s", site.release, "gedit"], capture_output=True, text=True,
+                           env=dict(env, APCLOUD_AMQP_URL=f"sqlite://{tmp_path}/none/queue.db"))
+    assert other.returncode != 0
+
+    # A secret in a file others may read: refused, naming the key, never showing it.
+    conf.write_text(f"[client]\narchitectures = {ARCH}\napi_key = s3cret-key\n")
+    conf.chmod(0o644)
+    leaky = subprocess.run([tool, "-s", site.release, "--dry-run", "gedit"], capture_output=True, text=True, env=env)
+    assert leaky.returncode == 78, leaky.stderr
+    assert f"{conf} [client] api_key: a secret in a file others may read" in leaky.stderr
+    assert "s3cret-key" not in leaky.stderr
+    conf.write_text("[client]\narchitecture = amd64\n")
+    typo = subprocess.run([tool, "-s", site.release, "--dry-run", "gedit"], capture_output=True, text=True, env=env)
+    assert typo.returncode == 78 and "[client] architecture: unknown key" in typo.stderr, typo.stderr
+    # A file named by APCLOUD_CONFIG must exist; without any file, the options are asked for.
+    missing = subprocess.run([tool, "-s", site.release, "--dry-run", "gedit"], capture_output=True, text=True,
+                             env=dict(env, APCLOUD_CONFIG=str(tmp_path / "nope.conf")))
+    assert missing.returncode == 1 and "nope.conf" in missing.stderr, missing.stderr
+    conf.unlink()
+    none = subprocess.run([tool, "-s", site.release, "--dry-run", "gedit"], capture_output=True, text=True, env=env)
+    assert none.returncode == 3 and "APCLOUD_ARCHITECTURES" in none.stderr and "architectures in client.conf" in \
+        none.stderr, none.stderr
+
+
 def _queue_depths(site, arches):
     out = subprocess.run([need("APCLOUD_TOOL"), "queues", "--broker", site.broker_url, "--release", site.release,
                           "--arch", *arches], capture_output=True, text=True, check=True, env=site.env).stdout

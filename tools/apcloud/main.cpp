@@ -42,6 +42,20 @@ std::string read_input(const std::string& path) {
     return apcloud::read_file(path);
 }
 
+// --broker, which $APCLOUD_AMQP_URL or client.conf's amqp_url may give instead.
+void broker_option(CLI::App& cmd, std::string& url) {
+    cmd.add_option("--broker", url,
+                   "broker URL: amqp://USER@HOST[/VHOST] or sqlite:///PATH (default: $APCLOUD_AMQP_URL, "
+                   "client.conf's amqp_url; the password from $APCLOUD_AMQP_PASSWORD or client.conf)");
+}
+
+// The broker of --broker or of the tools' settings.
+std::unique_ptr<apcloud::Broker> open_broker_of(const std::string& given) {
+    const auto settings = apcloud::tool_environment();
+    return apcloud::open_broker(apcloud::option_or_setting(given, settings, "APCLOUD_AMQP_URL", "--broker"), {},
+                                settings);
+}
+
 std::atomic<bool> stop_requested{false};
 void on_stop(int) {
     stop_requested = true;
@@ -149,7 +163,7 @@ Run submit(CLI::App& cmd) {
         int wait = 0;
     };
     auto a = std::make_shared<Args>();
-    cmd.add_option("--broker", a->broker, "broker URL (sqlite:///... or amqp://...)")->required();
+    broker_option(cmd, a->broker);
     cmd.add_option("--release", a->release, "release")->required();
     cmd.add_option("--arch", a->arch, "architecture")->required();
     cmd.add_option("message", a->body, "file holding the message, or - for stdin (default)");
@@ -162,7 +176,9 @@ Run submit(CLI::App& cmd) {
         apcloud::ValidationOptions options;
         options.allow_local_sources = a->allow_local;
         auto req = apcloud::parse_request(read_input(a->body), options);
-        auto sink = apcloud::open_sink(a->broker, a->declare, options, apcloud::process_environment());
+        const auto settings = apcloud::tool_environment();
+        auto sink = apcloud::open_sink(apcloud::option_or_setting(a->broker, settings, "APCLOUD_AMQP_URL", "--broker"),
+                                       a->declare, options, settings);
         if (a->wait <= 0) {
             std::cout << sink->send(req, a->release, a->arch, a->huge) << "\n";
             return apcloud::exit_ok;
@@ -258,10 +274,13 @@ Run index_rebuild(CLI::App& cmd) {
     };
     auto a = std::make_shared<Args>();
     cmd.add_option("--index", a->index, "the index directory (web.conf's data_dir + /index)")->required();
-    cmd.add_option("--store", a->store, "store URL (file:///..., swift+https://...)")->required();
+    cmd.add_option("--store", a->store,
+                   "store URL: file:///..., swift+https://... (default: $APCLOUD_STORE_URL, client.conf's store_url)");
     return [a] {
 #if APCLOUD_WITH_WEB
-        const auto n = apcloud::rebuild_index(a->index, a->store, {}, apcloud::process_environment());
+        const auto settings = apcloud::tool_environment();
+        const auto n = apcloud::rebuild_index(
+            a->index, apcloud::option_or_setting(a->store, settings, "APCLOUD_STORE_URL", "--store"), {}, settings);
         std::cout << n << " runs indexed in " << a->index << " (the previous index is in " << a->index
                   << ".old)\n";
         return static_cast<int>(apcloud::exit_ok);
@@ -277,12 +296,12 @@ Run listen(CLI::App& cmd) {
         int count = 0, timeout = 0;
     };
     auto a = std::make_shared<Args>();
-    cmd.add_option("--broker", a->broker, "broker URL")->required();
+    broker_option(cmd, a->broker);
     cmd.add_option("--exchange", a->exchange, "teststatus.fanout or testcomplete.fanout");
     cmd.add_option("--count", a->count, "stop after this many events");
     cmd.add_option("--timeout", a->timeout, "stop after this many seconds without an event");
     return [a] {
-        auto broker = apcloud::open_broker(a->broker, {}, apcloud::process_environment());
+        auto broker = open_broker_of(a->broker);
         auto sub = broker->subscribe(a->exchange);
         for (int n = 0; a->count == 0 || n < a->count; ++n) {
             auto event = sub->next(std::chrono::seconds(a->timeout > 0 ? a->timeout : 1000000));
@@ -299,11 +318,11 @@ Run queues(CLI::App& cmd) {
         std::vector<std::string> releases, arches;
     };
     auto a = std::make_shared<Args>();
-    cmd.add_option("--broker", a->broker, "broker URL")->required();
+    broker_option(cmd, a->broker);
     cmd.add_option("--release", a->releases, "release")->required();
     cmd.add_option("--arch", a->arches, "architecture")->required();
     return [a] {
-        auto broker = apcloud::open_broker(a->broker, {}, apcloud::process_environment());
+        auto broker = open_broker_of(a->broker);
         for (const auto& [queue, depth] :
              apcloud::queue_depths(*broker, apcloud::queue_names(a->releases, a->arches)))
             std::cout << queue << " " << (depth ? std::to_string(*depth) : std::string("-")) << "\n";
@@ -320,7 +339,7 @@ struct DeadArgs {
 // The options replay and drop share: the queue and what to take (one of --uuid / --all, else exit 2).
 std::shared_ptr<DeadArgs> dead_options(CLI::App& cmd, const char* verb) {
     auto a = std::make_shared<DeadArgs>();
-    cmd.add_option("--broker", a->broker, "broker URL")->required();
+    broker_option(cmd, a->broker);
     cmd.add_option("queue", a->queue, "the dead-letter queue (QUEUE.dead; .dead is added when missing)")
         ->required();
     auto* uuid = cmd.add_option("--uuid", a->selection.uuids,
@@ -347,7 +366,7 @@ Run dead_list(CLI::App& cmd) {
     };
     auto a = std::make_shared<Args>();
     cmd.add_option("queue", a->queues, "dead-letter queues (QUEUE.dead; .dead is added when missing)");
-    cmd.add_option("--broker", a->broker, "broker URL")->required();
+    broker_option(cmd, a->broker);
     cmd.add_option("--release", a->releases, "without QUEUE: every queue of these releases (repeatable)");
     cmd.add_option("--arch", a->arches, "without QUEUE: every queue of these architectures (repeatable)");
     cmd.add_option("--limit", a->limit, "most messages listed per queue")->check(CLI::PositiveNumber);
@@ -362,7 +381,7 @@ Run dead_list(CLI::App& cmd) {
             throw CLI::RequiredError("QUEUE..., or --release and --arch");
     });
     return [a] {
-        auto broker = apcloud::open_broker(a->broker, {}, apcloud::process_environment());
+        auto broker = open_broker_of(a->broker);
         const bool all = a->queues.empty();
         auto queues = all ? apcloud::queue_names(a->releases, a->arches) : a->queues;
         print_dead_letters(apcloud::list_dead_letters(*broker, queues, all, a->limit), a->json);
@@ -379,7 +398,7 @@ Run dead_replay(CLI::App& cmd) {
         "acked in the dead-letter queue: a crash duplicates at worst), keeps the others in order,\n"
         "and prints what it moved.");
     return [a] {
-        auto broker = apcloud::open_broker(a->broker, {}, apcloud::process_environment());
+        auto broker = open_broker_of(a->broker);
         const std::string dead = apcloud::dead_letter_queue_name(a->queue);
         auto done =
             apcloud::replay_dead_letters(*broker, dead, a->selection, [&](const apcloud::DeadLetter& d) {
@@ -400,7 +419,7 @@ Run dead_drop(CLI::App& cmd) {
         "Example: apcloud dead drop --broker sqlite:///srv/apcloud/queue.db debci-noble-amd64.dead --all\n"
         "Prints each selected message, then removes it for good; keeps the others in order.");
     return [a] {
-        auto broker = apcloud::open_broker(a->broker, {}, apcloud::process_environment());
+        auto broker = open_broker_of(a->broker);
         const std::string dead = apcloud::dead_letter_queue_name(a->queue);
         auto done =
             apcloud::drop_dead_letters(*broker, dead, a->selection, [&](const apcloud::DeadLetter& d) {
@@ -428,7 +447,7 @@ Run running(CLI::App& cmd) {
         "and prints package, release, arch, running time, triggers and whether it is stale.");
     return [a] {
         const auto tests =
-            apcloud::fetch_running_tests(apcloud::resolve_web_url(a->url, apcloud::process_environment()));
+            apcloud::fetch_running_tests(apcloud::resolve_web_url(a->url, apcloud::tool_environment()));
         std::cout << (a->json ? apcloud::running_tests_json(tests) : apcloud::format_running_tests(tests));
         return apcloud::exit_ok;
     };
@@ -440,9 +459,8 @@ Run cancel(CLI::App& cmd) {
     };
     auto a = std::make_shared<Args>();
     cmd.add_option("--store", a->store,
-                   "the store the workers use (file:///..., swift+https://...; credentials from the environment, "
-                   "as the worker's)")
-        ->required();
+                   "the store the workers use: file:///..., swift+https://... (default: $APCLOUD_STORE_URL, "
+                   "client.conf's store_url; credentials from the environment or client.conf, as the worker's)");
     cmd.add_option("uuid", a->uuid, "the request's uuid (from run-autopkgtest, the request API or /queued)")
         ->required();
     cmd.add_option("--by", a->by, "who cancels it, recorded with it (default: $USER)");
@@ -451,10 +469,10 @@ Run cancel(CLI::App& cmd) {
         "A queued request is acked unrun by the worker that takes it; a running one stops at its next\n"
         "status tick, storing nothing. For operators; users cancel theirs through the web service.");
     return [a] {
-        const auto env = apcloud::process_environment();
+        const auto env = apcloud::tool_environment();
         std::string by = a->by;
         if (by.empty()) by = env.count("USER") ? env.at("USER") : std::string("operator");
-        auto store = apcloud::open_store(a->store, {}, env);
+        auto store = apcloud::open_store(apcloud::option_or_setting(a->store, env, "APCLOUD_STORE_URL", "--store"), {}, env);
         apcloud::cancel_request(*store, a->uuid, by);
         std::cout << "cancelled " << a->uuid << "\n";
         return apcloud::exit_ok;

@@ -122,7 +122,7 @@ int submit(const std::string& web, const std::string& key,
 }
 
 int run(Args& a) {
-    const auto environment = apcloud::process_environment();
+    const auto environment = apcloud::tool_environment();
     a.source = apcloud::resolve_excuses_source(a.source, environment);
     if (a.source.empty()) {
         std::cerr << program << ": which excuses? Give a file, a URL or - (or set APCLOUD_EXCUSES_URL)\n"

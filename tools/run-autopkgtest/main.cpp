@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
     bool all_proposed = false, bulk = false, dry_run = false;
     app.add_option("-s,--series", release, "release to test in")->required();
     app.add_option("-a,--architecture", arches,
-                   "architecture (repeat for several; default: APCLOUD_ARCHITECTURES, space-separated)")->allow_extra_args(false);
+                   "architecture (repeat for several; default: $APCLOUD_ARCHITECTURES, space-separated)")->allow_extra_args(false);
     app.add_option("--trigger", triggers, "SRC/VERSION of an upload the test is for (repeatable)")->allow_extra_args(false);
     app.add_option("--ppa", ppas, "LPUSER/PPANAME to install from (repeatable; the last names the container)")->allow_extra_args(false);
     app.add_option("--env", env, "NAME=VALUE for the test's environment (repeatable)")->allow_extra_args(false);
@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
     std::string api, key_file;
     app.add_option("--api", api,
                    "send through the request API of this web service instead (POST /api/v1/test; the key from "
-                   "$APCLOUD_API_KEY or --api-key-file, never the command line; you become the requester)")
+                   "--api-key-file, $APCLOUD_API_KEY_FILE or $APCLOUD_API_KEY, never the command line; you become the "
+                   "requester)")
         ->excludes("--broker");
     app.add_option("--api-key-file", key_file, "file holding the API key for --api");
     app.add_flag("-n,--dry-run", dry_run, "print each queue and message instead of sending them");
@@ -48,6 +49,8 @@ int main(int argc, char** argv) {
         "Examples:\n"
         "  run-autopkgtest -s noble -a amd64 --trigger glib2.0/2.80-1 gedit nautilus\n"
         "  run-autopkgtest -s noble --ppa alice/fixes --trigger gedit/46.0-1~ppa1 gedit --dry-run\n"
+        "Settings: the environment, over ~/.config/autopkgtest-cloud/client.conf ($APCLOUD_CONFIG), whose [client]\n"
+        "  keys amqp_url, architectures, api_key_file... stand for $APCLOUD_AMQP_URL, $APCLOUD_ARCHITECTURES...\n"
         "Exit codes: 0 sent, 1 error, 2 usage, 3 invalid request (the message names the field), "
         "4 queue not found.");
     try {
@@ -56,19 +59,11 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? apcloud::exit_ok : apcloud::exit_usage;
     }
     return apcloud::run_main("run-autopkgtest", [&] {
-        const auto environment = apcloud::process_environment();
-        if (arches.empty()) {
-            auto it = environment.find("APCLOUD_ARCHITECTURES");
-            if (it != environment.end()) arches = apcloud::split_triggers(it->second);
-            if (arches.empty())
-                throw apcloud::ValidationError("--architecture", "", "give -a ARCH or set APCLOUD_ARCHITECTURES");
-        }
-        if (broker.empty() && !dry_run && api.empty()) {
-            auto it = environment.find("APCLOUD_AMQP_URL");
-            if (it == environment.end())
-                throw apcloud::ValidationError("--broker", "", "give -U URL or set APCLOUD_AMQP_URL");
-            broker = it->second;
-        }
+        const auto environment = apcloud::tool_environment();
+        if (arches.empty())
+            arches = apcloud::split_triggers(
+                apcloud::option_or_setting("", environment, "APCLOUD_ARCHITECTURES", "--architecture"));
+        if (!dry_run && api.empty()) broker = apcloud::option_or_setting(broker, environment, "APCLOUD_AMQP_URL", "--broker");
         if (requester.empty()) {
             auto it = environment.find("USER");
             if (it != environment.end()) requester = it->second;
