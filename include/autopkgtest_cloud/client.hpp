@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,10 @@ std::optional<TestComplete> submit_and_wait(Broker& broker, const TestRequest& r
 /// it stops the test at its next status tick, stores nothing and acks.
 /// Whether `by` may cancel it is the caller's to decide.
 void cancel_request(Store& store, const std::string& uuid, const std::string& by);
+
+/// The uuids of every cancelled request (one listing of the control
+/// container's `cancelled/`, all pages); empty when nothing was ever cancelled.
+std::set<std::string> cancelled_requests(Store& store);
 
 /// Who cancelled the request with uuid `uuid`, or nullopt when nobody did.
 std::optional<std::string> cancelled_by(Store& store, const std::string& uuid);

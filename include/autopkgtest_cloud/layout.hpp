@@ -63,6 +63,9 @@ std::vector<std::string> runs_of_request(const std::vector<std::string>& run_dir
 /// result container, so the index and gating clients never list it).
 inline constexpr std::string_view control_container = "apcloud-control";
 
+/// The names of cancel_marker objects start with this.
+inline constexpr std::string_view cancel_marker_prefix = "cancelled/";
+
 /// The control object that cancels the request with uuid `uuid`:
 /// `cancelled/UUID`, holding who cancelled it. Workers look for it before
 /// running a request and at each status tick while it runs. Throws

@@ -51,7 +51,7 @@ std::string cancel_marker(std::string_view uuid) {
     r.package = "x0";
     r.uuid = std::string(uuid);
     validate(r);  // the uuid rule, in one place
-    return "cancelled/" + std::string(uuid);
+    return std::string(cancel_marker_prefix) + std::string(uuid);
 }
 
 std::vector<std::string> runs_of_request(const std::vector<std::string>& run_dirs, std::string_view body,

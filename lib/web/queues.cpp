@@ -16,7 +16,7 @@ QueueSnapshot QueueSnapshot::make(const std::vector<std::string>& releases,
                                   const std::vector<std::string>& arches,
                                   const std::map<std::string, std::uint64_t>& sizes,
                                   const std::map<std::string, std::vector<std::string>>& bodies,
-                                  std::int64_t now) {
+                                  std::int64_t now, const std::set<std::string>& cancelled) {
     QueueSnapshot s;
     s.releases = releases;
     s.arches = arches;
@@ -38,6 +38,11 @@ QueueSnapshot QueueSnapshot::make(const std::vector<std::string>& releases,
                 lenient.allow_local_sources = true;
                 lenient.allow_webhook_env = true;
                 TestRequest r = parse_request(body, lenient);
+                if (r.uuid && cancelled.count(*r.uuid)) {
+                    --position;
+                    if (auto& size = s.sizes[queue]; size > 0) --size;
+                    continue;
+                }
                 q.is_private = r.is_private();
                 if (!q.is_private) {
                     q.package = r.package;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -32,12 +33,14 @@ struct QueueSnapshot {
     std::vector<QueuedRequest> requests;         ///< the ones read (each queue's first N)
     std::int64_t taken_at = 0;                   ///< unix seconds
 
-    /// Builds a snapshot from each queue's size and first bodies.
+    /// Builds a snapshot from each queue's size and first bodies. Requests
+    /// whose uuid is in `cancelled` are left out, and out of the sizes: the
+    /// workers drop them unrun, so they neither wait nor delay the others.
     static QueueSnapshot make(const std::vector<std::string>& releases,
                               const std::vector<std::string>& arches,
                               const std::map<std::string, std::uint64_t>& sizes,
                               const std::map<std::string, std::vector<std::string>>& bodies,
-                              std::int64_t now);
+                              std::int64_t now, const std::set<std::string>& cancelled = {});
 };
 
 /// The reference's context names: "ubuntu" for plain queues, else huge, ppa, upstream.

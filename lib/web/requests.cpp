@@ -290,12 +290,22 @@ std::vector<RequestApi::Pending> RequestApi::pending_requests() const {
     std::vector<Pending> out;
     std::set<std::string> seen;
     const ValidationOptions lenient{true, 1 << 20, true};
+    // Running first: a request a worker has just taken may still be in the
+    // queue view (or just sent) for a moment.
+    for (const auto& rt : running_.list()) {
+        try {
+            out.push_back({parse_request(rt.package + "\n" + rt.params.dump(), lenient), "running", rt.release,
+                           rt.arch, "", std::nullopt, false, false});
+            if (out.back().request.uuid) seen.insert(*out.back().request.uuid);
+        } catch (const Error&) {
+        }
+    }
     const auto queues = state_.queues();
     if (queues)
         for (const auto& q : queues->requests) {
             try {
                 TestRequest t = parse_request(q.body, lenient);
-                if (t.uuid) seen.insert(*t.uuid);
+                if (t.uuid && !seen.insert(*t.uuid).second) continue;
                 Pending p{std::move(t), "queued", q.name.release, q.name.arch, q.queue, q.position, q.is_private};
                 out.push_back(std::move(p));
             } catch (const Error&) {
@@ -319,13 +329,6 @@ std::vector<RequestApi::Pending> RequestApi::pending_requests() const {
                 out.push_back(std::move(p));
             }
             ++it;
-        }
-    }
-    for (const auto& rt : running_.list()) {
-        try {
-            out.push_back({parse_request(rt.package + "\n" + rt.params.dump(), lenient), "running", rt.release,
-                           rt.arch, "", std::nullopt, false, false});
-        } catch (const Error&) {
         }
     }
     return out;
@@ -354,7 +357,7 @@ std::vector<std::string> RequestApi::supersede(const TestRequest& sent, const st
             continue;
         if (trigger_sources(old) != sources || old.triggers == sent.triggers) continue;
         try {
-            cancel_request(*store_, *old.uuid, "superseded by " + sent.uuid.value_or("a newer request"));
+            cancel_and_forget(*old.uuid, "superseded by " + sent.uuid.value_or("a newer request"));
             cancelled.push_back(*old.uuid);
             logger.info("request {} ({} on {}/{}, {}) superseded by {}", *old.uuid, old.package, release, arch,
                         fmt::join(old.triggers, " "), sent.uuid.value_or(""));
@@ -363,6 +366,12 @@ std::vector<std::string> RequestApi::supersede(const TestRequest& sent, const st
         }
     }
     return cancelled;
+}
+
+void RequestApi::cancel_and_forget(const std::string& uuid, const std::string& by) const {
+    cancel_request(*store_, uuid, by);
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = sent_.begin(); it != sent_.end();) it = it->second.uuid == uuid ? sent_.erase(it) : std::next(it);
 }
 
 RequestAnswer RequestApi::cancel(const ServerRequest& r, const std::string& uuid) const {
@@ -386,7 +395,7 @@ RequestAnswer RequestApi::cancel(const ServerRequest& r, const std::string& uuid
                                                  "admins may",
                                                  *user, uuid, found->request.requester.value_or("unknown")));
     }
-    cancel_request(*store_, uuid, *user);
+    cancel_and_forget(uuid, *user);
     logger.info("{} cancelled {} request {} ({} on {}/{})", *user, found->state, uuid, found->request.package,
                 found->release, found->arch);
     RequestAnswer a;

@@ -143,6 +143,9 @@ private:
     /// just sent one is forgotten once the queue view shows it, its result
     /// is indexed, or after ten minutes.
     std::vector<Pending> pending_requests() const;
+    /// Marks request `uuid` cancelled in the store by `by`, and forgets it
+    /// as just sent (so it is neither a duplicate nor cancelled twice).
+    void cancel_and_forget(const std::string& uuid, const std::string& by) const;
     /// Cancels the queued requests `sent` supersedes (RequestSettings::supersede); their uuids.
     std::vector<std::string> supersede(const TestRequest& sent, const std::string& release,
                                        const std::string& arch) const;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "autopkgtest_cloud/broker.hpp"
+#include "autopkgtest_cloud/client.hpp"
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/events.hpp"
 #include "autopkgtest_cloud/file_io.hpp"
@@ -219,8 +220,15 @@ private:
                     sizes[q] = 0;  // not declared yet: no worker ever ran
                 }
             }
-            state_.set_queues(std::make_shared<web::QueueSnapshot>(
-                web::QueueSnapshot::make(config_.releases, config_.architectures, sizes, bodies, detail::unix_now())));
+            // Cancelled requests wait for a worker to drop them: not shown.
+            std::set<std::string> cancelled;
+            try {
+                cancelled = cancelled_requests(*store_);
+            } catch (const Error& e) {
+                logger.warn("cannot read the cancelled requests: {}", e.what());
+            }
+            state_.set_queues(std::make_shared<web::QueueSnapshot>(web::QueueSnapshot::make(
+                config_.releases, config_.architectures, sizes, bodies, detail::unix_now(), cancelled)));
             state_.set_statistics(std::make_shared<std::vector<ReleaseArchStats>>(statistics()));
         } while (wait_for(stop_, config_.queue_interval));
     }

@@ -52,6 +52,19 @@ void cancel_request(Store& store, const std::string& uuid, const std::string& by
     store.put(container, name, marker.dump(), o);
 }
 
+std::set<std::string> cancelled_requests(Store& store) {
+    std::set<std::string> out;
+    ListOptions o;
+    o.prefix = cancel_marker_prefix;
+    try {
+        for (const auto& e : store.list_all(std::string(control_container), o))
+            out.insert(e.name.substr(o.prefix.size()));
+    } catch (const NotFound&) {
+        // no control container: nothing was ever cancelled
+    }
+    return out;
+}
+
 std::optional<std::string> cancelled_by(Store& store, const std::string& uuid) {
     std::optional<Object> o;
     try {

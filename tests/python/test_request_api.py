@@ -251,12 +251,52 @@ def test_a_request_is_cancelled_by_its_requester_or_an_admin_and_never_runs(site
         assert code == 200, other
         code, _, done = _call(web, f"/api/v1/cancel/{other['requests'][0]['uuid']}", boss, body={})
         assert code == 200 and done["cancelled"]["by"] == "boss", done
+        # Both still wait in the queue for a worker to drop them, but the queue views no longer show them.
+        assert _queue_depths(site, [ARCH])[f"debci-{site.release}-{ARCH}"] == "2"
+        queued = web.wait_json("/queued.json", lambda q: q["queues"]["ubuntu"][site.release][ARCH]["size"] == 0)
+        assert queued["queues"]["ubuntu"][site.release][ARCH] == {"size": 0, "requests": []}
+        assert _call(web, "/api/v1/queued")[2] == []
+        assert _call(web, cancel, carol, body={})[0] == 404  # nothing left to cancel
         _run_worker_once(site)
         _run_worker_once(site)
         log = (site.root / "worker.log").read_text()
         assert f"request {uuid} on {site.release}/{ARCH} was cancelled by carol" in log, log[-2000:]
         assert "was cancelled by boss" in log
         assert site.collect("gedit") == []  # nothing ran, nothing stored
+    finally:
+        web.stop()
+
+
+def test_a_running_request_is_cancelled_through_the_api_and_stops_at_once(site, tmp_path):
+    web, k = _web_with_keys(site, tmp_path, ["carol", "dave"], "[team desktop]\nusers = carol dave\npackages = gedit\n")
+    try:
+        site.run("gedit", ["glib2.0/2.80-1"])  # the worker declares its queues
+        assert len(site.collect("gedit")) == 1
+        code, _, answer = _call(web, f"/request.cgi?release={site.release}&arch={ARCH}&package=gedit"
+                                     "&trigger=gedit/2.0-1", k["carol"])
+        assert code == 200, answer
+        uuid = answer["requests"][0]["uuid"]
+        (site.root / "fake" / "sleep").write_text("60\n")
+        log = open(site.root / "worker.log", "ab")
+        worker = subprocess.Popen([need("APCLOUD_WORKER_BIN"), "-c", str(site.config), "--count", "1"], env=site.env,
+                                  stdout=log, stderr=log)
+        try:
+            web.wait_json("/api/v1/running", lambda tests: any(t["params"].get("uuid") == uuid for t in tests),
+                          timeout=60)
+            code, _, done = _call(web, f"/api/v1/cancel/{uuid}", k["carol"], body={})
+            assert code == 200, done
+            assert done["cancelled"]["state"] == "running" and done["cancelled"]["by"] == "carol", done
+            t0 = time.time()
+            assert worker.wait(timeout=30) == 0
+            assert time.time() - t0 < 15  # at the next status tick, not after the test's 60 s
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+            log.close()
+        text = (site.root / "worker.log").read_text()
+        assert "cancelled by carol while it ran" in text, text[-2000:]
+        assert site.collect("gedit") == []  # nothing stored for the cancelled one
+        assert _queue_depths(site, [ARCH])[f"debci-{site.release}-{ARCH}"] == "0"  # acked
     finally:
         web.stop()
 

@@ -186,6 +186,29 @@ TEST_CASE("queues, running tests and the reference's JSON files") {
     CHECK(positions[0]["estimated_start"].is_string());  // from the recent runs' durations
     CHECK(positions[1]["package"].is_null());            // private: nothing shown
 
+    // Cancelled requests (public or private) are left out of every view, sizes and positions too.
+    sizes["debci-noble-amd64"] = 3;
+    bodies["debci-noble-amd64"] = {
+        "gedit\n{\"uuid\": \"11111111-1111-4111-8111-111111111111\"}",
+        "secret\n{\"ppas\": [\"bob:tok@bob/secret\"], \"swiftuser\": \"bob\", \"uuid\": "
+        "\"22222222-2222-4222-8222-222222222222\"}",
+        "hello\n{\"uuid\": \"33333333-3333-4333-8333-333333333333\"}"};
+    f.state.set_queues(std::make_shared<web::QueueSnapshot>(web::QueueSnapshot::make(
+        {"noble"}, {"amd64"}, sizes, bodies, 1700000000,
+        {"11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"})));
+    CHECK(f.get_json("/queues.json")["ubuntu"]["noble"]["amd64"] ==
+          nlohmann::json::array({"hello\n{\"uuid\": \"33333333-3333-4333-8333-333333333333\"}"}));
+    CHECK(f.get_json("/queue_size.json")["ubuntu"]["noble"]["amd64"] == 1);
+    positions = f.get_json("/api/v1/queued");
+    REQUIRE(positions.size() == 1);
+    CHECK(positions[0]["package"] == "hello");
+    CHECK(positions[0]["position"] == 1);
+    f.state.set_queues(std::make_shared<web::QueueSnapshot>(
+        web::QueueSnapshot::make({"noble"}, {"amd64"}, {{"debci-noble-amd64", 2}}, {
+            {"debci-noble-amd64", {"gedit\n{\"requester\": \"alice\", \"triggers\": [\"glib2.0/2.80-1\"]}",
+                                   "secret\n{\"ppas\": [\"bob:tok@bob/secret\"], \"swiftuser\": \"bob\"}"}}},
+            1700000000)));
+
     f.running.apply(R"({"architecture": "amd64", "duration": 42, "logtail": "hello", "package": "gedit",
                         "params": {"triggers": ["glib2.0/2.80-1"], "requester": "alice"}, "release": "noble",
                         "running": true})",
