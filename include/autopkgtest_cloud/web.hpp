@@ -46,6 +46,15 @@ struct WebConfig {
     /// `supersede`: a new request cancels the queued ones of the same package, release, arch and PPAs
     /// whose triggers name the same sources at other versions (an older upload's tests).
     bool supersede = false;
+    // [webhooks]: GitHub pull requests and GitLab merge requests (SPEC.md 10)
+    std::string public_url;  ///< `[web] public_url`: the statuses' target_url base; empty: http://listen:port
+    std::string projects_file;              ///< `projects_file`: [github NAME]/[gitlab NAME] secrets and tokens
+    std::string github_secrets;             ///< `github_secrets`: the reference's github-secrets.json
+    std::string github_status_credentials;  ///< `github_status_credentials`: the reference's project:user:token lines
+    std::string github_api = "https://api.github.com";  ///< `github_api`: statuses URLs must be under it
+    std::string gitlab_api = "https://gitlab.com/api/v4";  ///< `gitlab_api`: where GitLab statuses go
+    int start_timeout = 21600;  ///< `start_timeout`: seconds a PR's request may wait to start before its status is error
+    bool cancel_running = false;  ///< `cancel_running`: a newer push also cancels the PR's running tests
     // [amqp], [swift]
     std::string broker_url;
     BrokerCredentials broker_credentials;

@@ -68,6 +68,10 @@ std::string hex_to_base64(std::string_view hex) {
         if (hi < 0 || lo < 0) return {};
         bytes += static_cast<char>(hi * 16 + lo);
     }
+    return base64(bytes);
+}
+
+std::string base64(std::string_view bytes) {
     static const char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;
     for (std::size_t i = 0; i < bytes.size(); i += 3) {

@@ -37,6 +37,9 @@ std::string hex_digest(const char* algorithm, std::string_view data);
 /// "" when `hex` is not whole bytes of hex digits.
 std::string hex_to_base64(std::string_view hex);
 
+/// `bytes` as standard base64 (RFC 4648, with padding).
+std::string base64(std::string_view bytes);
+
 /// The HMAC of `data` with `key` (RFC 2104; `algorithm` as for Digest) as lowercase hex.
 std::string hex_hmac(const char* algorithm, std::string_view key, std::string_view data);
 

@@ -26,7 +26,10 @@ const detail::KnownKeys& known_keys() {
                     "publish_interval",
                     "queue_interval",
                     "statistics_interval",
-                    "status_interval"};
+                    "status_interval",
+                    "public_url"};
+        k["webhooks"] = {"projects_file", "github_secrets", "github_status_credentials", "github_api",
+                         "gitlab_api",    "start_timeout",  "cancel_running"};
         k["requests"] = {"keys_file", "access_file", "user_header", "trusted_proxies", "requests_per_minute",
                          "burst", "allow_local_sources", "supersede"};
         return k;
@@ -77,6 +80,21 @@ WebConfig parse_web_config(std::string_view text, const Environment& env) {
     c.burst = ini.positive_int("requests", "burst", 100, 1);
     c.allow_local_sources = ini.boolean("requests", "allow_local_sources");
     c.supersede = ini.boolean("requests", "supersede");
+    c.public_url = ini.get("web", "public_url");
+    c.projects_file = ini.get("webhooks", "projects_file");
+    c.github_secrets = ini.get("webhooks", "github_secrets");
+    c.github_status_credentials = ini.get("webhooks", "github_status_credentials");
+    for (auto [key, slot] : {std::pair<const char*, std::string*>{"github_api", &c.github_api},
+                             {"gitlab_api", &c.gitlab_api}, {"public_url", &c.public_url}}) {
+        const std::string section = std::string(key) == "public_url" ? "web" : "webhooks";
+        if (!ini.has(section, key)) continue;
+        *slot = ini.get(section, key);
+        if (slot->rfind("http://", 0) != 0 && slot->rfind("https://", 0) != 0)
+            ini.bad(section, key, *slot, "must be an http(s) URL");
+        while (slot->size() > 8 && slot->back() == '/') slot->pop_back();
+    }
+    c.start_timeout = ini.positive_int("webhooks", "start_timeout", 21600, 1);
+    c.cancel_running = ini.boolean("webhooks", "cancel_running");
     auto backends = detail::parse_backends(ini, env, {"file", "swift+http", "swift+https", "http", "https"});
     c.broker_url = std::move(backends.broker_url);
     c.broker_credentials = std::move(backends.broker_credentials);
@@ -104,6 +122,7 @@ std::string render_web_config(const WebConfig& c) {
     put("queue_interval", std::to_string(c.queue_interval));
     put("statistics_interval", std::to_string(c.statistics_interval));
     put("status_interval", std::to_string(c.status_interval));
+    put("public_url", c.public_url);
     out += "\n[requests]\n";
     put("keys_file", c.keys_file);
     put("access_file", c.access_file);
@@ -113,6 +132,14 @@ std::string render_web_config(const WebConfig& c) {
     put("burst", std::to_string(c.burst));
     if (c.allow_local_sources) put("allow_local_sources", "true");
     if (c.supersede) put("supersede", "true");
+    out += "\n[webhooks]\n";
+    put("projects_file", c.projects_file);
+    put("github_secrets", c.github_secrets);
+    put("github_status_credentials", c.github_status_credentials);
+    put("github_api", c.github_api);
+    put("gitlab_api", c.gitlab_api);
+    put("start_timeout", std::to_string(c.start_timeout));
+    if (c.cancel_running) put("cancel_running", "true");
     out += "\n[amqp]\n";
     put("url", c.broker_url);
     put("user", c.broker_credentials.user);

@@ -458,20 +458,7 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
                                  bool confirm_only) const {
     const auto user = authenticate(http_request);
     if (!user) return unauthenticated();
-    for (auto& w : wanted) {
-        if (std::find(settings_.releases.begin(), settings_.releases.end(), w.release) ==
-            settings_.releases.end())
-            throw NotFound(fmt::format("release {} is not tested here (known: {})",
-                                       quote_for_message(w.release), fmt::join(settings_.releases, ", ")));
-        if (std::find(settings_.arches.begin(), settings_.arches.end(), w.arch) == settings_.arches.end())
-            throw NotFound(fmt::format("architecture {} is not tested here (known: {})",
-                                       quote_for_message(w.arch), fmt::join(settings_.arches, ", ")));
-        w.request.requester = *user;
-        validate(w.request, validation());
-        if (w.request.is_reference() && w.request.triggers.size() != 1)
-            throw ValidationError("trigger", w.request.triggers.front(),
-                                  "migration-reference/0 must be alone");
-    }
+    check_wanted(wanted, *user, validation());
     AccessDecision decision;
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -505,6 +492,47 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
         return a;
     }
     if (auto refused = refuse_duplicates(wanted)) return *refused;
+    return publish(*user, decision.rule, wanted, validation());
+}
+
+void RequestApi::check_wanted(std::vector<Wanted>& wanted, const std::string& requester,
+                              const ValidationOptions& options) const {
+    for (auto& w : wanted) {
+        if (std::find(settings_.releases.begin(), settings_.releases.end(), w.release) ==
+            settings_.releases.end())
+            throw NotFound(fmt::format("release {} is not tested here (known: {})",
+                                       quote_for_message(w.release), fmt::join(settings_.releases, ", ")));
+        if (std::find(settings_.arches.begin(), settings_.arches.end(), w.arch) == settings_.arches.end())
+            throw NotFound(fmt::format("architecture {} is not tested here (known: {})",
+                                       quote_for_message(w.arch), fmt::join(settings_.arches, ", ")));
+        w.request.requester = requester;
+        validate(w.request, options);
+        if (w.request.is_reference() && w.request.triggers.size() != 1)
+            throw ValidationError("trigger", w.request.triggers.front(),
+                                  "migration-reference/0 must be alone");
+    }
+}
+
+RequestAnswer RequestApi::submit_webhook(const std::string& requester, std::vector<Wanted> wanted) const {
+    ValidationOptions options = validation();
+    options.allow_webhook_env = true;
+    check_wanted(wanted, requester, options);
+    if (auto refused = refuse_duplicates(wanted)) return *refused;
+    return publish(requester, "webhook signature", wanted, options);
+}
+
+bool RequestApi::cancel_pending(const std::string& uuid, const std::string& by, bool running_too) const {
+    if (!store_) return false;
+    for (const auto& p : pending_requests())
+        if (p.request.uuid == uuid && (p.state == "queued" || running_too)) {
+            cancel_and_forget(uuid, by);
+            return true;
+        }
+    return false;
+}
+
+RequestAnswer RequestApi::publish(const std::string& requester, const std::string& rule,
+                                  const std::vector<Wanted>& wanted, const ValidationOptions& options) const {
     json done = json::array();
     for (const auto& w : wanted) {
         const TestRequest sent = stamped(w.request);
@@ -514,7 +542,7 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
             std::lock_guard<std::mutex> lock(
                 mutex_);  // one publisher: the broker is not shared across threads
             if (!broker_) broker_ = open_broker_();
-            queue = submit_request(*broker_, sent, w.release, w.arch, false, validation());
+            queue = submit_request(*broker_, sent, w.release, w.arch, false, options);
             sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue, detail::unix_now(), sent,
                                                                 w.release, w.arch};
             position = broker_->queue_depth(queue);
@@ -528,8 +556,8 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
                                 "the queue cannot be reached now; what is listed under requests was queued",
                                 {{"requests", done}});
         }
-        logger.info("{} requested {} on {}/{} ({}): {} -> {}", *user, sent.package, w.release, w.arch,
-                    decision.rule, *sent.uuid, queue);
+        logger.info("{} requested {} on {}/{} ({}): {} -> {}", requester, sent.package, w.release, w.arch, rule,
+                    *sent.uuid, queue);
         const auto superseded = supersede(sent, w.release, w.arch);
         done.push_back({{"uuid", *sent.uuid},
                         {"superseded", superseded},
@@ -539,8 +567,8 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
                         {"triggers", sent.triggers},
                         {"queue", queue},
                         {"position", position},
-                        {"requester", *user},
-                        {"allowed_by", decision.rule},
+                        {"requester", requester},
+                        {"allowed_by", rule},
                         {"links",
                          {{"package", "/packages/" + percent_encode(sent.package)},
                           {"history", history_url(sent.package, w.release, w.arch)},

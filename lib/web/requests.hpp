@@ -91,17 +91,35 @@ public:
     /// The authenticated user of a request, or nullopt.
     std::optional<std::string> authenticate(const http::ServerRequest& request) const;
 
-private:
+    /// One request for one release and arch.
     struct Wanted {
         TestRequest request;
         std::string release, arch;
     };
+    /// The requests of request.cgi's query parameters (SPEC.md 7), one per
+    /// arch; ValidationError naming an unknown or missing parameter.
     std::vector<Wanted> cgi_wanted(const http::ServerRequest& request) const;
+    /// Queues requests a webhook made (its signature is their authority):
+    /// `requester` set, validated with the webhook env allowed, refused with
+    /// 409 when identical ones are pending (a redelivered webhook), published
+    /// as submit does. Unknown releases and arches are NotFound.
+    RequestAnswer submit_webhook(const std::string& requester, std::vector<Wanted> wanted) const;
+    /// Cancels request `uuid` when it is queued (or running, with
+    /// `running_too`), recording `by`; true when it was.
+    bool cancel_pending(const std::string& uuid, const std::string& by, bool running_too) const;
+
+private:
     /// `confirm_only`: stop before the rate limit and the queue (confirm_cgi).
     RequestAnswer submit(const http::ServerRequest& http_request, std::vector<Wanted> wanted,
                          bool confirm_only = false) const;
     std::string csrf_token(const std::string& user, const std::string& query) const;
     std::optional<RequestAnswer> refuse_duplicates(const std::vector<Wanted>& wanted) const;
+    /// Releases and arches configured, then validate(); throws.
+    void check_wanted(std::vector<Wanted>& wanted, const std::string& requester,
+                      const ValidationOptions& options) const;
+    /// Publishes `wanted` (already checked): {"requests": [...]}, or 503 with what was queued.
+    RequestAnswer publish(const std::string& requester, const std::string& rule, const std::vector<Wanted>& wanted,
+                          const ValidationOptions& options) const;
     bool take_tokens(const std::string& user, std::size_t n, double& retry_after) const;
     void reload() const;
     ValidationOptions validation() const;

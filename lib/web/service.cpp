@@ -21,9 +21,11 @@
 #include "autopkgtest_cloud/web.hpp"
 #include "core/logging.hpp"
 #include "core/time_text.hpp"
+#include "http/http_client.hpp"
 #include "http/http_server.hpp"
 #include "web/requests.hpp"
 #include "web/web_app.hpp"
+#include "web/webhooks.hpp"
 
 namespace fs = std::filesystem;
 
@@ -75,8 +77,11 @@ public:
           stop_(stop),
           store_(open_store(config.store_url, config.store_credentials)),
           index_(config.data_dir + "/index"),
-          running_(std::chrono::seconds(config.status_interval)) {
+          running_(std::chrono::seconds(config.status_interval)),
+          hooks_(web::load_webhook_settings(config)) {
         fs::create_directories(config.data_dir + "/published");
+        if (!hooks_.github.empty() || !hooks_.gitlab.empty())
+            outbox_ = std::make_unique<web::StatusOutbox>(config.data_dir + "/statuses.db");
     }
 
     void run(const std::function<void(std::uint16_t)>& on_listening) {
@@ -106,7 +111,14 @@ public:
         requests.supersede = config_.supersede;
         web::RequestApi request_api([this] { return open_broker(config_.broker_url, config_.broker_credentials); },
                                     index_, running_, state_, requests, store_.get());
-        web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_, &request_api);
+        std::unique_ptr<web::WebhookApi> webhooks;
+        if (outbox_) {
+            webhooks = std::make_unique<web::WebhookApi>(request_api, *outbox_, hooks_);
+            threads_.emplace_back([this, &webhooks] { loop("statuses", [&] { send_statuses(*webhooks); }); });
+            logger.info("webhooks of {} GitHub and {} GitLab projects; statuses sent with run pages under {}",
+                        hooks_.github.size(), hooks_.gitlab.size(), hooks_.public_url);
+        }
+        web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_, &request_api, webhooks.get());
         http::ServerOptions options;
         options.address = config_.address;
         options.port = config_.port;
@@ -135,6 +147,28 @@ private:
                 pause = std::min(pause * 2, 60.0);
             }
         }
+    }
+
+    // The commit statuses of webhooks' requests: finals as soon as the
+    // ingest indexed their results (it nudges), errors for those not started
+    // in time, each sent (and retried) from the outbox.
+    void send_statuses(const web::WebhookApi& hooks) {
+        http::HttpClient client;
+        do {
+            hooks.sweep(index_, running_, detail::unix_now());
+            hooks.deliver(client, detail::unix_now());
+            std::unique_lock<std::mutex> lock(nudge_mutex_);
+            nudge_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return nudged_ || stop_.load(); });
+            nudged_ = false;
+        } while (!stop_.load());
+    }
+
+    void nudge_statuses() {
+        {
+            std::lock_guard<std::mutex> lock(nudge_mutex_);
+            nudged_ = true;
+        }
+        nudge_cv_.notify_all();
     }
 
     std::string event_queue() const { return fmt::format("apcloud.web.{}.testcomplete", config_.name); }
@@ -183,6 +217,7 @@ private:
                 return true;
             }
             const std::size_t added = index_.add({*run});
+            if (outbox_) nudge_statuses();
             const double lag =
                 static_cast<double>(detail::unix_now() - run->started() - static_cast<std::int64_t>(ev.duration));
             metrics_.observe_ingest(added, std::max(0.0, lag));
@@ -294,6 +329,11 @@ private:
     std::int64_t stats_at_ = 0;
     std::uint64_t stats_runs_ = 0;
     std::uint64_t published_size_ = static_cast<std::uint64_t>(-1);
+    web::WebhookSettings hooks_;
+    std::unique_ptr<web::StatusOutbox> outbox_;  ///< when webhooks are configured
+    std::mutex nudge_mutex_;
+    std::condition_variable nudge_cv_;
+    bool nudged_ = false;
 };
 
 }  // namespace

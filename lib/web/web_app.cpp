@@ -20,6 +20,7 @@
 #include "web/json_views.hpp"
 #include "web/pages.hpp"
 #include "web/requests.hpp"
+#include "web/webhooks.hpp"
 
 namespace apcloud::web {
 
@@ -174,14 +175,15 @@ std::vector<std::string> path_segments(const std::string& raw_path) {
 // ---- WebApp ----
 
 WebApp::WebApp(const ResultsIndex& index, const RunningTests& running, const WebState& state, Store* store,
-               WebSettings settings, Metrics* metrics, const RequestApi* requests)
+               WebSettings settings, Metrics* metrics, const RequestApi* requests, const WebhookApi* webhooks)
     : index_(index),
       running_(running),
       state_(state),
       store_(store),
       settings_(std::move(settings)),
       metrics_(metrics),
-      requests_(requests) {
+      requests_(requests),
+      webhooks_(webhooks) {
     if (!settings_.share_dir.empty())
         pages_ = std::make_unique<const Pages>(index_, running_, state_, store_, settings_);
 }
@@ -256,6 +258,11 @@ ServerResponse WebApp::request_route(const ServerRequest& request, const std::ve
             route_name, 405, fmt::format("method {} is not allowed here: use {}", request.method, allowed));
         r.headers["Allow"] = allowed;
         return r;
+    }
+    if (cgi && WebhookApi::is_webhook(request)) {  // GitHub's and GitLab's POSTs (SPEC.md 10)
+        route_name = "api.webhook";
+        if (!webhooks_) return error_answer(route_name, 404, "no webhooks are configured here");
+        return answer(webhooks_->handle(request), false);
     }
     if (!requests_) return error_answer(route_name, 503, "the request API is not configured here");
     if (cgi && request.method == "POST")

@@ -81,12 +81,14 @@ struct WebSettings {
 /// Routes a request to its handler. Thread-safe; never throws (errors are answers).
 class Pages;
 class RequestApi;
+class WebhookApi;
 struct RequestAnswer;
 
 class WebApp {
 public:
     WebApp(const ResultsIndex& index, const RunningTests& running, const WebState& state, Store* store,
-           WebSettings settings, Metrics* metrics = nullptr, const RequestApi* requests = nullptr);
+           WebSettings settings, Metrics* metrics = nullptr, const RequestApi* requests = nullptr,
+           const WebhookApi* webhooks = nullptr);
     ~WebApp();
 
     /// Answers one request.
@@ -121,6 +123,7 @@ private:
     Metrics* metrics_;
     std::unique_ptr<const Pages> pages_;
     const RequestApi* requests_;
+    const WebhookApi* webhooks_;
 };
 
 /// A JSON answer (`application/json`), pretty-printed when `pretty`.
