@@ -87,4 +87,19 @@ std::vector<SubmitOutcome> submit_retries(
     const std::string& web_url, const std::string& api_key, const std::vector<RetryRequest>& requests,
     const std::function<void(const RetryRequest&, const SubmitOutcome&)>& report = {});
 
+/// What the web service answered retry_github_test.
+struct ReplayAnswer {
+    int status = 0;
+    std::string body;
+};
+
+/// retry-github-test (SPEC.md 10): fetches the pull request at
+/// `pr_api_url` (GitHub's /repos/OWNER/REPO/pulls/N), signs the event that
+/// opens it with `secret` (X-Hub-Signature-256 and the legacy sha1) and
+/// POSTs it to `request_url` (the webhook's payload URL) as GitHub would.
+/// Throws HttpError when either cannot be reached, NotFound when the PR is
+/// not there.
+ReplayAnswer retry_github_test(const std::string& pr_api_url, const std::string& request_url,
+                               const std::string& secret);
+
 }  // namespace apcloud

@@ -123,6 +123,12 @@ std::map<std::string, std::string> parse_github_secrets(std::string_view json_te
 /// {user, token}. Throws ParseError naming the line (never the token).
 std::map<std::string, std::pair<std::string, std::string>> parse_status_credentials(std::string_view text);
 
+/// The event retry-github-test replays for a pull request `pr_json` (the
+/// object of GitHub's GET /repos/OWNER/REPO/pulls/N): {"action": "opened",
+/// "number", "pull_request"}, as GitHub sends it. Throws ParseError when
+/// the object has no number.
+std::string github_retry_payload(std::string_view pr_json);
+
 /// Our own projects file (INI, readable by the service only): sections
 /// `[github NAME]` and `[gitlab NAME]` with `secret`, `status_user`
 /// (GitHub) and `status_token`. `label` names the file in messages. Throws

@@ -270,6 +270,15 @@ std::map<std::string, std::pair<std::string, std::string>> parse_status_credenti
     return out;
 }
 
+std::string github_retry_payload(std::string_view pr_json) {
+    const json pr = json::parse(pr_json, nullptr, false);
+    if (pr.is_discarded() || !pr.is_object() || !pr.contains("number") || !pr["number"].is_number_unsigned())
+        throw ParseError("the pull request's JSON has no number (is it GitHub's /repos/OWNER/REPO/pulls/N?)");
+    json event = {{"action", "opened"}, {"number", pr["number"]}, {"pull_request", pr}};
+    if (pr.contains("user")) event["sender"] = pr["user"];
+    return event.dump();
+}
+
 std::vector<ForgeProject> parse_forge_projects(std::string_view text, const std::string& label) {
     const detail::IniConfig ini(text, label,
                                 {{"github *", {"secret", "status_user", "status_token"}},

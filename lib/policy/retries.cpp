@@ -19,6 +19,8 @@
 #include "autopkgtest_cloud/file_io.hpp"
 #include "autopkgtest_cloud/result.hpp"
 #include "autopkgtest_cloud/url.hpp"
+#include "autopkgtest_cloud/webhooks.hpp"
+#include "core/digest.hpp"
 #include "core/logging.hpp"
 #if APCLOUD_HAVE_SWIFT
 #include "http/http_client.hpp"
@@ -289,6 +291,36 @@ std::vector<SubmitOutcome> submit_retries(
         if (report) report(requests[i], o);
         ++i;
     });
+}
+
+ReplayAnswer retry_github_test(const std::string& pr_api_url, const std::string& request_url,
+                               const std::string& secret) {
+#if APCLOUD_HAVE_SWIFT
+    http::HttpClient client;
+    http::Request get;
+    get.url = pr_api_url;
+    get.headers["Accept"] = "application/vnd.github+json";
+    get.headers["User-Agent"] = "autopkgtest-cloud retry-github-test";
+    const auto pr = client.request(get);
+    if (pr.status == 404) throw NotFound(fmt::format("no pull request at {}", pr_api_url));
+    if (pr.status != 200)
+        throw HttpError(fmt::format("GET {}: HTTP {}: {}", pr_api_url, pr.status, pr.body.substr(0, 200)));
+    const std::string payload = github_retry_payload(pr.body);  // Request::body is a view of it
+    http::Request post;
+    post.method = "POST";
+    post.url = request_url;
+    post.body = payload;
+    post.headers["Content-Type"] = "application/json";
+    post.headers["User-Agent"] = "autopkgtest-cloud retry-github-test";
+    post.headers["X-GitHub-Event"] = "pull_request";
+    post.headers["X-Hub-Signature-256"] = github_signature(post.body, secret);
+    post.headers["X-Hub-Signature"] = "sha1=" + detail::hex_hmac("sha1", secret, post.body);
+    const auto answer = client.request(post);
+    return {answer.status, answer.body};
+#else
+    (void)pr_api_url, (void)request_url, (void)secret;
+    throw ConfigError("this build has no HTTP client (meson option swift)");
+#endif
 }
 
 }  // namespace apcloud

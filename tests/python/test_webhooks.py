@@ -254,3 +254,36 @@ def test_gitlab_merge_requests(site, tmp_path, forge):
         assert statuses[1]["name"] == f"{site.release}/{ARCH}"
     finally:
         web.stop()
+
+
+def test_retry_github_test_replays_the_webhook_against_the_running_service(site, tmp_path, forge):
+    site.run("gedit", ["glib2.0/2.80-1"])
+    web = _web(site, tmp_path, forge)
+    pr = _pr(forge, "opened", SHA2, number=9)["pull_request"]
+    forge.pulls["upstream/gedit/9"] = dict(pr, number=9, user={"login": "octocat"}, state="open")
+    secret = tmp_path / "gedit.secret"
+    secret.write_text(SECRET + "\n")
+    tool = need("APCLOUD_RETRY_GITHUB_TEST")
+    request_url = f"{web.url}/request.cgi?release={site.release}&arch={ARCH}&package=gedit"
+    try:
+        done = subprocess.run([tool, f"{forge.url}/repos/upstream/gedit/pulls/9", request_url, str(secret)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert [q["context"] for q in answer["queued"]] == [f"{site.release}/{ARCH}"]
+        assert _upstream_depth(site) == 1
+        assert [s["state"] for s in _wait_statuses(forge, SHA2, 1)] == ["pending"]
+        assert _queued_params(web, site)["env"][0] == "UPSTREAM_PULL_REQUEST=9"
+
+        secret.write_text("not the secret\n")
+        refused = subprocess.run([tool, f"{forge.url}/repos/upstream/gedit/pulls/9", request_url, str(secret)],
+                                 capture_output=True, text=True)
+        assert refused.returncode == 1 and "HTTP 403" in refused.stderr, refused.stderr
+        missing = subprocess.run([tool, f"{forge.url}/repos/upstream/gedit/pulls/10", request_url, str(secret)],
+                                 capture_output=True, text=True)
+        assert missing.returncode == 4 and "no pull request" in missing.stderr, missing.stderr
+        usage = subprocess.run([tool, f"{forge.url}/repos/upstream/gedit/pulls/9"], capture_output=True, text=True)
+        assert usage.returncode == 2
+        assert _upstream_depth(site) == 1
+    finally:
+        web.stop()
