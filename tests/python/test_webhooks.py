@@ -287,3 +287,32 @@ def test_retry_github_test_replays_the_webhook_against_the_running_service(site,
         assert _upstream_depth(site) == 1
     finally:
         web.stop()
+
+
+def test_a_newer_push_stops_the_running_test_of_an_older_commit_when_configured(site, tmp_path, forge):
+    site.run("gedit", ["glib2.0/2.80-1"])
+    web = _web(site, tmp_path, forge, extra="cancel_running = true\n")
+    query = f"release={site.release}&arch={ARCH}&package=gedit"
+    (site.root / "fake" / "sleep").write_text("60\n")
+    log = open(site.root / "worker.log", "ab")
+    worker = subprocess.Popen([need("APCLOUD_WORKER_BIN"), "-c", str(site.config), "--count", "1"], env=site.env,
+                              stdout=log, stderr=log)
+    try:
+        code, answer = _github(web, query, _pr(forge, "opened", SHA1))
+        assert code == 200 and answer["queued"], answer
+        uuid = answer["queued"][0]["uuid"]
+        web.wait_json("/api/v1/running", lambda tests: any(t["params"].get("uuid") == uuid for t in tests),
+                      timeout=60)
+        assert [s["state"] for s in _wait_statuses(forge, SHA1, 1)] == ["pending"]
+        code, answer = _github(web, query, _pr(forge, "synchronize", SHA2))
+        assert code == 200 and answer["queued"], answer
+        assert worker.wait(timeout=30) == 0  # stopped at its next status tick, not after 60 s
+        statuses = _wait_statuses(forge, SHA1, 2)
+        assert [s["state"] for s in statuses] == ["pending", "error"]
+        assert statuses[1]["description"] == f"superseded by {SHA2[:12]}"
+        assert "cancelled by superseded by" in (site.root / "worker.log").read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        log.close()
+        web.stop()
