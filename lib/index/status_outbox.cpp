@@ -50,6 +50,10 @@ struct StatusOutbox::Impl {
             "NULL, queued_at INTEGER NOT NULL, started INTEGER NOT NULL DEFAULT 0)");
         db.exec("CREATE INDEX IF NOT EXISTS tracked_pr ON tracked (forge, project, number)");
         db.exec(
+            "CREATE TABLE IF NOT EXISTS accepted (uuid TEXT PRIMARY KEY, forge TEXT NOT NULL, project TEXT NOT "
+            "NULL, number INTEGER NOT NULL, sha TEXT NOT NULL, statuses_url TEXT NOT NULL, context TEXT NOT "
+            "NULL, queued_at INTEGER NOT NULL, started INTEGER NOT NULL DEFAULT 0)");
+        db.exec(
             "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT NOT NULL, "
             "forge TEXT NOT NULL, project TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL, attempts "
             "INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT)");
@@ -81,18 +85,20 @@ StatusOutbox::~StatusOutbox() = default;
 void StatusOutbox::track(const TrackedRequest& t, const std::string& body) {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     SQLite::Transaction tx(impl_->db);
-    SQLite::Statement ins(impl_->db, fmt::format("INSERT OR REPLACE INTO tracked ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                                 tracked_columns));
-    ins.bind(1, t.uuid);
-    ins.bind(2, std::string(forge_name(t.forge)));
-    ins.bind(3, t.project);
-    ins.bind(4, static_cast<std::int64_t>(t.number));
-    ins.bind(5, t.sha);
-    ins.bind(6, t.statuses_url);
-    ins.bind(7, t.context);
-    ins.bind(8, t.queued_at);
-    ins.bind(9, t.started ? 1 : 0);
-    ins.exec();
+    for (const char* table : {"tracked", "accepted"}) {
+        SQLite::Statement ins(impl_->db, fmt::format("INSERT OR REPLACE INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                                     table, tracked_columns));
+        ins.bind(1, t.uuid);
+        ins.bind(2, std::string(forge_name(t.forge)));
+        ins.bind(3, t.project);
+        ins.bind(4, static_cast<std::int64_t>(t.number));
+        ins.bind(5, t.sha);
+        ins.bind(6, t.statuses_url);
+        ins.bind(7, t.context);
+        ins.bind(8, t.queued_at);
+        ins.bind(9, t.started ? 1 : 0);
+        ins.exec();
+    }
     impl_->queue(t.uuid, t.forge, t.project, t.statuses_url, body);
     tx.commit();
 }
@@ -127,6 +133,14 @@ void StatusOutbox::mark_started(const std::string& uuid) {
     SQLite::Statement q(impl_->db, "UPDATE tracked SET started = 1 WHERE uuid = ? AND started = 0");
     q.bind(1, uuid);
     q.exec();
+}
+
+std::optional<TrackedRequest> StatusOutbox::accepted(const std::string& uuid) const {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    SQLite::Statement q(impl_->db, fmt::format("SELECT {} FROM accepted WHERE uuid = ?", tracked_columns));
+    q.bind(1, uuid);
+    if (!q.executeStep()) return std::nullopt;
+    return tracked_row(q);
 }
 
 std::vector<TrackedRequest> StatusOutbox::tracked() const {

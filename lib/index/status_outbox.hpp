@@ -46,7 +46,8 @@ public:
     StatusOutbox(const StatusOutbox&) = delete;
     StatusOutbox& operator=(const StatusOutbox&) = delete;
 
-    /// Records `request` and queues its pending status (`body`), in one transaction.
+    /// Records `request` (tracked, and accepted for good) and queues its
+    /// pending status (`body`), in one transaction.
     void track(const TrackedRequest& request, const std::string& body);
     /// Queues a status for a request that is not tracked (a refused one: its
     /// only status, an error).
@@ -58,6 +59,9 @@ public:
     bool finish(const std::string& uuid, const std::string& body);
     /// Marks a tracked request as started (so the start timeout no longer applies).
     void mark_started(const std::string& uuid);
+    /// A request a webhook queued, as accepted (kept after its final status,
+    /// so a retry of its run goes to the statuses URL recorded then), or nullopt.
+    std::optional<TrackedRequest> accepted(const std::string& uuid) const;
     /// Every tracked request.
     std::vector<TrackedRequest> tracked() const;
     /// The tracked requests of one pull or merge request.

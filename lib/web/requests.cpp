@@ -521,6 +521,12 @@ RequestAnswer RequestApi::submit_webhook(const std::string& requester, std::vect
     return publish(requester, "webhook signature", wanted, options);
 }
 
+AccessDecision RequestApi::may_request(const std::string& user, const TestRequest& request) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reload();
+    return authorize(policy_, user, request);
+}
+
 bool RequestApi::cancel_pending(const std::string& uuid, const std::string& by, bool running_too) const {
     if (!store_) return false;
     for (const auto& p : pending_requests())

@@ -104,6 +104,8 @@ public:
     /// 409 when identical ones are pending (a redelivered webhook), published
     /// as submit does. Unknown releases and arches are NotFound.
     RequestAnswer submit_webhook(const std::string& requester, std::vector<Wanted> wanted) const;
+    /// Whether `user` may request `request` (the access file's rules).
+    AccessDecision may_request(const std::string& user, const TestRequest& request) const;
     /// Cancels request `uuid` when it is queued (or running, with
     /// `running_too`), recording `by`; true when it was.
     bool cancel_pending(const std::string& uuid, const std::string& by, bool running_too) const;

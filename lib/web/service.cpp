@@ -113,7 +113,8 @@ public:
                                     index_, running_, state_, requests, store_.get());
         std::unique_ptr<web::WebhookApi> webhooks;
         if (outbox_) {
-            webhooks = std::make_unique<web::WebhookApi>(request_api, *outbox_, hooks_);
+            webhooks = std::make_unique<web::WebhookApi>(request_api, index_, *outbox_, hooks_,
+                                                         [this] { nudge_statuses(); });
             threads_.emplace_back([this, &webhooks] { loop("statuses", [&] { send_statuses(*webhooks); }); });
             logger.info("webhooks of {} GitHub and {} GitLab projects; statuses sent with run pages under {}",
                         hooks_.github.size(), hooks_.gitlab.size(), hooks_.public_url);

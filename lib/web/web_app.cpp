@@ -272,6 +272,8 @@ ServerResponse WebApp::request_route(const ServerRequest& request, const std::ve
     if (cgi) return answer(requests_->request_cgi(request), route_name == "page.request");
     if (segs.size() == 3) return answer(requests_->post_test(request), false);
     if (cancel) return answer(requests_->cancel(request, segs[3]), false);
+    if (webhooks_)  // a pull request's run: retried with its statuses (SPEC.md 10)
+        if (auto a = webhooks_->retry_run(request, segs[3])) return answer(*a, false);
     return answer(requests_->retry(request, segs[3]), false);
 }
 

@@ -70,8 +70,13 @@ WebhookSettings load_webhook_settings(const WebConfig& c) {
     return s;
 }
 
-WebhookApi::WebhookApi(const RequestApi& requests, StatusOutbox& outbox, WebhookSettings settings)
-    : requests_(requests), outbox_(outbox), settings_(std::move(settings)) {}
+WebhookApi::WebhookApi(const RequestApi& requests, const ResultsIndex& index, StatusOutbox& outbox,
+                       WebhookSettings settings, std::function<void()> wake)
+    : requests_(requests),
+      index_(index),
+      outbox_(outbox),
+      settings_(std::move(settings)),
+      wake_(wake ? std::move(wake) : [] {}) {}
 
 bool WebhookApi::is_webhook(const ServerRequest& r) {
     return r.method == "POST" && (r.header("X-GitHub-Event") || r.header("X-Gitlab-Event"));
@@ -109,6 +114,7 @@ RequestAnswer WebhookApi::handle(const ServerRequest& r) const {
             return {200, {{"message", fmt::format("not relevant: {}", event.kind)}}, {}};
         case HookAction::close:
             close(event, project, fmt::format("#{} closed", event.number), false);
+            wake_();
             return {200, {{"message", fmt::format("{}: its queued tests are cancelled", event.kind)}}, {}};
         case HookAction::test:
             break;
@@ -116,7 +122,9 @@ RequestAnswer WebhookApi::handle(const ServerRequest& r) const {
     if (!gitlab && event.statuses_url.rfind(settings_.github_api + "/", 0) != 0)
         throw ValidationError("pull_request.statuses_url", event.statuses_url,
                               fmt::format("is not under {} (web.conf [webhooks] github_api)", settings_.github_api));
-    return pull_request(r, event, project);
+    RequestAnswer a = pull_request(r, event, project);
+    wake_();
+    return a;
 }
 
 void WebhookApi::close(const PullRequestEvent& event, const ForgeProject& project, const std::string& why,
@@ -147,31 +155,17 @@ RequestAnswer WebhookApi::pull_request(const ServerRequest& r, const PullRequest
         for (auto& e : webhook_env(event)) w.request.env.push_back(std::move(e));
         if (!w.request.build_git) w.request.build_git = webhook_build_git(event);
         const std::string context = status_context(w.release, w.arch, w.request.testname);
-        RequestAnswer a;
-        try {
-            a = requests_.submit_webhook(requester, {w});
-        } catch (const NotFound& e) {  // a release or arch not tested here
-            a = error_of(404, e.what());
-        } catch (const ValidationError& e) {
-            a = error_of(400, e.what());
-        } catch (const Error& e) {
-            a = error_of(503, e.what());
-        }
+        TrackedRequest like;
+        like.forge = event.forge;
+        like.project = project.name;
+        like.number = event.number;
+        like.sha = event.head_sha;
+        like.statuses_url = event.statuses_url;
+        like.context = context;
+        const RequestAnswer a = queue_tracked(requester, std::move(w), like, "queued");
         if (a.status == 200) {
             const json& done = a.body["requests"][0];
-            TrackedRequest t;
-            t.uuid = done["uuid"].get<std::string>();
-            t.forge = event.forge;
-            t.project = project.name;
-            t.number = event.number;
-            t.sha = event.head_sha;
-            t.statuses_url = event.statuses_url;
-            t.context = context;
-            t.queued_at = detail::unix_now();
-            outbox_.track(t, status_body(event.forge, "pending", context,
-                                         fmt::format("queued in {}", done["queue"].get<std::string>()),
-                                         run_url(t.uuid)));
-            queued.push_back({{"uuid", t.uuid}, {"context", context}, {"queue", done["queue"]}});
+            queued.push_back({{"uuid", done["uuid"]}, {"context", context}, {"queue", done["queue"]}});
         } else if (a.status == 409) {  // a redelivered webhook: its requests are queued already
             pending.push_back({{"context", context}, {"existing", a.body.value("existing", json())}});
         } else {
@@ -184,6 +178,54 @@ RequestAnswer WebhookApi::pull_request(const ServerRequest& r, const PullRequest
         }
     }
     return {200, {{"event", event.kind}, {"queued", queued}, {"already_queued", pending}, {"refused", refused}}, {}};
+}
+
+RequestAnswer WebhookApi::queue_tracked(const std::string& requester, RequestApi::Wanted wanted,
+                                        const TrackedRequest& like, const std::string& why) const {
+    RequestAnswer a;
+    try {
+        a = requests_.submit_webhook(requester, {std::move(wanted)});
+    } catch (const NotFound& e) {  // a release or arch not tested here
+        a = error_of(404, e.what());
+    } catch (const ValidationError& e) {
+        a = error_of(400, e.what());
+    } catch (const Error& e) {
+        a = error_of(503, e.what());
+    }
+    if (a.status != 200) return a;
+    const json& done = a.body["requests"][0];
+    TrackedRequest t = like;
+    t.uuid = done["uuid"].get<std::string>();
+    t.queued_at = detail::unix_now();
+    t.started = false;
+    outbox_.track(t, status_body(t.forge, "pending", t.context,
+                                 fmt::format("{} in {}", why, done["queue"].get<std::string>()), run_url(t.uuid)));
+    return a;
+}
+
+std::optional<RequestAnswer> WebhookApi::retry_run(const ServerRequest& r, const std::string& run_id) const {
+    Viewer admin;
+    admin.admin = true;
+    const auto rec = index_.run_by_id(run_id, admin);
+    if (!rec || !rec->run.uuid) return std::nullopt;
+    const auto accepted = outbox_.accepted(*rec->run.uuid);
+    if (!accepted) return std::nullopt;  // not a webhook's run
+    const auto user = requests_.authenticate(r);
+    if (!user)
+        return RequestAnswer{401, {{"error", "not authenticated: send an API key (Authorization: Bearer KEY)"}},
+                             {{"WWW-Authenticate", "Bearer"}}};
+    RequestApi::Wanted w{rec->run.request(), rec->run.release, rec->run.arch};
+    const auto decision = requests_.may_request(*user, w.request);
+    if (!decision.allowed) return error_of(403, decision.reason);
+    // The statuses URL is the one recorded when the webhook was accepted, never the run's own env.
+    for (auto& kv : w.request.env)
+        if (kv.rfind("GITHUB_STATUSES_URL=", 0) == 0) kv = "GITHUB_STATUSES_URL=" + accepted->statuses_url;
+    w.request.uuid.reset();
+    w.request.submit_time.reset();
+    RequestAnswer a = queue_tracked(*user, std::move(w), *accepted, fmt::format("retried by {}", *user));
+    wake_();
+    logger.info("{} retried run {} of {} #{}: HTTP {}", *user, run_id, accepted->project, accepted->number, a.status);
+    return a;
 }
 
 std::size_t WebhookApi::sweep(const ResultsIndex& index, const RunningTests& running, std::int64_t now) const {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -40,7 +41,9 @@ WebhookSettings load_webhook_settings(const WebConfig& config);
 
 class WebhookApi {
 public:
-    WebhookApi(const RequestApi& requests, StatusOutbox& outbox, WebhookSettings settings);
+    /// `wake` is called when a status was queued (the sender sends it at once).
+    WebhookApi(const RequestApi& requests, const ResultsIndex& index, StatusOutbox& outbox,
+               WebhookSettings settings, std::function<void()> wake = {});
 
     /// A webhook: a POST with an X-GitHub-Event or X-Gitlab-Event header.
     static bool is_webhook(const http::ServerRequest& request);
@@ -50,6 +53,14 @@ public:
     /// ping and irrelevant events, and for pull requests what was queued,
     /// cancelled or refused (each refusal an error status on the PR).
     RequestAnswer handle(const http::ServerRequest& request) const;
+
+    /// `GET /api/v1/retry/RUN_ID` for a run a webhook queued: the same
+    /// request again, for a user (API key) the access file allows the package,
+    /// with its statuses tracked to the statuses URL recorded when the webhook
+    /// was accepted (not the one in the run's env): the self-service retry of
+    /// a pull request's test, without the project's secret. nullopt when the
+    /// run is not a webhook's (RequestApi::retry answers then).
+    std::optional<RequestAnswer> retry_run(const http::ServerRequest& request, const std::string& run_id) const;
 
     /// Final statuses for the tracked requests whose result is indexed,
     /// errors for those not started within start_timeout; marks the running
@@ -70,9 +81,16 @@ private:
                bool running_too) const;
     std::string run_url(const std::string& uuid) const;
 
+    /// Queues `wanted` for `requester` and tracks its statuses as `like` (its
+    /// PR, commit and statuses URL); the answer of submit_webhook.
+    RequestAnswer queue_tracked(const std::string& requester, RequestApi::Wanted wanted, const TrackedRequest& like,
+                                const std::string& why) const;
+
     const RequestApi& requests_;
+    const ResultsIndex& index_;
     StatusOutbox& outbox_;
     WebhookSettings settings_;
+    std::function<void()> wake_;
 };
 
 }  // namespace apcloud::web

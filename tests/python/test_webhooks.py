@@ -245,6 +245,7 @@ def test_gitlab_merge_requests(site, tmp_path, forge):
         code, answer = _post(web, query, hook, {"X-Gitlab-Event": "Merge Request Hook", "X-Gitlab-Token": "gl-secret"})
         assert code == 200 and len(answer["queued"]) == 1, answer
         params = _queued_params(web, site)
+        assert [s["state"] for s in _wait_statuses(forge, SHA1, 1)] == ["pending"]
         assert params["build-git"] == f"{forge.url}/gnome/nautilus.git#refs/merge-requests/3/head"
         assert params["env"] == ["UPSTREAM_MERGE_REQUEST=3"] and params["requester"] == "gitlab:alice"
         _worker_once(site)
@@ -315,4 +316,48 @@ def test_a_newer_push_stops_the_running_test_of_an_older_commit_when_configured(
         if worker.poll() is None:
             worker.kill()
         log.close()
+        web.stop()
+
+
+def test_a_maintainer_retries_a_pull_requests_run_and_the_pr_gets_its_statuses(site, tmp_path, forge):
+    """GET /api/v1/retry/RUN_ID (britney's retry URL) of a run a webhook queued: with an API key of someone
+    the access file allows the package, the same request again, its statuses to the recorded URL."""
+    site.run("gedit", ["glib2.0/2.80-1"])
+    keys = tmp_path / "api-keys"
+    made = {u: subprocess.run([need("APCLOUD_TOOL"), "keys", "create", u, "--keys", str(keys)], capture_output=True,
+                              text=True, check=True).stdout.strip() for u in ("maint", "other")}
+    (tmp_path / "access.conf").write_text("[team desktop]\nusers = maint\npackages = gedit\n")
+    web = _web(site, tmp_path, forge,
+               extra=f"[requests]\nkeys_file = {keys}\naccess_file = {tmp_path / 'access.conf'}\n")
+    try:
+        code, answer = _github(web, f"release={site.release}&arch={ARCH}&package=gedit", _pr(forge, "opened", SHA1))
+        assert code == 200 and answer["queued"], answer
+        uuid = answer["queued"][0]["uuid"]
+        assert [s["state"] for s in _wait_statuses(forge, SHA1, 1)] == ["pending"]
+        _worker_once(site, exitcode=4)
+        assert [s["state"] for s in _wait_statuses(forge, SHA1, 2, timeout=60)] == ["pending", "failure"]
+        run_id = web.wait_json(f"/api/v1/run/{uuid}", lambda r: True)["run_id"]
+        web.wait_json("/queued.json", lambda q: q["queues"]["upstream"][site.release][ARCH]["size"] == 0)
+
+        def retry(key=None):
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            code, _, body = web.get(f"/api/v1/retry/{run_id}", headers=dict(headers, Accept="application/json"))
+            return code, json.loads(body)
+
+        assert retry()[0] == 401
+        code, refused = retry(made["other"])
+        assert code == 403, refused
+        code, again = retry(made["maint"])
+        assert code == 200, again
+        new = again["requests"][0]
+        assert new["requester"] == "maint" and new["uuid"] != uuid
+        params = _queued_params(web, site)
+        assert params["env"] == ["UPSTREAM_PULL_REQUEST=7",
+                                 f"GITHUB_STATUSES_URL={forge.url}/repos/upstream/gedit/statuses/{SHA1}"]
+        statuses = _wait_statuses(forge, SHA1, 3)  # sent before the worker starts: nothing can replace it
+        assert statuses[2]["state"] == "pending" and statuses[2]["description"].startswith("retried by maint in ")
+        assert statuses[2]["target_url"] == f"{web.url}/run/{new['uuid']}"
+        _worker_once(site, exitcode=0)
+        assert [s["state"] for s in _wait_statuses(forge, SHA1, 4, timeout=60)][3] == "success"
+    finally:
         web.stop()
