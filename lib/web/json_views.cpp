@@ -75,6 +75,9 @@ bool retry_allowed(const IndexedRun& r) {
 }
 
 std::string retry_url(const IndexedRun& r) {
+    for (const auto& e : r.env)
+        if (reserved_env_reason(std::string_view(e).substr(0, e.find('='))))
+            return "/api/v1/retry/" + percent_encode(r.run_id);
     std::string url = fmt::format("/request.cgi?release={}&arch={}&package={}", percent_encode(r.release),
                                   percent_encode(r.arch), percent_encode(r.package));
     for (const auto& t : r.triggers) url += "&trigger=" + percent_encode(t);

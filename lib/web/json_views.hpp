@@ -29,7 +29,9 @@ RunUrls run_urls(const IndexedRun& run);
 /// True when a retry link is shown for the run (SPEC.md 7: not for pass, neutral, denylisted).
 bool retry_allowed(const IndexedRun& run);
 
-/// The retry request URL of a run (`/request.cgi?...`), percent-encoded.
+/// The retry request URL of a run (`/request.cgi?...`), percent-encoded; for
+/// a run whose env request.cgi refuses (a pull request's, SPEC.md 10) the
+/// retry by run id, `/api/v1/retry/RUN_ID`, which re-queues it as its webhook did.
 std::string retry_url(const IndexedRun& run);
 
 /// A run in API v1: every field, its outcome, its start (ISO) and URLs.

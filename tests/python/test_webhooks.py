@@ -336,12 +336,14 @@ def test_a_maintainer_retries_a_pull_requests_run_and_the_pr_gets_its_statuses(s
         assert [s["state"] for s in _wait_statuses(forge, SHA1, 1)] == ["pending"]
         _worker_once(site, exitcode=4)
         assert [s["state"] for s in _wait_statuses(forge, SHA1, 2, timeout=60)] == ["pending", "failure"]
-        run_id = web.wait_json(f"/api/v1/run/{uuid}", lambda r: True)["run_id"]
+        run = web.wait_json(f"/api/v1/run/{uuid}", lambda r: True)
+        run_id = run["run_id"]
+        assert run["retry"] == f"/api/v1/retry/{urllib.parse.quote(run_id)}"  # request.cgi cannot carry a PR's env
         web.wait_json("/queued.json", lambda q: q["queues"]["upstream"][site.release][ARCH]["size"] == 0)
 
         def retry(key=None):
             headers = {"Authorization": f"Bearer {key}"} if key else {}
-            code, _, body = web.get(f"/api/v1/retry/{run_id}", headers=dict(headers, Accept="application/json"))
+            code, _, body = web.get(run["retry"], headers=dict(headers, Accept="application/json"))
             return code, json.loads(body)
 
         assert retry()[0] == 401
