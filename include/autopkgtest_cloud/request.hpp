@@ -114,6 +114,10 @@ inline constexpr std::string_view package_name_rule =
 /// Throws ValidationError("package", name, package_name_rule) for an invalid name.
 void check_package_name(std::string_view name);
 
+/// True when `name` is an account name as requester, swiftuser and
+/// readable-by hold them (Launchpad / GitHub style: letters, digits, ._+@:-).
+bool is_account_name(std::string_view name) noexcept;
+
 /// True when `name` is a valid source package name (package_name_rule).
 bool is_valid_package_name(std::string_view name) noexcept;
 

@@ -38,6 +38,11 @@ std::string fetch_document(const std::string& source, std::size_t max_bytes);
 /// not match.
 std::vector<RetryRequest> filter_by_log(const std::vector<RetryRequest>& requests, const LogRegex& regex);
 
+/// A key or secret kept in a file: its first line, surrounding blanks
+/// removed. ValidationError naming `field` and the path when that line is
+/// empty; NotFound/SystemError for a file that cannot be read.
+std::string read_secret(const std::string& path, const std::string& field);
+
 /// The key for the request API: the first line of `key_file` when one is
 /// given, else of `$APCLOUD_API_KEY_FILE` (surrounding blanks removed), else
 /// `$APCLOUD_API_KEY` (the variable scripts/lib/request_example.py reads);

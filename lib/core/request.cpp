@@ -48,11 +48,6 @@ bool is_identifier(std::string_view s) {
     return all_of(s, [](char c) { return is_alnum(c) || c == '_'; });
 }
 
-// Launchpad / GitHub style account names used in metadata fields.
-bool is_account_name(std::string_view s) {
-    return !s.empty() && s.size() <= max_name_len && is_alnum(s[0]) &&
-           all_of(s, [](char c) { return is_alnum(c) || std::strchr("._+@:-", c) != nullptr; });
-}
 
 bool is_hex(std::string_view s) {
     return all_of(
@@ -131,6 +126,11 @@ bool is_valid_utf8(std::string_view s) noexcept {
         p += n + 1;
     }
     return true;
+}
+
+bool is_account_name(std::string_view s) noexcept {
+    return !s.empty() && s.size() <= max_name_len && is_alnum(s[0]) &&
+           all_of(s, [](char c) { return is_alnum(c) || std::strchr("._+@:-", c) != nullptr; });
 }
 
 bool is_valid_package_name(std::string_view name) noexcept {

@@ -215,17 +215,18 @@ std::vector<RetryRequest> filter_by_log(const std::vector<RetryRequest>& request
     return out;
 }
 
+std::string read_secret(const std::string& path, const std::string& field) {
+    const std::string text = read_file(path);
+    std::string secret = trimmed(text.substr(0, text.find('\n')));
+    if (secret.empty()) throw ValidationError(field, path, "the file's first line holds no key");
+    return secret;
+}
+
 std::string resolve_api_key(const std::string& given_key_file, const Environment& environment) {
     std::string key;
     const std::string key_file =
         option_or_setting(given_key_file, environment, "APCLOUD_API_KEY_FILE", "--api-key-file", false);
-    if (!key_file.empty()) {
-        const std::string text = read_file(key_file);
-        key = trimmed(text.substr(0, text.find('\n')));
-        if (key.empty())
-            throw ValidationError("--api-key-file", key_file, "the file's first line holds no key");
-        return key;
-    }
+    if (!key_file.empty()) return read_secret(key_file, "--api-key-file");
     if (auto it = environment.find("APCLOUD_API_KEY"); it != environment.end()) key = trimmed(it->second);
     if (key.empty())
         throw ValidationError("--api-key-file", "",

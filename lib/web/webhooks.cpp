@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -141,13 +140,10 @@ void WebhookApi::close(const PullRequestEvent& event, const ForgeProject& projec
 RequestAnswer WebhookApi::pull_request(const ServerRequest& r, const PullRequestEvent& event,
                                        const ForgeProject& project) const {
     auto wanted = requests_.cgi_wanted(r);
-    // GitHub logins and GitLab usernames are letters, digits, - _ . (an account name of SPEC.md 1).
-    const bool login_ok = !event.sender.empty() && event.sender.size() <= 64 &&
-                          event.sender.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                         "0123456789-_.") == std::string::npos &&
-                          std::isalnum(static_cast<unsigned char>(event.sender[0]));
-    const std::string who = login_ok ? event.sender : project.name;
-    const std::string requester = fmt::format("{}:{}", forge_name(event.forge), who);
+    // The sender's login when it makes an account name (SPEC.md 1's requester rule), else the project.
+    std::string requester = fmt::format("{}:{}", forge_name(event.forge), event.sender);
+    if (event.sender.empty() || !is_account_name(requester))
+        requester = fmt::format("{}:{}", forge_name(event.forge), project.name);
     // A newer push supersedes the queued (and, when configured, running) tests of older commits.
     close(event, project, fmt::format("superseded by {}", event.head_sha.substr(0, 12)), settings_.cancel_running);
     json queued = json::array(), refused = json::array(), pending = json::array();

@@ -1,7 +1,6 @@
 // retry-github-test (SPEC.md 10): replays a pull request's webhook, signed with the project's secret,
 // so its tests run again; the library does the work, this parses the command line.
 #include <autopkgtest_cloud/error.hpp>
-#include <autopkgtest_cloud/file_io.hpp>
 #include <autopkgtest_cloud/retries.hpp>
 #include <autopkgtest_cloud/tool.hpp>
 
@@ -31,11 +30,8 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? apcloud::exit_ok : apcloud::exit_usage;
     }
     return apcloud::run_main("retry-github-test", [&] {
-        const std::string text = apcloud::read_file(secret_file);
-        std::string secret = text.substr(0, text.find('\n'));
-        while (!secret.empty() && (secret.back() == '\r' || secret.back() == ' ')) secret.pop_back();
-        if (secret.empty()) throw apcloud::ValidationError("secret_file", secret_file, "its first line is empty");
-        const auto answer = apcloud::retry_github_test(pr_url, request_url, secret);
+        const auto answer =
+            apcloud::retry_github_test(pr_url, request_url, apcloud::read_secret(secret_file, "secret_file"));
         std::cout << answer.body << std::endl;
         if (answer.status < 200 || answer.status > 299) {
             std::cerr << "retry-github-test: the service answered HTTP " << answer.status << std::endl;
