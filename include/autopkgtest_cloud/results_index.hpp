@@ -89,6 +89,18 @@ public:
     /// release, arch, package and run id) is left as it is. Returns how many
     /// were new.
     std::size_t add(const std::vector<IndexedRun>& runs);
+    /// Starts loading many runs into an empty index (a new index's backfill,
+    /// `apcloud index rebuild`): until end_bulk_load(), the secondary indexes
+    /// and the statistics' aggregates are not kept up to date run by run but
+    /// made again in one pass each at the end, several times faster
+    /// (bench-index-ingest). Reads stay correct meanwhile, only slower; the
+    /// statistics count the runs added so far only at the end. Returns false,
+    /// changing nothing, when the index holds runs already. A process killed
+    /// before end_bulk_load() leaves a consistent index whose next open
+    /// completes the load.
+    bool begin_bulk_load();
+    /// Ends a bulk load: makes the indexes and aggregates again (nothing when none is in progress).
+    void end_bulk_load();
     /// True when the run is indexed.
     bool contains(const std::string& container, const RunLocation& where) const;
     /// The run directories indexed in `container`, sorted.

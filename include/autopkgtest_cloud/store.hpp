@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -168,6 +169,11 @@ public:
 
     /// Every entry of the listing: follows markers page by page to the end.
     std::vector<ListEntry> list_all(const std::string& container, ListOptions options);
+    /// The listing page by page as list_all goes, each page given to
+    /// `page_done` as it arrives (its entries may be moved from); stops when
+    /// `page_done` returns false.
+    void for_each_page(const std::string& container, ListOptions options,
+                       const std::function<bool(std::vector<ListEntry>&)>& page_done);
 
     /// Fetches several objects; backends may fetch concurrently. The result
     /// has one slot per name, nullopt where the object does not exist.

@@ -21,6 +21,7 @@
 #include "autopkgtest_cloud/exit_codes.hpp"
 #include "autopkgtest_cloud/request.hpp"
 #include "core/json_reader.hpp"
+#include "core/plain_tar.hpp"
 
 namespace fs = std::filesystem;
 
@@ -264,7 +265,8 @@ void pack(const std::string& output_dir, const PackOptions& opt, const Sink& res
     result.close();
 
     GzipWriter log(log_sink);
-    if (std::find(files.begin(), files.end(), "log") != files.end()) write_log(dir / "log", opt.log_limit, log);
+    if (std::find(files.begin(), files.end(), "log") != files.end())
+        write_log(dir / "log", opt.log_limit, log);
     log.finish();
 
     TarWriter artifacts(artifacts_sink, true);
@@ -351,19 +353,45 @@ std::string gzip_decompress(std::string_view data, std::size_t max_bytes, bool* 
 
 namespace {
 
-std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data, const ArchiveLimits& limits,
-                                                          bool allow_gzip, const MemberFilter& wanted) {
-    if (data.size() > limits.max_archive_bytes)
-        throw ArchiveError(fmt::format("archive is {} bytes, more than the limit of {}", data.size(),
-                                       limits.max_archive_bytes));
+// The members read_tar keeps, with SPEC.md 3's limits applied: regular files
+// that `wanted` accepts, "./" taken off their names (`tar -C dir -cf . ...`).
+class MemberCollector {
+public:
+    MemberCollector(const ArchiveLimits& limits, const MemberFilter& wanted)
+        : limits_(limits), wanted_(wanted) {}
+
+    /// The member's name when it is to be kept (after the limits' checks); nullopt to skip it.
+    std::optional<std::string> admit(std::string_view stored_name, std::int64_t size) {
+        std::string name(stored_name);
+        if (name.compare(0, 2, "./") == 0) name.erase(0, 2);
+        if (wanted_ && !wanted_(name)) return std::nullopt;
+        if (members.size() >= limits_.max_members)
+            throw ArchiveError(fmt::format("archive has more than {} members", limits_.max_members));
+        if (size < 0 || static_cast<std::uint64_t>(size) > limits_.max_member_bytes)
+            throw ArchiveError(fmt::format("archive member {} is {} bytes, more than the limit of {}",
+                                           quote_for_message(name), size, limits_.max_member_bytes));
+        total_ += static_cast<std::size_t>(size);
+        if (total_ > limits_.max_archive_bytes)
+            throw ArchiveError(fmt::format("archive contents exceed {} bytes", limits_.max_archive_bytes));
+        return name;
+    }
+
+    std::vector<std::pair<std::string, std::string>> members;
+
+private:
+    const ArchiveLimits& limits_;
+    const MemberFilter& wanted_;
+    std::size_t total_ = 0;
+};
+
+// Any tar archive libarchive reads (gzip-compressed too when `allow_gzip`).
+void read_tar_with_libarchive(std::string_view data, bool allow_gzip, MemberCollector& collect) {
     std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
     if (!a) throw Error("cannot allocate an archive reader");
     archive_read_support_format_tar(a.get());
     if (allow_gzip) archive_read_support_filter_gzip(a.get());
     if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK)
         throw ArchiveError(std::string("not a tar archive: ") + archive_error_string(a.get()));
-    std::vector<std::pair<std::string, std::string>> out;
-    std::size_t total = 0;
     archive_entry* e;
     for (;;) {
         int rc = archive_read_next_header(a.get(), &e);
@@ -372,33 +400,39 @@ std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data,
             throw ArchiveError(std::string("corrupt archive: ") + archive_error_string(a.get()));
         if (archive_entry_filetype(e) != AE_IFREG) continue;
         const char* path = archive_entry_pathname(e);
-        std::string name = path ? path : "";
-        if (name.compare(0, 2, "./") == 0) name.erase(0, 2);  // `tar -C dir -cf . ...`
-        if (wanted && !wanted(name)) continue;
-        if (out.size() >= limits.max_members)
-            throw ArchiveError(fmt::format("archive has more than {} members", limits.max_members));
-        auto size = archive_entry_size(e);
-        if (size < 0 || static_cast<std::uint64_t>(size) > limits.max_member_bytes)
-            throw ArchiveError(fmt::format("archive member {} is {} bytes, more than the limit of {}",
-                                           quote_for_message(name), size, limits.max_member_bytes));
-        total += static_cast<std::size_t>(size);
-        if (total > limits.max_archive_bytes)
-            throw ArchiveError(fmt::format("archive contents exceed {} bytes", limits.max_archive_bytes));
+        const auto size = archive_entry_size(e);
+        auto name = collect.admit(path ? path : "", size);
+        if (!name) continue;
         std::string content(static_cast<std::size_t>(size), '\0');
         std::size_t got = 0;
         while (got < content.size()) {
             auto n = archive_read_data(a.get(), content.data() + got, content.size() - got);
             if (n < 0)
-                throw ArchiveError(fmt::format("corrupt archive member {}: {}", quote_for_message(name),
+                throw ArchiveError(fmt::format("corrupt archive member {}: {}", quote_for_message(*name),
                                                archive_error_string(a.get())));
             if (n == 0) break;
             got += static_cast<std::size_t>(n);
         }
         if (got != content.size())
-            throw ArchiveError(fmt::format("truncated archive member {}", quote_for_message(name)));
-        out.emplace_back(std::move(name), std::move(content));
+            throw ArchiveError(fmt::format("truncated archive member {}", quote_for_message(*name)));
+        collect.members.emplace_back(std::move(*name), std::move(content));
     }
-    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> read_tar(std::string_view data, const ArchiveLimits& limits,
+                                                          bool allow_gzip, const MemberFilter& wanted) {
+    if (data.size() > limits.max_archive_bytes)
+        throw ArchiveError(fmt::format("archive is {} bytes, more than the limit of {}", data.size(),
+                                       limits.max_archive_bytes));
+    MemberCollector collect(limits, wanted);
+    if (auto plain = detail::scan_plain_tar(data)) {
+        for (const auto& m : *plain)
+            if (auto name = collect.admit(m.name, static_cast<std::int64_t>(m.content.size())))
+                collect.members.emplace_back(std::move(*name), std::string(m.content));
+    } else {
+        read_tar_with_libarchive(data, allow_gzip, collect);
+    }
+    return std::move(collect.members);
 }
 
 }  // namespace

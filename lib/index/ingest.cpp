@@ -3,7 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <future>
+#include <mutex>
+#include <thread>
 
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/result.hpp"
@@ -31,54 +36,158 @@ std::optional<IndexedRun> read_indexed_run(Store& store, const ContainerInfo& co
     return index_run(container, where, r);
 }
 
+namespace {
+
+// A bulk load of an empty index for as long as a backfill runs.
+class BulkLoad {
+public:
+    explicit BulkLoad(ResultsIndex& index) : index_(index), active_(index.begin_bulk_load()) {}
+    ~BulkLoad() {
+        try {
+            end();
+        } catch (const std::exception& e) {
+            logger.error("{} (the next open completes it)", e.what());
+        }
+    }
+    BulkLoad(const BulkLoad&) = delete;
+    BulkLoad& operator=(const BulkLoad&) = delete;
+    bool active() const { return active_; }
+    void end() {
+        if (active_) index_.end_bulk_load();
+        active_ = false;
+    }
+
+private:
+    ResultsIndex& index_;
+    bool active_;
+};
+
+// The runs of one container the index misses, found by a thread of its own
+// that lists the container page by page while the first ones are read.
+class MissingRuns {
+public:
+    MissingRuns(Store& store, const std::string& container, std::vector<std::string> known,
+                const std::atomic<bool>* stop)
+        : thread_([this, &store, container, known = std::move(known), stop] {
+              try {
+                  ListOptions opts;
+                  opts.delimiter = '@';  // one entry per run: RELEASE/ARCH/PREFIX/PACKAGE/RUN_ID@
+                  store.for_each_page(container, opts, [&](std::vector<ListEntry>& page) {
+                      std::vector<RunLocation> found;
+                      for (const auto& e : page) {
+                          if (!e.subdir) continue;
+                          auto where = parse_run_dir(e.name);
+                          if (where && !std::binary_search(known.begin(), known.end(), where->dir()))
+                              found.push_back(std::move(*where));
+                      }
+                      std::lock_guard<std::mutex> lock(mutex_);
+                      for (auto& w : found) runs_.push_back(std::move(w));
+                      changed_.notify_all();
+                      return !quit_ && !(stop && stop->load());
+                  });
+              } catch (...) {
+                  std::lock_guard<std::mutex> lock(mutex_);
+                  error_ = std::current_exception();
+              }
+              std::lock_guard<std::mutex> lock(mutex_);
+              done_ = true;
+              changed_.notify_all();
+          }) {}
+    ~MissingRuns() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            quit_ = true;
+        }
+        thread_.join();
+    }
+    MissingRuns(const MissingRuns&) = delete;
+    MissingRuns& operator=(const MissingRuns&) = delete;
+
+    /// The next `n` runs found (fewer at the end of the listing); empty when
+    /// none are left. Waits for them when `wait`, else gives none until `n`
+    /// are there. Rethrows the listing's failure.
+    std::vector<RunLocation> take(std::size_t n, bool wait) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (wait) changed_.wait(lock, [&] { return done_ || runs_.size() - taken_ >= n; });
+        if (error_) std::rethrow_exception(error_);
+        const std::size_t ready = runs_.size() - taken_;
+        if (ready < n && !done_) return {};
+        std::vector<RunLocation> out(
+            std::make_move_iterator(runs_.begin() + static_cast<std::ptrdiff_t>(taken_)),
+            std::make_move_iterator(runs_.begin() +
+                                    static_cast<std::ptrdiff_t>(taken_ + std::min(n, ready))));
+        taken_ += out.size();
+        return out;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::vector<RunLocation> runs_;
+    std::size_t taken_ = 0;
+    bool done_ = false, quit_ = false;
+    std::exception_ptr error_;
+    std::thread thread_;  // last: starts when the rest is ready
+};
+
+// The index rows of `runs` read from the store; runs without result.tar yet
+// (still being stored, or abandoned) are left for next time, corrupt ones logged.
+std::vector<IndexedRun> load_runs(Store& store, const ContainerInfo& container,
+                                  const std::vector<RunLocation>& runs) {
+    std::vector<std::string> names;
+    names.reserve(runs.size());
+    for (const auto& w : runs) names.push_back(w.dir() + "/result.tar");
+    auto objects = store.get_many(container.name, names);
+    std::vector<IndexedRun> out;
+    for (std::size_t j = 0; j < runs.size(); ++j) {
+        const auto& obj = objects[j];
+        if (!obj) continue;
+        try {
+            Result r = parse_result_tar(obj->data, {}, ResultDetail::summary);
+            if (r.package && *r.package != runs[j].package) continue;
+            out.push_back(index_run(container, runs[j], r));
+        } catch (const ParseError& e) {
+            logger.warn("skipping {}/{}: {}", container.name, runs[j].dir(), e.what());
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
 std::size_t backfill_index(Store& store, ResultsIndex& index, const std::atomic<bool>* stop) {
     std::size_t added = 0;
+    BulkLoad bulk(index);
+    // Listing, reading and parsing, and writing overlap: two chunks are read
+    // and parsed while one is written, as they cost about twice what writing
+    // does (bench-index-ingest). A bulk load has no readers waiting for its
+    // commits: fewer, larger ones.
+    const std::size_t chunk = bulk.active() ? 1000 : 200;
+    constexpr std::size_t loaders = 2;
     for (const auto& name : store.list_containers()) {
         if (stop && stop->load()) break;
         const auto container = parse_container_name(name);
         if (!container) continue;
-        const auto known = index.run_dirs(name);
-        ListOptions opts;
-        opts.delimiter = '@';  // one entry per run: RELEASE/ARCH/PREFIX/PACKAGE/RUN_ID@
-        std::vector<RunLocation> missing;
-        for (const auto& e : store.list_all(name, opts)) {
-            if (!e.subdir) continue;
-            auto where = parse_run_dir(e.name);
-            if (!where || std::binary_search(known.begin(), known.end(), where->dir())) continue;
-            missing.push_back(std::move(*where));
-        }
-        // Reading and parsing the next chunk overlaps with writing this one:
-        // the two halves cost about the same (bench-index-ingest).
-        constexpr std::size_t chunk = 200;
-        auto load = [&store, &name, &missing, &container](std::size_t first) {
-            std::vector<std::string> names;
-            const std::size_t end = std::min(missing.size(), first + chunk);
-            for (std::size_t j = first; j < end; ++j) names.push_back(missing[j].dir() + "/result.tar");
-            auto objects = store.get_many(name, names);
-            std::vector<IndexedRun> runs;
-            for (std::size_t j = first; j < end; ++j) {
-                const auto& obj = objects[j - first];
-                if (!obj) continue;  // still being stored (or abandoned): next time
-                try {
-                    Result r = parse_result_tar(obj->data, {}, ResultDetail::summary);
-                    if (r.package && *r.package != missing[j].package) continue;
-                    runs.push_back(index_run(*container, missing[j], r));
-                } catch (const ParseError& e) {
-                    logger.warn("skipping {}/{}: {}", name, missing[j].dir(), e.what());
-                }
+        MissingRuns missing(store, name, index.run_dirs(name), stop);
+        std::deque<std::future<std::vector<IndexedRun>>> loading;
+        auto load_more = [&] {
+            while (loading.size() < loaders && !(stop && stop->load())) {
+                auto runs = missing.take(chunk, loading.empty());
+                if (runs.empty()) return;
+                loading.push_back(
+                    std::async(std::launch::async, [&store, &container, runs = std::move(runs)] {
+                        return load_runs(store, *container, runs);
+                    }));
             }
-            return runs;
         };
-        std::future<std::vector<IndexedRun>> next;
-        if (!missing.empty()) next = std::async(std::launch::async, load, 0);
-        for (std::size_t i = 0; i < missing.size(); i += chunk) {
-            auto runs = next.get();
-            if (i + chunk < missing.size() && !(stop && stop->load()))
-                next = std::async(std::launch::async, load, i + chunk);
+        for (load_more(); !loading.empty(); load_more()) {
+            auto runs = loading.front().get();
+            loading.pop_front();
+            load_more();
             added += index.add(runs);
-            if (!next.valid()) break;
         }
     }
+    bulk.end();
     return added;
 }
 

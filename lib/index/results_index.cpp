@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/exit_codes.hpp"
@@ -73,6 +74,20 @@ CREATE TABLE IF NOT EXISTS day_stats(
 CREATE TABLE IF NOT EXISTS latest(
     release TEXT NOT NULL, arch TEXT NOT NULL, package TEXT NOT NULL, run_id TEXT NOT NULL, outcome TEXT NOT NULL,
     PRIMARY KEY(release, arch, package)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS index_state(key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
+)SQL";
+
+// The indexes a bulk load drops (the schemas above make them again): not the
+// unique ones, which decide what a run already indexed is.
+constexpr const char* drop_secondary_indexes = R"SQL(
+DROP INDEX IF EXISTS run_package_ix;
+DROP INDEX IF EXISTS run_recent_ix;
+DROP INDEX IF EXISTS run_requester_ix;
+DROP INDEX IF EXISTS run_uuid_ix;
+DROP INDEX IF EXISTS compat.result_run_ix;
+DROP INDEX IF EXISTS compat.result_requester_idx;
+DROP INDEX IF EXISTS compat.result_test_id_ix;
+INSERT OR REPLACE INTO index_state(key, value) VALUES('bulk_load', 1);
 )SQL";
 
 // The statistics' aggregates (day_stats, latest) of the runs of an index made
@@ -97,6 +112,11 @@ constexpr const char* viewer_filter =
 std::optional<std::string> text_or_null(const SQLite::Column& c) {
     if (c.isNull()) return std::nullopt;
     return c.getString();
+}
+
+// A JSON array of strings, as json_list reads it.
+std::string json_list_text(const std::vector<std::string>& items) {
+    return items.empty() ? std::string("[]") : json(items).dump();
 }
 
 std::vector<std::string> json_list(const std::string& text) {
@@ -235,6 +255,7 @@ struct WriterStatements {
                         "INSERT OR IGNORE INTO compat.result(test_id, run_id, version, triggers, duration, "
                         "exitcode, requester, env, uuid) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"),
           mark(db, "INSERT OR REPLACE INTO compat.apcloud_meta(key, value) VALUES('seq', ?)"),
+          count_runs(db, "UPDATE index_state SET value = value + ? WHERE key = 'runs'"),
           count_day(db,
                     "INSERT INTO day_stats(release, arch, day, outcome, runs) VALUES(?, ?, ?, ?, 1) "
                     "ON CONFLICT DO UPDATE SET runs = runs + 1"),
@@ -242,8 +263,8 @@ struct WriterStatements {
                      "INSERT INTO latest(release, arch, package, run_id, outcome) VALUES(?, ?, ?, ?, ?) "
                      "ON CONFLICT DO UPDATE SET run_id = excluded.run_id, outcome = excluded.outcome "
                      "WHERE excluded.run_id > latest.run_id") {}
-    SQLite::Statement insert_run, insert_test, test_id, uuid_taken, insert_result, mark, count_day,
-        set_latest;
+    SQLite::Statement insert_run, insert_test, test_id, uuid_taken, insert_result, mark, count_runs,
+        count_day, set_latest;
 };
 
 // A prepared statement ready for its next use, however the last one ended.
@@ -276,7 +297,13 @@ struct ResultsIndex::Impl {
     std::unique_ptr<WriterStatements> statements;  // after `writer`: destroyed before it
     std::unique_ptr<ReaderPool> readers;
 
+    bool bulk = false;  ///< a bulk load is in progress: no aggregates run by run
+    /// compat.test ids by release, arch and package, as committed (cleared when a write fails).
+    std::unordered_map<std::string, std::int64_t> test_ids;
+
     void open();
+    void make_schemas();
+    void finish_bulk_load();
     void catch_up_compat();
     /// The new run's feed position; nullopt when it was indexed already.
     std::optional<std::int64_t> insert(const IndexedRun& r);
@@ -290,7 +317,8 @@ struct ResultsIndex::Impl {
     }
     /// `f` with `sql` prepared on a reader connection (kept for its next use).
     template <class F>
-    auto read_prepared(const std::string& sql, F&& f) const -> decltype(f(std::declval<SQLite::Statement&>())) {
+    auto read_prepared(const std::string& sql, F&& f) const
+        -> decltype(f(std::declval<SQLite::Statement&>())) {
         auto lease = readers->take();
         return f(lease.prepared(sql));
     }
@@ -309,14 +337,29 @@ void ResultsIndex::Impl::open() {
     writer->exec("PRAGMA cache_size=-65536");
     const bool had_runs = writer->tableExists("run");
     const bool had_aggregates = writer->tableExists("day_stats");
-    writer->exec(index_schema);
-    if (had_runs && !had_aggregates) writer->exec(fill_aggregates);
     SQLite::Statement attach(*writer, "ATTACH DATABASE ? AS compat");
     attach.bind(1, compat_path);
     attach.exec();
     writer->exec("PRAGMA compat.journal_mode=WAL");
     writer->exec("PRAGMA compat.synchronous=NORMAL");
     writer->exec("PRAGMA compat.cache_size=-32768");
+    make_schemas();
+    if (had_runs && !had_aggregates) writer->exec(fill_aggregates);
+    statements = std::make_unique<WriterStatements>(*writer);
+    readers = std::make_unique<ReaderPool>(index_path);
+    // The run count size() reads: feed positions have gaps (an ignored insert uses one up).
+    if (writer->execAndGet("SELECT count(*) FROM index_state WHERE key = 'runs'").getInt() == 0)
+        writer->exec("INSERT INTO index_state(key, value) SELECT 'runs', count(*) FROM run");
+    if (writer->execAndGet("SELECT count(*) FROM index_state WHERE key = 'bulk_load'").getInt() > 0) {
+        logger.warn("{}: a bulk load was cut short; completing it", dir);
+        finish_bulk_load();
+    }
+    catch_up_compat();
+}
+
+// Both files' tables and indexes, each made when missing.
+void ResultsIndex::Impl::make_schemas() {
+    writer->exec(index_schema);
     // The same schema in the attached file: object names get its prefix, tables in ON clauses not.
     std::string schema = compat_schema;
     for (std::size_t p = 0; (p = schema.find("EXISTS ", p)) != std::string::npos;) {
@@ -324,9 +367,17 @@ void ResultsIndex::Impl::open() {
         schema.insert(p, "compat.");
     }
     writer->exec(schema);
-    statements = std::make_unique<WriterStatements>(*writer);
-    readers = std::make_unique<ReaderPool>(index_path);
-    catch_up_compat();
+}
+
+// The dropped indexes made again and the aggregates counted from every run, in one transaction.
+void ResultsIndex::Impl::finish_bulk_load() {
+    SQLite::Transaction txn(*writer, SQLite::TransactionBehavior::IMMEDIATE);
+    make_schemas();
+    writer->exec("DELETE FROM day_stats; DELETE FROM latest;");
+    writer->exec(fill_aggregates);
+    writer->exec("DELETE FROM index_state WHERE key = 'bulk_load'");
+    txn.commit();
+    bulk = false;
 }
 
 // compat.db lags behind index.db after a crash between their commits: replay
@@ -379,10 +430,10 @@ std::optional<std::int64_t> ResultsIndex::Impl::insert(const IndexedRun& r) {
     bind_optional(s, 13, r.duration);
     bind_optional(s, 14, r.requester);
     s.bind(15, r.env_column());
-    s.bind(16, json(r.env).dump());
+    s.bind(16, json_list_text(r.env));
     s.bind(17, r.all_proposed ? 1 : 0);
     bind_optional(s, 18, r.uuid);
-    s.bind(19, json(r.ppas).dump());
+    s.bind(19, json_list_text(r.ppas));
     bind_optional(s, 20, r.testname);
     bind_optional(s, 21, r.build_git);
     bind_optional(s, 22, r.test_git);
@@ -393,7 +444,7 @@ std::optional<std::int64_t> ResultsIndex::Impl::insert(const IndexedRun& r) {
     const std::int64_t seq = writer->getLastInsertRowid();
     if (is_release) {
         insert_compat(r);
-        count_for_statistics(r, outcome_text);
+        if (!bulk) count_for_statistics(r, outcome_text);
     }
     return seq;
 }
@@ -418,17 +469,22 @@ void ResultsIndex::Impl::count_for_statistics(const IndexedRun& r, const std::st
 // The reference's rows for one run. A uuid another run holds already (a
 // request that ran twice) is left out of the later row rather than the row.
 void ResultsIndex::Impl::insert_compat(const IndexedRun& r) {
-    auto& t = fresh(statements->insert_test);
-    t.bind(1, r.release);
-    t.bind(2, r.arch);
-    t.bind(3, r.package);
-    t.exec();
-    auto& id = fresh(statements->test_id);
-    id.bind(1, r.package);
-    id.bind(2, r.release);
-    id.bind(3, r.arch);
-    if (!id.executeStep()) throw Error("results index: compat.test lost the row just inserted");
-    const std::int64_t test_id = id.getColumn(0).getInt64();
+    const std::string test_key = fmt::format("{}\n{}\n{}", r.release, r.arch, r.package);
+    auto known = test_ids.find(test_key);
+    if (known == test_ids.end()) {
+        auto& t = fresh(statements->insert_test);
+        t.bind(1, r.release);
+        t.bind(2, r.arch);
+        t.bind(3, r.package);
+        t.exec();
+        auto& id = fresh(statements->test_id);
+        id.bind(1, r.package);
+        id.bind(2, r.release);
+        id.bind(3, r.arch);
+        if (!id.executeStep()) throw Error("results index: compat.test lost the row just inserted");
+        known = test_ids.emplace(test_key, id.getColumn(0).getInt64()).first;
+    }
+    const std::int64_t test_id = known->second;
     std::optional<std::string> uuid = r.uuid;
     if (uuid) {
         auto& taken = fresh(statements->uuid_taken);
@@ -483,10 +539,44 @@ std::size_t ResultsIndex::add(const std::vector<IndexedRun>& runs) {
                 newest = seq;
             }
         if (newest) impl_->set_mark(*newest);
+        if (added > 0) {
+            auto& count = fresh(impl_->statements->count_runs);
+            count.bind(1, static_cast<std::int64_t>(added));
+            count.exec();
+        }
         txn.commit();
         return added;
     } catch (const SQLite::Exception& e) {
+        impl_->test_ids.clear();  // may name test rows rolled back
         fail(fmt::format("cannot add {} runs", runs.size()), e);
+    } catch (...) {
+        impl_->test_ids.clear();
+        throw;
+    }
+}
+
+bool ResultsIndex::begin_bulk_load() {
+    std::lock_guard<std::mutex> lock(impl_->write_mutex);
+    try {
+        if (impl_->bulk) return true;
+        SQLite::Transaction txn(*impl_->writer, SQLite::TransactionBehavior::IMMEDIATE);
+        if (impl_->writer->execAndGet("SELECT EXISTS(SELECT 1 FROM run)").getInt() != 0) return false;
+        impl_->writer->exec(drop_secondary_indexes);
+        txn.commit();
+        impl_->bulk = true;
+        return true;
+    } catch (const SQLite::Exception& e) {
+        fail("cannot start a bulk load", e);
+    }
+}
+
+void ResultsIndex::end_bulk_load() {
+    std::lock_guard<std::mutex> lock(impl_->write_mutex);
+    if (!impl_->bulk) return;
+    try {
+        impl_->finish_bulk_load();
+    } catch (const SQLite::Exception& e) {
+        fail("cannot end a bulk load", e);
     }
 }
 
@@ -547,11 +637,11 @@ HistoryPage ResultsIndex::history(const std::string& package, const std::string&
                                   const std::string& arch, const std::string& container,
                                   const std::optional<std::string>& before, std::size_t limit,
                                   const Viewer& viewer) const {
-    static const std::string sql =
-        fmt::format("SELECT {} FROM run WHERE package = :package AND release = :release AND "
-                    "arch = :arch AND container = :container AND run_id < :before AND {} "
-                    "ORDER BY run_id DESC LIMIT :limit",
-                    run_columns, viewer_filter);
+    static const std::string sql = fmt::format(
+        "SELECT {} FROM run WHERE package = :package AND release = :release AND "
+        "arch = :arch AND container = :container AND run_id < :before AND {} "
+        "ORDER BY run_id DESC LIMIT :limit",
+        run_columns, viewer_filter);
     return impl_->read_prepared(sql, [&](SQLite::Statement& q) {
         q.bind(":package", package);
         q.bind(":release", release);
@@ -718,9 +808,10 @@ std::vector<std::string> ResultsIndex::packages() const {
 
 std::uint64_t ResultsIndex::size() const {
     return impl_->read([&](SQLite::Database& db) {
-        // Runs are never removed, so the newest feed position is the count:
-        // one index lookup where count(*) read all of a large index (70 ms at 1M runs).
-        return static_cast<std::uint64_t>(db.execAndGet("SELECT coalesce(max(seq), 0) FROM run").getInt64());
+        // Kept by add(): count(*) read all of a large index (70 ms at 1M runs), and the
+        // newest feed position counts the inserts ignored as duplicates too.
+        return static_cast<std::uint64_t>(
+            db.execAndGet("SELECT coalesce(max(value), 0) FROM index_state WHERE key = 'runs'").getInt64());
     });
 }
 

@@ -47,7 +47,15 @@ std::string read_whole(int fd, const std::string& path, std::size_t expected) {
     std::string out(expected, '\0');
     std::size_t got = 0;
     for (;;) {
-        if (got == out.size()) out.resize(out.size() + std::max<std::size_t>(out.size() / 2, 4096));
+        if (got == out.size()) {
+            // As expected, or grown since: a small read tells, without growing the string first.
+            char probe[4096];
+            const std::size_t n = read_at(fd, got, probe, sizeof probe, path);
+            if (n == 0) break;
+            out.append(probe, n);
+            got += n;
+            continue;
+        }
         const std::size_t n = read_at(fd, got, out.data() + got, out.size() - got, path);
         if (n == 0) break;
         got += n;

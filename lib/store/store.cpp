@@ -73,18 +73,27 @@ ContainerAcl ContainerAcl::parse(std::string_view x_container_read) {
     return private_to(std::move(user));
 }
 
-std::vector<ListEntry> Store::list_all(const std::string& container, ListOptions options) {
-    std::vector<ListEntry> out;
+void Store::for_each_page(const std::string& container, ListOptions options,
+                          const std::function<bool(std::vector<ListEntry>&)>& page_done) {
     const std::size_t page = options.limit == 0 ? ListOptions::max_list_limit : options.limit;
     options.limit = page;
     for (;;) {
         auto entries = list(container, options);
         const bool full = entries.size() >= page;
         if (!entries.empty()) options.marker = entries.back().name;
-        for (auto& e : entries) out.push_back(std::move(e));
+        if (!page_done(entries)) return;
         // A short page is the last one; a full page may have more after it.
-        if (!full) return out;
+        if (!full) return;
     }
+}
+
+std::vector<ListEntry> Store::list_all(const std::string& container, ListOptions options) {
+    std::vector<ListEntry> out;
+    for_each_page(container, std::move(options), [&out](std::vector<ListEntry>& entries) {
+        for (auto& e : entries) out.push_back(std::move(e));
+        return true;
+    });
+    return out;
 }
 
 ObjectInfo Store::put_file(const std::string& container, const std::string& name, const std::string& path,

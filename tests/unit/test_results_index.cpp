@@ -269,3 +269,80 @@ TEST_CASE("statistics come from aggregates kept as runs arrive, and an older ind
     same(reopened.statistics(), before);
     CHECK(reopened.packages() == std::vector<std::string>{"gedit"});
 }
+
+TEST_CASE("a bulk load of an empty index gives the rows, indexes and statistics of adding run by run") {
+    TempDir d;
+    std::vector<IndexedRun> runs;
+    for (int m = 0; m < 30; ++m)
+        runs.push_back(
+            make_run(m % 3 ? "gedit" : "evince", "noble", m % 2 ? "arm64" : "amd64", m, m % 4 ? 0 : 4));
+    runs.push_back(make_run("gedit", "noble", "amd64", 40, 0, "autopkgtest-noble-lpuser-ppa"));
+    auto indexes = [](const std::string& file) {
+        SQLite::Database db(file, SQLite::OPEN_READONLY);
+        SQLite::Statement q(db, "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name");
+        std::vector<std::string> out;
+        while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+        return out;
+    };
+    const std::string plain = (d.path / "plain").string(), bulk = (d.path / "bulk").string();
+    {
+        ResultsIndex index(plain);
+        index.add(runs);
+    }
+    ResultsIndex loaded(bulk);
+    REQUIRE(loaded.begin_bulk_load());
+    // Indexes are gone while loading, queries still right.
+    CHECK(indexes(bulk + "/index.db").size() < indexes(plain + "/index.db").size());
+    CHECK(loaded.add({runs.begin(), runs.begin() + 10}) == 10);
+    CHECK(loaded.add({runs.begin() + 5, runs.end()}) == runs.size() - 10);  // the overlap: once
+    CHECK(
+        loaded.history("gedit", "noble", "amd64", "", std::nullopt, 100, Viewer{}).runs.size() ==
+        ResultsIndex(plain).history("gedit", "noble", "amd64", "", std::nullopt, 100, Viewer{}).runs.size());
+    loaded.end_bulk_load();
+    CHECK(indexes(bulk + "/index.db") == indexes(plain + "/index.db"));
+    CHECK(indexes(bulk + "/compat.db") == indexes(plain + "/compat.db"));
+    ResultsIndex reference(plain);
+    const auto a = loaded.statistics(), b = reference.statistics();
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        CHECK(a[i].packages == b[i].packages);
+        CHECK(a[i].passing == b[i].passing);
+        CHECK(a[i].runs == b[i].runs);
+        CHECK(a[i].runs_failed == b[i].runs_failed);
+        CHECK(a[i].days.size() == b[i].days.size());
+    }
+    // Counted once although the overlap was added twice (an ignored insert uses up a feed position).
+    CHECK(loaded.size() == runs.size());
+    CHECK(reference.size() == runs.size());
+    CHECK(loaded.feed(0, 1000).runs.size() == reference.feed(0, 1000).runs.size());
+    // After it, adds keep the aggregates run by run again.
+    loaded.add({make_run("evince", "noble", "amd64", 24 * 60, 4)});
+    CHECK(loaded.statistics()[0].runs == b[0].runs + 1);
+    // An index holding runs is never bulk loaded.
+    CHECK_FALSE(loaded.begin_bulk_load());
+    CHECK(indexes(bulk + "/index.db") == indexes(plain + "/index.db"));
+}
+
+TEST_CASE("a bulk load cut short (the process killed) is completed by the next open") {
+    TempDir d;
+    const std::string dir = (d.path / "idx").string();
+    {
+        ResultsIndex index(dir);
+        REQUIRE(index.begin_bulk_load());
+        index.add({make_run("gedit", "noble", "amd64", 1, 0), make_run("gedit", "noble", "amd64", 2, 4)});
+        // destroyed without end_bulk_load, as by SIGKILL: the flag stays in the file
+    }
+    {
+        SQLite::Database db(dir + "/index.db", SQLite::OPEN_READONLY);
+        CHECK(db.execAndGet("SELECT count(*) FROM index_state WHERE key = 'bulk_load'").getInt() == 1);
+        CHECK(db.execAndGet("SELECT count(*) FROM day_stats").getInt() == 0);
+    }
+    ResultsIndex reopened(dir);
+    const auto stats = reopened.statistics();
+    REQUIRE(stats.size() == 1);
+    CHECK(stats[0].runs == 2);
+    CHECK(stats[0].passing == 0);  // the newest failed
+    SQLite::Database db(dir + "/index.db", SQLite::OPEN_READONLY);
+    CHECK(db.execAndGet("SELECT count(*) FROM index_state WHERE key = 'bulk_load'").getInt() == 0);
+    CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'run_package_ix'").getInt() == 1);
+}
