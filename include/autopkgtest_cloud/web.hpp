@@ -55,6 +55,9 @@ struct WebConfig {
     std::string gitlab_api = "https://gitlab.com/api/v4";  ///< `gitlab_api`: where GitLab statuses go
     int start_timeout = 21600;  ///< `start_timeout`: seconds a PR's request may wait to start before its status is error
     bool cancel_running = false;  ///< `cancel_running`: a newer push also cancels the PR's running tests
+    /// `status_attempts`: tries to send one status (1, 2, 4 ... then 600 s apart: 200 is about a day and a
+    /// half) before it is dropped, logged
+    int status_attempts = 200;
     // [amqp], [swift]
     std::string broker_url;
     BrokerCredentials broker_credentials;

@@ -60,14 +60,23 @@ enum class HookAction {
 struct PullRequestEvent {
     Forge forge = Forge::github;
     HookAction action = HookAction::irrelevant;
-    std::string kind;           ///< the event and action as sent, e.g. "pull_request opened"
-    std::uint64_t number = 0;   ///< the PR number or the MR iid
-    std::string head_sha;       ///< the commit tested and given statuses
-    std::string clone_url;      ///< where build-git clones from
-    std::string ref;            ///< refs/pull/N/head or refs/merge-requests/IID/head
-    std::string statuses_url;   ///< where statuses are POSTed (GitHub: the payload's; GitLab: built)
-    std::string sender;         ///< who acted (a login), for the requester; may be empty
+    std::string kind;          ///< the event and action as sent, e.g. "pull_request opened"
+    std::uint64_t number = 0;  ///< the PR number or the MR iid
+    std::string head_sha;      ///< the commit tested and given statuses
+    std::string clone_url;     ///< where build-git clones from
+    std::string ref;           ///< refs/pull/N/head or refs/merge-requests/IID/head
+    std::string statuses_url;  ///< where statuses are POSTed (GitHub: the payload's; GitLab: built)
+    std::string sender;        ///< who acted (a login), for the requester; may be empty
+    /// When the pull or merge request last changed (unix time; `updated_at`),
+    /// to tell a redelivered older event from a newer one; nullopt when the
+    /// payload has none or in a form not read here.
+    std::optional<std::int64_t> updated_at;
 };
+
+/// A forge's `updated_at`: `2011-01-26T19:01:12Z` (GitHub, GitLab; a
+/// fraction allowed) or `2013-12-03 17:23:34 UTC` (GitLab's older form);
+/// nullopt for anything else.
+std::optional<std::int64_t> parse_forge_time(std::string_view text);
 
 /// Parses a GitHub event: `event` is the X-GitHub-Event header. `ping` and
 /// `pull_request` (opened, synchronize, reopened: test; closed: close) are

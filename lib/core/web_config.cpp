@@ -28,10 +28,11 @@ const detail::KnownKeys& known_keys() {
                     "statistics_interval",
                     "status_interval",
                     "public_url"};
-        k["webhooks"] = {"projects_file", "github_secrets", "github_status_credentials", "github_api",
-                         "gitlab_api",    "start_timeout",  "cancel_running"};
-        k["requests"] = {"keys_file", "access_file", "user_header", "trusted_proxies", "requests_per_minute",
-                         "burst", "allow_local_sources", "supersede"};
+        k["webhooks"] = {"projects_file",  "github_secrets", "github_status_credentials",
+                         "github_api",     "gitlab_api",     "start_timeout",
+                         "cancel_running", "status_attempts"};
+        k["requests"] = {"keys_file",           "access_file", "user_header",         "trusted_proxies",
+                         "requests_per_minute", "burst",       "allow_local_sources", "supersede"};
         return k;
     }();
     return keys;
@@ -85,7 +86,8 @@ WebConfig parse_web_config(std::string_view text, const Environment& env) {
     c.github_secrets = ini.get("webhooks", "github_secrets");
     c.github_status_credentials = ini.get("webhooks", "github_status_credentials");
     for (auto [key, slot] : {std::pair<const char*, std::string*>{"github_api", &c.github_api},
-                             {"gitlab_api", &c.gitlab_api}, {"public_url", &c.public_url}}) {
+                             {"gitlab_api", &c.gitlab_api},
+                             {"public_url", &c.public_url}}) {
         const std::string section = std::string(key) == "public_url" ? "web" : "webhooks";
         if (!ini.has(section, key)) continue;
         *slot = ini.get(section, key);
@@ -95,6 +97,7 @@ WebConfig parse_web_config(std::string_view text, const Environment& env) {
     }
     c.start_timeout = ini.positive_int("webhooks", "start_timeout", 21600, 1);
     c.cancel_running = ini.boolean("webhooks", "cancel_running");
+    c.status_attempts = ini.positive_int("webhooks", "status_attempts", 200, 1);
     auto backends = detail::parse_backends(ini, env, {"file", "swift+http", "swift+https", "http", "https"});
     c.broker_url = std::move(backends.broker_url);
     c.broker_credentials = std::move(backends.broker_credentials);
@@ -140,6 +143,7 @@ std::string render_web_config(const WebConfig& c) {
     put("gitlab_api", c.gitlab_api);
     put("start_timeout", std::to_string(c.start_timeout));
     if (c.cancel_running) put("cancel_running", "true");
+    put("status_attempts", std::to_string(c.status_attempts));
     out += "\n[amqp]\n";
     put("url", c.broker_url);
     put("user", c.broker_credentials.user);

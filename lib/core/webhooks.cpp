@@ -10,6 +10,7 @@
 #include "autopkgtest_cloud/exit_codes.hpp"
 #include "core/digest.hpp"
 #include "core/ini_config.hpp"
+#include "core/time_text.hpp"
 
 namespace apcloud {
 
@@ -86,7 +87,8 @@ public:
     std::uint64_t number(std::initializer_list<const char*> path) const {
         const json* j = find(path);
         if (!j || !j->is_number_unsigned() || j->get<std::uint64_t>() == 0)
-            throw ParseError(fmt::format("{} payload: {} must be a positive whole number", what_, dotted(path)));
+            throw ParseError(
+                fmt::format("{} payload: {} must be a positive whole number", what_, dotted(path)));
         return j->get<std::uint64_t>();
     }
 
@@ -105,12 +107,24 @@ private:
 std::string checked_sha(std::string sha, std::string_view what) {
     const bool ok = sha.size() >= 7 && sha.size() <= 64 &&
                     sha.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
-    if (!ok) throw ParseError(fmt::format("{} payload: the head commit {} is not a commit id", what,
-                                          quote_for_message(sha)));
+    if (!ok)
+        throw ParseError(
+            fmt::format("{} payload: the head commit {} is not a commit id", what, quote_for_message(sha)));
     return sha;
 }
 
 }  // namespace
+
+std::optional<std::int64_t> parse_forge_time(std::string_view text) {
+    static constexpr std::string_view utc = " UTC";
+    if (text.size() == 19 + utc.size() && text.substr(19) == utc && text[10] == ' ') {
+        std::string iso(text.substr(0, 19));
+        iso[10] = 'T';
+        return detail::parse_iso_time(iso);
+    }
+    if (text.empty() || text.back() != 'Z') return std::nullopt;  // other zones: not read
+    return detail::parse_iso_time(text);
+}
 
 PullRequestEvent parse_github_event(std::string_view event, std::string_view body) {
     PullRequestEvent e;
@@ -135,6 +149,7 @@ PullRequestEvent parse_github_event(std::string_view event, std::string_view bod
         return e;
     e.number = f.number({"number"});
     e.sender = f.text_or({"sender", "login"}, "");
+    e.updated_at = parse_forge_time(f.text_or({"pull_request", "updated_at"}, ""));
     if (e.action == HookAction::close) return e;
     e.head_sha = checked_sha(f.text({"pull_request", "head", "sha"}), "GitHub pull_request");
     e.statuses_url = f.text({"pull_request", "statuses_url"});
@@ -155,7 +170,8 @@ PullRequestEvent parse_gitlab_event(std::string_view body, std::string_view api_
     const std::string action = f.text_or({"object_attributes", "action"}, "");
     e.kind = "merge_request " + action;
     // "update" is sent for edits of the title too: only new commits (oldrev) are tested.
-    if (action == "open" || action == "reopen" || (action == "update" && f.find({"object_attributes", "oldrev"})))
+    if (action == "open" || action == "reopen" ||
+        (action == "update" && f.find({"object_attributes", "oldrev"})))
         e.action = HookAction::test;
     else if (action == "close" || action == "merge")
         e.action = HookAction::close;
@@ -163,6 +179,7 @@ PullRequestEvent parse_gitlab_event(std::string_view body, std::string_view api_
         return e;
     e.number = f.number({"object_attributes", "iid"});
     e.sender = f.text_or({"user", "username"}, "");
+    e.updated_at = parse_forge_time(f.text_or({"object_attributes", "updated_at"}, ""));
     if (e.action == HookAction::close) return e;
     e.head_sha = checked_sha(f.text({"object_attributes", "last_commit", "id"}), "GitLab merge_request");
     // The merge request's ref lives in the target project (for forks too).
@@ -226,7 +243,8 @@ std::string status_body(Forge forge, std::string_view state, std::string_view co
         if ((static_cast<unsigned char>(d[i]) & 0xC0) != 0x80 && ++chars > 140) break;
     }
     d.resize(i);
-    json body = {{"state", state}, {forge == Forge::github ? "context" : "name", context}, {"description", d}};
+    json body = {
+        {"state", state}, {forge == Forge::github ? "context" : "name", context}, {"description", d}};
     if (!target_url.empty()) body["target_url"] = target_url;
     return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -238,8 +256,8 @@ std::map<std::string, std::string> parse_github_secrets(std::string_view text) {
     std::map<std::string, std::string> out;
     for (const auto& [package, secret] : j.items()) {
         if (!secret.is_string() || secret.get_ref<const std::string&>().empty())
-            throw ParseError(
-                fmt::format("github-secrets.json: the secret of {} must be a non-empty string", quote_for_message(package)));
+            throw ParseError(fmt::format("github-secrets.json: the secret of {} must be a non-empty string",
+                                         quote_for_message(package)));
         out[package] = secret.get<std::string>();
     }
     return out;
@@ -262,8 +280,8 @@ std::map<std::string, std::pair<std::string, std::string>> parse_status_credenti
         const auto first = line.find(':');
         const auto second = first == std::string::npos ? std::string::npos : line.find(':', first + 1);
         if (first == 0 || second == std::string::npos || second == first + 1 || second + 1 == line.size())
-            throw ParseError(fmt::format(
-                "github-status-credentials.txt line {}: expected project:user:token", line_no));
+            throw ParseError(
+                fmt::format("github-status-credentials.txt line {}: expected project:user:token", line_no));
         out[line.substr(0, first)] = {line.substr(first + 1, second - first - 1), line.substr(second + 1)};
         if (end == text.size()) break;
     }
@@ -280,9 +298,9 @@ std::string github_retry_payload(std::string_view pr_json) {
 }
 
 std::vector<ForgeProject> parse_forge_projects(std::string_view text, const std::string& label) {
-    const detail::IniConfig ini(text, label,
-                                {{"github *", {"secret", "status_user", "status_token"}},
-                                 {"gitlab *", {"secret", "status_token"}}});
+    const detail::IniConfig ini(
+        text, label,
+        {{"github *", {"secret", "status_user", "status_token"}}, {"gitlab *", {"secret", "status_token"}}});
     std::vector<ForgeProject> out;
     for (const auto& section : ini.sections()) {
         ForgeProject p;

@@ -45,12 +45,14 @@ struct StatusOutbox::Impl {
         db.exec("PRAGMA journal_mode=WAL");
         db.exec("PRAGMA synchronous=FULL");
         db.exec(
-            "CREATE TABLE IF NOT EXISTS tracked (uuid TEXT PRIMARY KEY, forge TEXT NOT NULL, project TEXT NOT "
+            "CREATE TABLE IF NOT EXISTS tracked (uuid TEXT PRIMARY KEY, forge TEXT NOT NULL, project TEXT "
+            "NOT "
             "NULL, number INTEGER NOT NULL, sha TEXT NOT NULL, statuses_url TEXT NOT NULL, context TEXT NOT "
             "NULL, queued_at INTEGER NOT NULL, started INTEGER NOT NULL DEFAULT 0)");
         db.exec("CREATE INDEX IF NOT EXISTS tracked_pr ON tracked (forge, project, number)");
         db.exec(
-            "CREATE TABLE IF NOT EXISTS accepted (uuid TEXT PRIMARY KEY, forge TEXT NOT NULL, project TEXT NOT "
+            "CREATE TABLE IF NOT EXISTS accepted (uuid TEXT PRIMARY KEY, forge TEXT NOT NULL, project TEXT "
+            "NOT "
             "NULL, number INTEGER NOT NULL, sha TEXT NOT NULL, statuses_url TEXT NOT NULL, context TEXT NOT "
             "NULL, queued_at INTEGER NOT NULL, started INTEGER NOT NULL DEFAULT 0)");
         db.exec(
@@ -58,11 +60,16 @@ struct StatusOutbox::Impl {
             "forge TEXT NOT NULL, project TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL, attempts "
             "INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT)");
         db.exec("CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at)");
+        db.exec(
+            "CREATE TABLE IF NOT EXISTS pr_events (forge TEXT NOT NULL, project TEXT NOT NULL, number "
+            "INTEGER NOT "
+            "NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (forge, project, number)) WITHOUT ROWID");
     }
 
     void queue(const std::string& uuid, Forge forge, const std::string& project, const std::string& url,
                const std::string& body) {
-        SQLite::Statement ins(db, "INSERT INTO outbox (uuid, forge, project, url, body) VALUES (?, ?, ?, ?, ?)");
+        SQLite::Statement ins(db,
+                              "INSERT INTO outbox (uuid, forge, project, url, body) VALUES (?, ?, ?, ?, ?)");
         ins.bind(1, uuid);
         ins.bind(2, std::string(forge_name(forge)));
         ins.bind(3, project);
@@ -86,8 +93,9 @@ void StatusOutbox::track(const TrackedRequest& t, const std::string& body) {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     SQLite::Transaction tx(impl_->db);
     for (const char* table : {"tracked", "accepted"}) {
-        SQLite::Statement ins(impl_->db, fmt::format("INSERT OR REPLACE INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                                     table, tracked_columns));
+        SQLite::Statement ins(
+            impl_->db, fmt::format("INSERT OR REPLACE INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", table,
+                                   tracked_columns));
         ins.bind(1, t.uuid);
         ins.bind(2, std::string(forge_name(t.forge)));
         ins.bind(3, t.project);
@@ -128,6 +136,20 @@ bool StatusOutbox::finish(const std::string& uuid, const std::string& body) {
     return true;
 }
 
+bool StatusOutbox::note_event(Forge forge, const std::string& project, std::uint64_t number,
+                              std::int64_t updated_at) {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    SQLite::Statement q(impl_->db,
+                        "INSERT INTO pr_events (forge, project, number, updated_at) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT DO UPDATE SET updated_at = excluded.updated_at "
+                        "WHERE excluded.updated_at >= pr_events.updated_at");
+    q.bind(1, std::string(forge_name(forge)));
+    q.bind(2, project);
+    q.bind(3, static_cast<std::int64_t>(number));
+    q.bind(4, updated_at);
+    return q.exec() > 0;
+}
+
 void StatusOutbox::mark_started(const std::string& uuid) {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     SQLite::Statement q(impl_->db, "UPDATE tracked SET started = 1 WHERE uuid = ? AND started = 0");
@@ -145,7 +167,8 @@ std::optional<TrackedRequest> StatusOutbox::accepted(const std::string& uuid) co
 
 std::vector<TrackedRequest> StatusOutbox::tracked() const {
     std::lock_guard<std::mutex> lock(impl_->mutex);
-    SQLite::Statement q(impl_->db, fmt::format("SELECT {} FROM tracked ORDER BY queued_at, uuid", tracked_columns));
+    SQLite::Statement q(impl_->db,
+                        fmt::format("SELECT {} FROM tracked ORDER BY queued_at, uuid", tracked_columns));
     std::vector<TrackedRequest> out;
     while (q.executeStep()) out.push_back(tracked_row(q));
     return out;
@@ -154,10 +177,10 @@ std::vector<TrackedRequest> StatusOutbox::tracked() const {
 std::vector<TrackedRequest> StatusOutbox::tracked_of(Forge forge, const std::string& project,
                                                      std::uint64_t number) const {
     std::lock_guard<std::mutex> lock(impl_->mutex);
-    SQLite::Statement q(impl_->db,
-                        fmt::format("SELECT {} FROM tracked WHERE forge = ? AND project = ? AND number = ? ORDER "
-                                    "BY queued_at, uuid",
-                                    tracked_columns));
+    SQLite::Statement q(
+        impl_->db, fmt::format("SELECT {} FROM tracked WHERE forge = ? AND project = ? AND number = ? ORDER "
+                               "BY queued_at, uuid",
+                               tracked_columns));
     q.bind(1, std::string(forge_name(forge)));
     q.bind(2, project);
     q.bind(3, static_cast<std::int64_t>(number));
@@ -169,10 +192,11 @@ std::vector<TrackedRequest> StatusOutbox::tracked_of(Forge forge, const std::str
 std::vector<StatusDelivery> StatusOutbox::due(std::int64_t now, std::size_t limit) const {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     // The oldest waiting status of each request (refused ones, uuid "", each on its own).
-    SQLite::Statement q(impl_->db,
-                        "SELECT id, uuid, forge, project, url, body, attempts FROM outbox o WHERE next_at <= ? AND "
-                        "(uuid = '' OR id = (SELECT MIN(id) FROM outbox p WHERE p.uuid = o.uuid)) ORDER BY id "
-                        "LIMIT ?");
+    SQLite::Statement q(
+        impl_->db,
+        "SELECT id, uuid, forge, project, url, body, attempts FROM outbox o WHERE next_at <= ? AND "
+        "(uuid = '' OR id = (SELECT MIN(id) FROM outbox p WHERE p.uuid = o.uuid)) ORDER BY id "
+        "LIMIT ?");
     q.bind(1, now);
     q.bind(2, static_cast<std::int64_t>(limit));
     std::vector<StatusDelivery> out;
@@ -206,8 +230,8 @@ void StatusOutbox::delivered(std::int64_t id) {
 
 void StatusOutbox::retry_at(std::int64_t id, std::int64_t next_at, const std::string& error) {
     std::lock_guard<std::mutex> lock(impl_->mutex);
-    SQLite::Statement q(impl_->db,
-                        "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?");
+    SQLite::Statement q(
+        impl_->db, "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?");
     q.bind(1, next_at);
     q.bind(2, error);
     q.bind(3, id);

@@ -62,10 +62,16 @@ public:
     /// A request a webhook queued, as accepted (kept after its final status,
     /// so a retry of its run goes to the statuses URL recorded then), or nullopt.
     std::optional<TrackedRequest> accepted(const std::string& uuid) const;
+    /// Records an event of a pull or merge request that changed at
+    /// `updated_at` (unix time), unless one of a later change was recorded:
+    /// false then (a redelivered older event, which must not supersede the
+    /// tests of the newer commits), true otherwise.
+    bool note_event(Forge forge, const std::string& project, std::uint64_t number, std::int64_t updated_at);
     /// Every tracked request.
     std::vector<TrackedRequest> tracked() const;
     /// The tracked requests of one pull or merge request.
-    std::vector<TrackedRequest> tracked_of(Forge forge, const std::string& project, std::uint64_t number) const;
+    std::vector<TrackedRequest> tracked_of(Forge forge, const std::string& project,
+                                           std::uint64_t number) const;
 
     /// The statuses due at `now`, oldest first, at most one per request (so
     /// a request's statuses arrive in order).

@@ -167,8 +167,50 @@ bool RequestApi::is_browser_navigation(const ServerRequest& r) {
     return r.header("Accept").value_or("").find("text/html") != std::string::npos;
 }
 
-std::string RequestApi::csrf_token(const std::string& user, const std::string& query) const {
-    return detail::hex_hmac("sha256", csrf_secret_, user + "\n" + query);
+std::string RequestApi::csrf_token(const std::string& user, const std::string& action,
+                                   const std::string& query) const {
+    return detail::hex_hmac("sha256", csrf_secret_, user + "\n" + action + "\n" + query);
+}
+
+std::string RequestApi::retry_action(const std::string& run_id) {
+    return "/api/v1/retry/" + percent_encode(run_id);
+}
+
+json RequestApi::confirmation(const std::string& user, const std::vector<Wanted>& wanted,
+                              const std::string& action, const std::string& query) const {
+    json requests = json::array();
+    for (const auto& w : wanted)
+        requests.push_back({{"package", w.request.package},
+                            {"release", w.release},
+                            {"arch", w.arch},
+                            {"triggers", w.request.triggers},
+                            {"env", w.request.env},
+                            {"ppas", w.request.ppas},
+                            {"history", history_url(w.request.package, w.release, w.arch)}});
+    json confirm = {{"requests", requests},
+                    {"action", action},
+                    {"query", query},
+                    {"csrf", csrf_token(user, action, query)}};
+    if (auto refused = refuse_duplicates(wanted)) confirm["existing"] = refused->body["existing"];
+    return {{"confirm", confirm}};
+}
+
+std::optional<RequestAnswer> RequestApi::refuse_confirmation(const ServerRequest& r,
+                                                             const std::string& action,
+                                                             std::string& query) const {
+    ServerRequest form;
+    form.query = http::parse_query(r.body);
+    const auto given_query = form.param("query");
+    const auto token = form.param("csrf");
+    if (!given_query || !token)
+        throw ValidationError("body", r.body.substr(0, 100), "must carry the fields query and csrf");
+    query = *given_query;
+    const auto user = authenticate(r);
+    if (!user) return unauthenticated();
+    if (!detail::equal_constant_time(*token, csrf_token(*user, action, query)))
+        return error_answer(403,
+                            "this confirmation is not valid (expired, or not made for you): request again");
+    return std::nullopt;
 }
 
 RequestAnswer RequestApi::confirm_cgi(const ServerRequest& r) const {
@@ -176,20 +218,18 @@ RequestAnswer RequestApi::confirm_cgi(const ServerRequest& r) const {
 }
 
 RequestAnswer RequestApi::confirmed_cgi(const ServerRequest& r) const {
-    ServerRequest form;
-    form.query = http::parse_query(r.body);
-    const auto query = form.param("query");
-    const auto token = form.param("csrf");
-    if (!query || !token)
-        throw ValidationError("body", r.body.substr(0, 100), "must carry the fields query and csrf");
-    const auto user = authenticate(r);
-    if (user && !detail::equal_constant_time(*token, csrf_token(*user, *query)))
-        return error_answer(403,
-                            "this confirmation is not valid (expired, or not made for you): request again");
+    std::string query;
+    if (auto refused = refuse_confirmation(r, "/request.cgi", query)) return *refused;
     ServerRequest cgi = r;  // the same credentials, the confirmed parameters
     cgi.method = "GET";
-    cgi.query = http::parse_query(*query);
+    cgi.query = http::parse_query(query);
     return submit(cgi, cgi_wanted(cgi));
+}
+
+std::optional<RequestAnswer> RequestApi::refuse_retry_confirmation(const ServerRequest& r,
+                                                                   const std::string& run_id) const {
+    std::string query;
+    return refuse_confirmation(r, retry_action(run_id), query);
 }
 
 std::vector<RequestApi::Wanted> RequestApi::cgi_wanted(const ServerRequest& r) const {
@@ -276,14 +316,30 @@ RequestAnswer RequestApi::post_test(const ServerRequest& r) const {
     return submit(r, std::move(wanted));
 }
 
-RequestAnswer RequestApi::retry(const ServerRequest& r, const std::string& run_id) const {
+IndexedRecord RequestApi::run_to_retry(const std::string& run_id) const {
     if (!run_id_time(run_id)) throw ValidationError("run_id", run_id, "is not a run id");
-    const auto rec = index_.run_by_id(run_id, Viewer{});
+    auto rec = index_.run_by_id(run_id, Viewer{});
     if (!rec) throw NotFound(fmt::format("no run {}", quote_for_message(run_id)));
-    const IndexedRun& run = rec->run;
+    return std::move(*rec);
+}
+
+RequestAnswer RequestApi::retry(const ServerRequest& r, const std::string& run_id) const {
+    const IndexedRun run = run_to_retry(run_id).run;
     if (run.is_private)
         return error_answer(400, "a private run cannot be retried here: its PPA credentials are not stored");
     return submit(r, {{run.request(), run.release, run.arch}});
+}
+
+RequestAnswer RequestApi::confirm_retry(const ServerRequest& r, const std::string& run_id) const {
+    const IndexedRun run = run_to_retry(run_id).run;
+    if (run.is_private)
+        return error_answer(400, "a private run cannot be retried here: its PPA credentials are not stored");
+    const auto user = authenticate(r);
+    if (!user) return unauthenticated();
+    const std::vector<Wanted> wanted = {{run.request(), run.release, run.arch}};
+    const auto decision = may_request(*user, wanted.front().request);
+    if (!decision.allowed) return error_answer(403, decision.reason);
+    return {200, confirmation(*user, wanted, retry_action(run_id), ""), {}};
 }
 
 std::vector<RequestApi::Pending> RequestApi::pending_requests() const {
@@ -294,8 +350,8 @@ std::vector<RequestApi::Pending> RequestApi::pending_requests() const {
     // queue view (or just sent) for a moment.
     for (const auto& rt : running_.list()) {
         try {
-            out.push_back({parse_request(rt.package + "\n" + rt.params.dump(), lenient), "running", rt.release,
-                           rt.arch, "", std::nullopt, false, false});
+            out.push_back({parse_request(rt.package + "\n" + rt.params.dump(), lenient), "running",
+                           rt.release, rt.arch, "", std::nullopt, false, false});
             if (out.back().request.uuid) seen.insert(*out.back().request.uuid);
         } catch (const Error&) {
         }
@@ -306,7 +362,8 @@ std::vector<RequestApi::Pending> RequestApi::pending_requests() const {
             try {
                 TestRequest t = parse_request(q.body, lenient);
                 if (t.uuid && !seen.insert(*t.uuid).second) continue;
-                Pending p{std::move(t), "queued", q.name.release, q.name.arch, q.queue, q.position, q.is_private};
+                Pending p{std::move(t), "queued",   q.name.release, q.name.arch,
+                          q.queue,      q.position, q.is_private};
                 out.push_back(std::move(p));
             } catch (const Error&) {
             }
@@ -320,12 +377,14 @@ std::vector<RequestApi::Pending> RequestApi::pending_requests() const {
             const Sent& sent = it->second;
             // Forgotten once the queues show it (a snapshot taken after the sending), its result is
             // indexed, or after ten minutes.
-            if (sent.at + 1 < seen_at || sent.at + 600 < detail::unix_now() || index_.run_by_uuid(sent.uuid, admin)) {
+            if (sent.at + 1 < seen_at || sent.at + 600 < detail::unix_now() ||
+                index_.run_by_uuid(sent.uuid, admin)) {
                 it = sent_.erase(it);
                 continue;
             }
             if (seen.insert(sent.uuid).second) {
-                Pending p{sent.request, "queued", sent.release, sent.arch, sent.queue, std::nullopt, false, true};
+                Pending p{sent.request, "queued",     sent.release, sent.arch,
+                          sent.queue,   std::nullopt, false,        true};
                 out.push_back(std::move(p));
             }
             ++it;
@@ -359,8 +418,8 @@ std::vector<std::string> RequestApi::supersede(const TestRequest& sent, const st
         try {
             cancel_and_forget(*old.uuid, "superseded by " + sent.uuid.value_or("a newer request"));
             cancelled.push_back(*old.uuid);
-            logger.info("request {} ({} on {}/{}, {}) superseded by {}", *old.uuid, old.package, release, arch,
-                        fmt::join(old.triggers, " "), sent.uuid.value_or(""));
+            logger.info("request {} ({} on {}/{}, {}) superseded by {}", *old.uuid, old.package, release,
+                        arch, fmt::join(old.triggers, " "), sent.uuid.value_or(""));
         } catch (const Error& e) {
             logger.warn("could not supersede request {}: {}", *old.uuid, e.what());  // it runs: nothing lost
         }
@@ -371,7 +430,8 @@ std::vector<std::string> RequestApi::supersede(const TestRequest& sent, const st
 void RequestApi::cancel_and_forget(const std::string& uuid, const std::string& by) const {
     cancel_request(*store_, uuid, by);
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto it = sent_.begin(); it != sent_.end();) it = it->second.uuid == uuid ? sent_.erase(it) : std::next(it);
+    for (auto it = sent_.begin(); it != sent_.end();)
+        it = it->second.uuid == uuid ? sent_.erase(it) : std::next(it);
 }
 
 RequestAnswer RequestApi::cancel(const ServerRequest& r, const std::string& uuid) const {
@@ -438,7 +498,8 @@ std::optional<RequestAnswer> RequestApi::refuse_duplicates(const std::vector<Wan
         if (p.position) where["position"] = *p.position;
         const std::string identity = request_identity(p.request, p.release, p.arch);
         if (p.just_sent)
-            pending.emplace(identity, std::move(where));  // the queue view's entry, when there is one, says more
+            pending.emplace(identity,
+                            std::move(where));  // the queue view's entry, when there is one, says more
         else
             pending[identity] = std::move(where);
     }
@@ -468,21 +529,10 @@ RequestAnswer RequestApi::submit(const ServerRequest& http_request, std::vector<
         }
     }
     if (confirm_only) {
-        json requests = json::array();
-        for (const auto& w : wanted)
-            requests.push_back({{"package", w.request.package},
-                                {"release", w.release},
-                                {"arch", w.arch},
-                                {"triggers", w.request.triggers},
-                                {"env", w.request.env},
-                                {"ppas", w.request.ppas},
-                                {"history", history_url(w.request.package, w.release, w.arch)}});
         const auto mark = http_request.target.find('?');
         const std::string query =
             mark == std::string::npos ? std::string() : http_request.target.substr(mark + 1);
-        json confirm = {{"requests", requests}, {"query", query}, {"csrf", csrf_token(*user, query)}};
-        if (auto refused = refuse_duplicates(wanted)) confirm["existing"] = refused->body["existing"];
-        return {200, {{"confirm", confirm}}, {}};
+        return {200, confirmation(*user, wanted, "/request.cgi", query), {}};
     }
     double retry_after = 0;
     if (!take_tokens(*user, wanted.size(), retry_after)) {
@@ -549,8 +599,8 @@ RequestAnswer RequestApi::publish(const std::string& requester, const std::strin
                 mutex_);  // one publisher: the broker is not shared across threads
             if (!broker_) broker_ = open_broker_();
             queue = submit_request(*broker_, sent, w.release, w.arch, false, options);
-            sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue, detail::unix_now(), sent,
-                                                                w.release, w.arch};
+            sent_[request_identity(sent, w.release, w.arch)] = {*sent.uuid, queue,     detail::unix_now(),
+                                                                sent,       w.release, w.arch};
             position = broker_->queue_depth(queue);
         } catch (const NotFound&) {
             throw;  // no such queue: not an outage
@@ -562,8 +612,8 @@ RequestAnswer RequestApi::publish(const std::string& requester, const std::strin
                                 "the queue cannot be reached now; what is listed under requests was queued",
                                 {{"requests", done}});
         }
-        logger.info("{} requested {} on {}/{} ({}): {} -> {}", requester, sent.package, w.release, w.arch, rule,
-                    *sent.uuid, queue);
+        logger.info("{} requested {} on {}/{} ({}): {} -> {}", requester, sent.package, w.release, w.arch,
+                    rule, *sent.uuid, queue);
         const auto superseded = supersede(sent, w.release, w.arch);
         done.push_back({{"uuid", *sent.uuid},
                         {"superseded", superseded},

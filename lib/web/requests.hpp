@@ -67,8 +67,9 @@ public:
     static bool is_browser_navigation(const http::ServerRequest& request);
     /// request.cgi from a browser: every check of request_cgi (authentication,
     /// validation, authorization, identical requests pending), nothing
-    /// queued; the answer, {"confirm": {"requests", "existing", "query",
-    /// "csrf"}}, is shown as a page whose button POSTs the query back.
+    /// queued; the answer, {"confirm": {"requests", "existing", "action",
+    /// "query", "csrf"}}, is shown as a page whose button POSTs the query
+    /// back to the action.
     RequestAnswer confirm_cgi(const http::ServerRequest& request) const;
     /// `POST /request.cgi` from that page (form fields `query` and `csrf`):
     /// the token must be the one confirm_cgi gave this user for this query
@@ -80,6 +81,19 @@ public:
     RequestAnswer post_test(const http::ServerRequest& request) const;
     /// `GET /api/v1/retry/RUN_ID`: the same request as that run's, again.
     RequestAnswer retry(const http::ServerRequest& request, const std::string& run_id) const;
+    /// `GET /api/v1/retry/RUN_ID` from a browser (is_browser_navigation):
+    /// acted on only once confirmed, as request.cgi is. Authentication and
+    /// authorization checked, the run's request and any identical one
+    /// pending shown; the page's button POSTs to retry_action(run_id).
+    RequestAnswer confirm_retry(const http::ServerRequest& request, const std::string& run_id) const;
+    /// `POST /api/v1/retry/RUN_ID` from that page (form fields `query`, empty,
+    /// and `csrf`): nullopt when the token is the one confirm_retry gave this
+    /// user for this run (the retry is then done as the GET is); else the
+    /// refusal (401, 403; ValidationError for a body without the fields).
+    std::optional<RequestAnswer> refuse_retry_confirmation(const http::ServerRequest& request,
+                                                           const std::string& run_id) const;
+    /// Where a run's retry is confirmed: `/api/v1/retry/RUN_ID`.
+    static std::string retry_action(const std::string& run_id);
 
     /// `POST /api/v1/cancel/UUID`: cancels that queued or running request
     /// (cancel_request) for its requester or an admin: 200
@@ -114,14 +128,25 @@ private:
     /// `confirm_only`: stop before the rate limit and the queue (confirm_cgi).
     RequestAnswer submit(const http::ServerRequest& http_request, std::vector<Wanted> wanted,
                          bool confirm_only = false) const;
-    std::string csrf_token(const std::string& user, const std::string& query) const;
+    /// The confirmation's token: an HMAC of user, action and query under a secret of this process.
+    std::string csrf_token(const std::string& user, const std::string& action,
+                           const std::string& query) const;
+    /// {"confirm": {...}} of confirm_cgi and confirm_retry.
+    nlohmann::json confirmation(const std::string& user, const std::vector<Wanted>& wanted,
+                                const std::string& action, const std::string& query) const;
+    /// A confirmation POSTed to `action`: nullopt when its token is right (`query` set to the
+    /// confirmed query), else the refusal.
+    std::optional<RequestAnswer> refuse_confirmation(const http::ServerRequest& request,
+                                                     const std::string& action, std::string& query) const;
+    /// The run a retry names: ValidationError for a malformed run id, NotFound.
+    IndexedRecord run_to_retry(const std::string& run_id) const;
     std::optional<RequestAnswer> refuse_duplicates(const std::vector<Wanted>& wanted) const;
     /// Releases and arches configured, then validate(); throws.
     void check_wanted(std::vector<Wanted>& wanted, const std::string& requester,
                       const ValidationOptions& options) const;
     /// Publishes `wanted` (already checked): {"requests": [...]}, or 503 with what was queued.
-    RequestAnswer publish(const std::string& requester, const std::string& rule, const std::vector<Wanted>& wanted,
-                          const ValidationOptions& options) const;
+    RequestAnswer publish(const std::string& requester, const std::string& rule,
+                          const std::vector<Wanted>& wanted, const ValidationOptions& options) const;
     bool take_tokens(const std::string& user, std::size_t n, double& retry_after) const;
     void reload() const;
     ValidationOptions validation() const;

@@ -7,8 +7,10 @@
 #include <condition_variable>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <thread>
 
+#include "autopkgtest_cloud/admin.hpp"
 #include "autopkgtest_cloud/broker.hpp"
 #include "autopkgtest_cloud/client.hpp"
 #include "autopkgtest_cloud/error.hpp"
@@ -34,7 +36,6 @@ namespace apcloud {
 namespace {
 
 const detail::Logger logger("web");
-
 
 // Sleeps until `seconds` passed or `stop` is set; false when stopping.
 bool wait_for(const std::atomic<bool>& stop, double seconds) {
@@ -109,8 +110,9 @@ public:
         requests.burst = config_.burst;
         requests.allow_local_sources = config_.allow_local_sources;
         requests.supersede = config_.supersede;
-        web::RequestApi request_api([this] { return open_broker(config_.broker_url, config_.broker_credentials); },
-                                    index_, running_, state_, requests, store_.get());
+        web::RequestApi request_api(
+            [this] { return open_broker(config_.broker_url, config_.broker_credentials); }, index_, running_,
+            state_, requests, store_.get());
         std::unique_ptr<web::WebhookApi> webhooks;
         if (outbox_) {
             webhooks = std::make_unique<web::WebhookApi>(request_api, index_, *outbox_, hooks_,
@@ -119,7 +121,8 @@ public:
             logger.info("webhooks of {} GitHub and {} GitLab projects; statuses sent with run pages under {}",
                         hooks_.github.size(), hooks_.gitlab.size(), hooks_.public_url);
         }
-        web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_, &request_api, webhooks.get());
+        web::WebApp app(index_, running_, state_, store_.get(), settings, &metrics_, &request_api,
+                        webhooks.get());
         http::ServerOptions options;
         options.address = config_.address;
         options.port = config_.port;
@@ -156,7 +159,12 @@ private:
     void send_statuses(const web::WebhookApi& hooks) {
         http::HttpClient client;
         do {
-            hooks.sweep(index_, running_, detail::unix_now());
+            std::map<std::string, std::string> dead;
+            {
+                std::lock_guard<std::mutex> lock(dead_mutex_);
+                dead = dead_lettered_;
+            }
+            hooks.sweep(index_, running_, detail::unix_now(), dead);
             hooks.deliver(client, detail::unix_now());
             std::unique_lock<std::mutex> lock(nudge_mutex_);
             nudge_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return nudged_ || stop_.load(); });
@@ -219,8 +227,8 @@ private:
             }
             const std::size_t added = index_.add({*run});
             if (outbox_) nudge_statuses();
-            const double lag =
-                static_cast<double>(detail::unix_now() - run->started() - static_cast<std::int64_t>(ev.duration));
+            const double lag = static_cast<double>(detail::unix_now() - run->started() -
+                                                   static_cast<std::int64_t>(ev.duration));
             metrics_.observe_ingest(added, std::max(0.0, lag));
             return true;
         } catch (const ParseError& e) {
@@ -256,6 +264,7 @@ private:
                     sizes[q] = 0;  // not declared yet: no worker ever ran
                 }
             }
+            if (outbox_) watch_dead_letters(*broker, queues);
             // Cancelled requests wait for a worker to drop them: not shown.
             std::set<std::string> cancelled;
             try {
@@ -267,6 +276,26 @@ private:
                 config_.releases, config_.architectures, sizes, bodies, detail::unix_now(), cancelled)));
             state_.set_statistics(std::make_shared<std::vector<ReleaseArchStats>>(statistics()));
         } while (wait_for(stop_, config_.queue_interval));
+    }
+
+    // The requests of the upstream queues' dead-letter queues (the ones
+    // webhooks queue), for their statuses to end at once in an error.
+    void watch_dead_letters(Broker& broker, const std::vector<std::string>& queues) {
+        std::map<std::string, std::string> dead;
+        for (const auto& q : queues) {
+            if (parse_queue_name(q).context != QueueContext::upstream) continue;
+            try {
+                const std::string dq = dead_letter_queue_name(q);
+                const auto depth = broker.queue_depth(dq);
+                if (depth == 0) continue;
+                for (const auto& m : broker.peek_messages(dq, std::min<std::uint64_t>(depth, 1000)))
+                    if (auto uuid = summarize_request(m.body).uuid) dead[*uuid] = m.reason;
+            } catch (const NotFound&) {
+                // no dead letter yet
+            }
+        }
+        std::lock_guard<std::mutex> lock(dead_mutex_);
+        dead_lettered_ = std::move(dead);
     }
 
     // Statistics are read from the index's aggregates when runs were added
@@ -332,6 +361,8 @@ private:
     std::uint64_t published_size_ = static_cast<std::uint64_t>(-1);
     web::WebhookSettings hooks_;
     std::unique_ptr<web::StatusOutbox> outbox_;  ///< when webhooks are configured
+    std::mutex dead_mutex_;
+    std::map<std::string, std::string> dead_lettered_;  ///< under dead_mutex_: uuid to reason
     std::mutex nudge_mutex_;
     std::condition_variable nudge_cv_;
     bool nudged_ = false;

@@ -237,22 +237,27 @@ ServerResponse WebApp::error_answer(const std::string& route_name, int status,
     return error_response(status, message);
 }
 
-// The request API's routes: /request.cgi (a page), POST /api/v1/test, GET /api/v1/retry/RUN_ID,
-// POST /api/v1/cancel/UUID.
+// The request API's routes: /request.cgi (a page), POST /api/v1/test, GET /api/v1/retry/RUN_ID
+// (POST from its confirmation page), POST /api/v1/cancel/UUID.
 ServerResponse WebApp::request_route(const ServerRequest& request, const std::vector<std::string>& segs,
                                      std::string& route_name) const {
     const bool cgi = segs.size() == 1;
     // request.cgi answers a page, or JSON to programs that ask for it (errors too).
     const bool json = request.header("Accept").value_or("").find("application/json") != std::string::npos;
     const bool cancel = !cgi && segs[2] == "cancel";
+    const bool retry = !cgi && segs[2] == "retry";
+    // A browser's retry (a link on a page) is answered with pages, as request.cgi is.
+    const bool retry_page =
+        retry && pages_ && !json && (request.method == "POST" || RequestApi::is_browser_navigation(request));
     route_name = cgi                 ? (json || !pages_ ? "api.request_cgi" : "page.request")
                  : segs[2] == "test" ? "api.test"
                  : cancel            ? "api.cancel"
+                 : retry_page        ? "page.retry"
                                      : "api.retry";
-    // request.cgi: GET as the reference has it; POST from its confirmation page.
-    const std::string allowed = cgi ? "GET, POST" : segs.size() == 3 || cancel ? "POST" : "GET";
+    // request.cgi and retry: GET as programs use them; POST from their confirmation page.
+    const std::string allowed = cgi || retry ? "GET, POST" : "POST";
     const bool method_ok =
-        cgi ? (request.method == "GET" || request.method == "POST") : request.method == allowed;
+        cgi || retry ? (request.method == "GET" || request.method == "POST") : request.method == allowed;
     if (!method_ok) {
         ServerResponse r = error_answer(
             route_name, 405, fmt::format("method {} is not allowed here: use {}", request.method, allowed));
@@ -272,9 +277,16 @@ ServerResponse WebApp::request_route(const ServerRequest& request, const std::ve
     if (cgi) return answer(requests_->request_cgi(request), route_name == "page.request");
     if (segs.size() == 3) return answer(requests_->post_test(request), false);
     if (cancel) return answer(requests_->cancel(request, segs[3]), false);
+    const std::string& run_id = segs[3];
+    // As request.cgi: a browser's GET only shows what would be retried, its POST back does it.
+    if (request.method == "GET" && RequestApi::is_browser_navigation(request))
+        return answer(requests_->confirm_retry(request, run_id), retry_page);
+    if (request.method == "POST")
+        if (auto refused = requests_->refuse_retry_confirmation(request, run_id))
+            return answer(*refused, retry_page);
     if (webhooks_)  // a pull request's run: retried with its statuses (SPEC.md 10)
-        if (auto a = webhooks_->retry_run(request, segs[3])) return answer(*a, false);
-    return answer(requests_->retry(request, segs[3]), false);
+        if (auto a = webhooks_->retry_run(request, run_id)) return answer(*a, retry_page);
+    return answer(requests_->retry(request, run_id), retry_page);
 }
 
 ServerResponse WebApp::answer(const RequestAnswer& a, bool page) const {

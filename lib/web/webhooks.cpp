@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "autopkgtest_cloud/error.hpp"
 #include "autopkgtest_cloud/exit_codes.hpp"
@@ -32,10 +32,12 @@ const detail::Logger logger("webhooks");
 // A file of secrets: refused when others than its owner may read it.
 std::string read_secret_file(const std::string& path, const char* key) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) throw SystemError(errno, fmt::format("read [webhooks] {}", key), path);
+    if (::stat(path.c_str(), &st) != 0)
+        throw SystemError(errno, fmt::format("read [webhooks] {}", key), path);
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-        throw ConfigError(fmt::format("web.conf [webhooks] {} = {}: holds secrets, but others may read it (chmod 600)",
-                                      key, quote_for_message(path)));
+        throw ConfigError(
+            fmt::format("web.conf [webhooks] {} = {}: holds secrets, but others may read it (chmod 600)", key,
+                        quote_for_message(path)));
     return read_file(path);
 }
 
@@ -52,19 +54,23 @@ WebhookSettings load_webhook_settings(const WebConfig& c) {
     s.public_url = c.public_url.empty() ? fmt::format("http://{}:{}", c.address, c.port) : c.public_url;
     s.start_timeout = c.start_timeout;
     s.cancel_running = c.cancel_running;
+    s.status_attempts = c.status_attempts;
     if (!c.github_secrets.empty())
-        for (const auto& [package, secret] : parse_github_secrets(read_secret_file(c.github_secrets, "github_secrets")))
+        for (const auto& [package, secret] :
+             parse_github_secrets(read_secret_file(c.github_secrets, "github_secrets")))
             s.github[package] = {Forge::github, package, secret, "", ""};
     if (!c.github_status_credentials.empty())
         for (const auto& [project, cred] : parse_status_credentials(
                  read_secret_file(c.github_status_credentials, "github_status_credentials"))) {
             auto it = s.github.find(project);
-            if (it == s.github.end()) continue;  // statuses of a project without a webhook secret: never asked for
+            if (it == s.github.end())
+                continue;  // statuses of a project without a webhook secret: never asked for
             it->second.status_user = cred.first;
             it->second.status_token = cred.second;
         }
     if (!c.projects_file.empty())
-        for (auto& p : parse_forge_projects(read_secret_file(c.projects_file, "projects_file"), c.projects_file))
+        for (auto& p :
+             parse_forge_projects(read_secret_file(c.projects_file, "projects_file"), c.projects_file))
             (p.forge == Forge::github ? s.github : s.gitlab)[p.name] = p;
     return s;
 }
@@ -88,7 +94,8 @@ std::string WebhookApi::run_url(const std::string& uuid) const {
 RequestAnswer WebhookApi::handle(const ServerRequest& r) const {
     const bool gitlab = r.header("X-Gitlab-Event").has_value();
     const auto package = r.param("package");
-    if (!package || package->empty()) throw ValidationError("package", "", "is required: it names the project");
+    if (!package || package->empty())
+        throw ValidationError("package", "", "is required: it names the project");
     const auto& projects = gitlab ? settings_.gitlab : settings_.github;
     const auto it = projects.find(*package);
     if (it == projects.end())
@@ -104,8 +111,22 @@ RequestAnswer WebhookApi::handle(const ServerRequest& r) const {
                     gitlab ? "X-Gitlab-Token" : "signature");
         return error_of(403, gitlab ? "bad or missing X-Gitlab-Token" : "bad or missing signature");
     }
-    const PullRequestEvent event = gitlab ? parse_gitlab_event(r.body, settings_.gitlab_api)
-                                          : parse_github_event(r.header("X-GitHub-Event").value_or(""), r.body);
+    const PullRequestEvent event = gitlab
+                                       ? parse_gitlab_event(r.body, settings_.gitlab_api)
+                                       : parse_github_event(r.header("X-GitHub-Event").value_or(""), r.body);
+    // GitHub and GitLab redeliver events, in no order: one of a change older
+    // than an event handled already must not supersede the newer commit's tests.
+    if ((event.action == HookAction::test || event.action == HookAction::close) && event.updated_at &&
+        !outbox_.note_event(event.forge, project.name, event.number, *event.updated_at)) {
+        logger.info("{} {} #{}: {} of {} is older than an event handled already: ignored",
+                    forge_name(event.forge), project.name, event.number, event.kind,
+                    detail::format_iso_time(*event.updated_at));
+        return {
+            200,
+            {{"message", fmt::format("stale: {} of #{} changed at {}, before an event handled already",
+                                     event.kind, event.number, detail::format_iso_time(*event.updated_at))}},
+            {}};
+    }
     switch (event.action) {
         case HookAction::ping:
             return {200, {{"message", "pong"}}, {}};
@@ -119,8 +140,9 @@ RequestAnswer WebhookApi::handle(const ServerRequest& r) const {
             break;
     }
     if (!gitlab && event.statuses_url.rfind(settings_.github_api + "/", 0) != 0)
-        throw ValidationError("pull_request.statuses_url", event.statuses_url,
-                              fmt::format("is not under {} (web.conf [webhooks] github_api)", settings_.github_api));
+        throw ValidationError(
+            "pull_request.statuses_url", event.statuses_url,
+            fmt::format("is not under {} (web.conf [webhooks] github_api)", settings_.github_api));
     RequestAnswer a = pull_request(r, event, project);
     wake_();
     return a;
@@ -132,8 +154,8 @@ void WebhookApi::close(const PullRequestEvent& event, const ForgeProject& projec
         if (!event.head_sha.empty() && t.sha == event.head_sha) continue;  // this push's own
         if (!requests_.cancel_pending(t.uuid, why, running_too)) continue;
         outbox_.finish(t.uuid, status_body(t.forge, forge_state(t.forge, "error", true), t.context, why, ""));
-        logger.info("{} request {} of {} #{} cancelled: {}", forge_name(t.forge), t.uuid, project.name, t.number,
-                    why);
+        logger.info("{} request {} of {} #{} cancelled: {}", forge_name(t.forge), t.uuid, project.name,
+                    t.number, why);
     }
 }
 
@@ -145,7 +167,8 @@ RequestAnswer WebhookApi::pull_request(const ServerRequest& r, const PullRequest
     if (event.sender.empty() || !is_account_name(requester))
         requester = fmt::format("{}:{}", forge_name(event.forge), project.name);
     // A newer push supersedes the queued (and, when configured, running) tests of older commits.
-    close(event, project, fmt::format("superseded by {}", event.head_sha.substr(0, 12)), settings_.cancel_running);
+    close(event, project, fmt::format("superseded by {}", event.head_sha.substr(0, 12)),
+          settings_.cancel_running);
     json queued = json::array(), refused = json::array(), pending = json::array();
     for (auto& w : wanted) {
         for (auto& e : webhook_env(event)) w.request.env.push_back(std::move(e));
@@ -169,11 +192,13 @@ RequestAnswer WebhookApi::pull_request(const ServerRequest& r, const PullRequest
             outbox_.send_once(event.forge, project.name, event.statuses_url,
                               status_body(event.forge, forge_state(event.forge, "error"), context, why, ""));
             refused.push_back({{"context", context}, {"status", a.status}, {"error", why}});
-            logger.warn("{} {} #{} {}: not queued: {}", forge_name(event.forge), project.name, event.number, context,
-                        why);
+            logger.warn("{} {} #{} {}: not queued: {}", forge_name(event.forge), project.name, event.number,
+                        context, why);
         }
     }
-    return {200, {{"event", event.kind}, {"queued", queued}, {"already_queued", pending}, {"refused", refused}}, {}};
+    return {200,
+            {{"event", event.kind}, {"queued", queued}, {"already_queued", pending}, {"refused", refused}},
+            {}};
 }
 
 RequestAnswer WebhookApi::queue_tracked(const std::string& requester, RequestApi::Wanted wanted,
@@ -194,8 +219,9 @@ RequestAnswer WebhookApi::queue_tracked(const std::string& requester, RequestApi
     t.uuid = done["uuid"].get<std::string>();
     t.queued_at = detail::unix_now();
     t.started = false;
-    outbox_.track(t, status_body(t.forge, "pending", t.context,
-                                 fmt::format("{} in {}", why, done["queue"].get<std::string>()), run_url(t.uuid)));
+    outbox_.track(
+        t, status_body(t.forge, "pending", t.context,
+                       fmt::format("{} in {}", why, done["queue"].get<std::string>()), run_url(t.uuid)));
     return a;
 }
 
@@ -208,7 +234,8 @@ std::optional<RequestAnswer> WebhookApi::retry_run(const ServerRequest& r, const
     if (!accepted) return std::nullopt;  // not a webhook's run
     const auto user = requests_.authenticate(r);
     if (!user)
-        return RequestAnswer{401, {{"error", "not authenticated: send an API key (Authorization: Bearer KEY)"}},
+        return RequestAnswer{401,
+                             {{"error", "not authenticated: send an API key (Authorization: Bearer KEY)"}},
                              {{"WWW-Authenticate", "Bearer"}}};
     RequestApi::Wanted w{rec->run.request(), rec->run.release, rec->run.arch};
     const auto decision = requests_.may_request(*user, w.request);
@@ -220,11 +247,13 @@ std::optional<RequestAnswer> WebhookApi::retry_run(const ServerRequest& r, const
     w.request.submit_time.reset();
     RequestAnswer a = queue_tracked(*user, std::move(w), *accepted, fmt::format("retried by {}", *user));
     wake_();
-    logger.info("{} retried run {} of {} #{}: HTTP {}", *user, run_id, accepted->project, accepted->number, a.status);
+    logger.info("{} retried run {} of {} #{}: HTTP {}", *user, run_id, accepted->project, accepted->number,
+                a.status);
     return a;
 }
 
-std::size_t WebhookApi::sweep(const ResultsIndex& index, const RunningTests& running, std::int64_t now) const {
+std::size_t WebhookApi::sweep(const ResultsIndex& index, const RunningTests& running, std::int64_t now,
+                              const std::map<std::string, std::string>& dead_lettered) const {
     std::set<std::string> started;
     for (const auto& t : running.list())
         if (t.params.is_object() && t.params.contains("uuid") && t.params["uuid"].is_string())
@@ -237,14 +266,21 @@ std::size_t WebhookApi::sweep(const ResultsIndex& index, const RunningTests& run
             const int code = rec->run.exitcode;
             const std::string description =
                 fmt::format("{} (autopkgtest exit code {})", outcome_name(outcome(code)), code);
-            if (outbox_.finish(t.uuid, status_body(t.forge, final_state(t.forge, code), t.context, description,
+            if (outbox_.finish(t.uuid, status_body(t.forge, final_state(t.forge, code), t.context,
+                                                   description, run_url(t.uuid))))
+                ++finished;
+        } else if (const auto dead = dead_lettered.find(t.uuid); dead != dead_lettered.end()) {
+            const std::string why = fmt::format("not run: {}", dead->second);
+            if (outbox_.finish(t.uuid, status_body(t.forge, forge_state(t.forge, "error"), t.context, why,
                                                    run_url(t.uuid))))
                 ++finished;
+            logger.warn("{} request {} of {} #{} was dead-lettered: {}", forge_name(t.forge), t.uuid,
+                        t.project, t.number, dead->second);
         } else if (started.count(t.uuid)) {
             if (!t.started) outbox_.mark_started(t.uuid);
         } else if (!t.started && t.queued_at + settings_.start_timeout < now) {
-            const std::string why = fmt::format("not started within {} s (dead-lettered, or the queue is stuck)",
-                                                settings_.start_timeout);
+            const std::string why = fmt::format(
+                "not started within {} s (dead-lettered, or the queue is stuck)", settings_.start_timeout);
             if (outbox_.finish(t.uuid, status_body(t.forge, forge_state(t.forge, "error"), t.context, why,
                                                    run_url(t.uuid))))
                 ++finished;
@@ -283,8 +319,8 @@ std::size_t WebhookApi::deliver(http::HttpClient& client, std::int64_t now) cons
         const auto& projects = d.forge == Forge::github ? settings_.github : settings_.gitlab;
         const auto p = projects.find(d.project);
         if (p == projects.end() || p->second.status_token.empty()) {
-            logger.warn("no status token for {} project {}: a status for {} dropped", forge_name(d.forge), d.project,
-                        d.uuid.empty() ? "a refused request" : d.uuid);
+            logger.warn("no status token for {} project {}: a status for {} dropped", forge_name(d.forge),
+                        d.project, d.uuid.empty() ? "a refused request" : d.uuid);
             outbox_.drop(d.id);
             continue;
         }
@@ -312,7 +348,7 @@ std::size_t WebhookApi::deliver(http::HttpClient& client, std::int64_t now) cons
             }
             const auto later = retry_time(resp, now);
             if (http::retryable_status(resp.status) || later) {
-                outbox_.retry_at(d.id, later.value_or(now + backoff(d.attempts)),
+                retry_or_give_up(d, later.value_or(now + backoff(d.attempts)),
                                  fmt::format("HTTP {}", resp.status));
                 continue;
             }
@@ -320,10 +356,20 @@ std::size_t WebhookApi::deliver(http::HttpClient& client, std::int64_t now) cons
                         resp.body.substr(0, 200));
             outbox_.drop(d.id);
         } catch (const HttpError& e) {
-            outbox_.retry_at(d.id, now + backoff(d.attempts), e.what());
+            retry_or_give_up(d, now + backoff(d.attempts), e.what());
         }
     }
     return sent;
+}
+
+void WebhookApi::retry_or_give_up(const StatusDelivery& d, std::int64_t at, const std::string& why) const {
+    if (d.attempts + 1 < settings_.status_attempts) {
+        outbox_.retry_at(d.id, at, why);
+        return;
+    }
+    logger.error("gave up sending a status to {} for {} ({}) after {} tries, the last: {}", d.url,
+                 d.uuid.empty() ? "a refused request" : d.uuid, d.project, d.attempts + 1, why);
+    outbox_.drop(d.id);
 }
 
 }  // namespace apcloud::web

@@ -32,6 +32,7 @@ struct WebhookSettings {
     std::string public_url;                              ///< the run pages' base, for target_url
     int start_timeout = 21600;
     bool cancel_running = false;
+    int status_attempts = 200;  ///< tries before a status is dropped
 };
 
 /// The settings of web.conf's [webhooks]: the projects file and the
@@ -60,12 +61,16 @@ public:
     /// was accepted (not the one in the run's env): the self-service retry of
     /// a pull request's test, without the project's secret. nullopt when the
     /// run is not a webhook's (RequestApi::retry answers then).
-    std::optional<RequestAnswer> retry_run(const http::ServerRequest& request, const std::string& run_id) const;
+    std::optional<RequestAnswer> retry_run(const http::ServerRequest& request,
+                                           const std::string& run_id) const;
 
     /// Final statuses for the tracked requests whose result is indexed,
     /// errors for those not started within start_timeout; marks the running
     /// ones started. Returns how many were finished.
-    std::size_t sweep(const ResultsIndex& index, const RunningTests& running, std::int64_t now) const;
+    /// `dead_lettered`: the requests of the upstream queues' dead-letter
+    /// queues (uuid to reason), which end at once in an error with the reason.
+    std::size_t sweep(const ResultsIndex& index, const RunningTests& running, std::int64_t now,
+                      const std::map<std::string, std::string>& dead_lettered = {}) const;
 
     /// Sends the statuses due at `now` (retrying later on network errors,
     /// 5xx and 429, as Retry-After and the rate-limit headers say; dropping
@@ -75,6 +80,8 @@ public:
     const WebhookSettings& settings() const noexcept { return settings_; }
 
 private:
+    /// A failed try: again at `at`, or dropped (logged) after status_attempts tries.
+    void retry_or_give_up(const StatusDelivery& delivery, std::int64_t at, const std::string& why) const;
     RequestAnswer pull_request(const http::ServerRequest& request, const PullRequestEvent& event,
                                const ForgeProject& project) const;
     void close(const PullRequestEvent& event, const ForgeProject& project, const std::string& why,
@@ -83,8 +90,8 @@ private:
 
     /// Queues `wanted` for `requester` and tracks its statuses as `like` (its
     /// PR, commit and statuses URL); the answer of submit_webhook.
-    RequestAnswer queue_tracked(const std::string& requester, RequestApi::Wanted wanted, const TrackedRequest& like,
-                                const std::string& why) const;
+    RequestAnswer queue_tracked(const std::string& requester, RequestApi::Wanted wanted,
+                                const TrackedRequest& like, const std::string& why) const;
 
     const RequestApi& requests_;
     const ResultsIndex& index_;

@@ -226,6 +226,65 @@ def test_a_request_not_started_in_time_ends_in_error(site, tmp_path, forge):
         web.stop()
 
 
+def test_a_request_the_worker_dead_letters_ends_in_error_with_the_reason(site, tmp_path, forge):
+    # The web service takes local sources, the worker does not: it dead-letters the request at once.
+    site.run("gedit", ["glib2.0/2.80-1"])
+    web = _web(site, tmp_path, forge, extra="start_timeout = 3600\n[requests]\nallow_local_sources = true\n")
+    try:
+        payload = _pr(forge, "opened", SHA1)
+        payload["pull_request"]["base"]["repo"]["clone_url"] = "/srv/git/gedit.git"
+        code, answer = _github(web, f"release={site.release}&arch={ARCH}&package=gedit", payload)
+        assert code == 200 and answer["queued"], answer
+        _worker_once(site)
+        statuses = _wait_statuses(forge, SHA1, 2, timeout=30)
+        assert [s["state"] for s in statuses] == ["pending", "error"]
+        assert statuses[1]["description"].startswith("not run: "), statuses[1]
+        assert "build-git" in statuses[1]["description"], statuses[1]
+        assert _upstream_depth(site) == 0
+    finally:
+        web.stop()
+
+
+def test_a_status_the_forge_keeps_refusing_is_dropped_after_its_tries(site, tmp_path, forge):
+    site.run("gedit", ["glib2.0/2.80-1"])
+    web = _web(site, tmp_path, forge, extra="status_attempts = 2\n")
+    try:
+        forge.fail_next = 1000  # GitHub answers 502, for ever
+        code, answer = _github(web, f"release={site.release}&arch={ARCH}&package=gedit", _pr(forge, "opened", SHA1))
+        assert code == 200 and answer["queued"], answer
+        deadline = time.monotonic() + 30
+        while forge.fail_next > 998:
+            assert time.monotonic() < deadline, forge.fail_next
+            time.sleep(0.1)
+        time.sleep(4)  # a third try would have come after 2 s
+        assert forge.fail_next == 998
+        log = (site.root / "web-web.log").read_text()
+        assert "gave up sending a status" in log and "after 2 tries, the last: HTTP 502" in log
+    finally:
+        web.stop()
+
+
+def test_a_redelivered_older_event_does_not_supersede_a_newer_push(site, tmp_path, forge):
+    site.run("gedit", ["glib2.0/2.80-1"])
+    web = _web(site, tmp_path, forge)
+    try:
+        query = f"release={site.release}&arch={ARCH}&package=gedit"
+        newer, older = _pr(forge, "synchronize", SHA2), _pr(forge, "opened", SHA1)
+        newer["pull_request"]["updated_at"] = "2026-01-02T10:00:00Z"
+        older["pull_request"]["updated_at"] = "2026-01-02T09:59:59Z"
+        code, answer = _github(web, query, newer)
+        assert code == 200 and answer["queued"], answer
+        # GitHub redelivers the opening event after the push: it changes nothing.
+        code, answer = _github(web, query, older)
+        assert code == 200 and answer["message"].startswith("stale: pull_request opened of #7"), answer
+        assert _upstream_depth(site) == 1
+        assert [s["state"] for s in _wait_statuses(forge, SHA2, 1)] == ["pending"]
+        time.sleep(2)
+        assert len(forge.recorded(SHA2)) == 1 and forge.recorded(SHA1) == []
+    finally:
+        web.stop()
+
+
 def test_gitlab_merge_requests(site, tmp_path, forge):
     site.run("nautilus", ["glib2.0/2.80-1"])
     web = _web(site, tmp_path, forge)

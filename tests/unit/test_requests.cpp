@@ -59,15 +59,17 @@ struct Fixture {
         s.trusted_proxies = {"127.0.0.1"};
         s.requests_per_minute = per_minute;
         s.burst = burst;
-        api = std::make_unique<web::RequestApi>([this] { return open_broker(broker_url); }, index, running, state, s);
+        api = std::make_unique<web::RequestApi>([this] { return open_broker(broker_url); }, index, running,
+                                                state, s);
         web::WebSettings ws;
         ws.releases = {"noble"};
         ws.arches = {"amd64", "arm64"};
         app = std::make_unique<web::WebApp>(index, running, state, nullptr, ws, nullptr, api.get());
     }
 
-    http::ServerResponse call(const std::string& method, const std::string& target, http::Headers headers = {},
-                              std::string body = "", std::string remote = "192.0.2.1") const {
+    http::ServerResponse call(const std::string& method, const std::string& target,
+                              http::Headers headers = {}, std::string body = "",
+                              std::string remote = "192.0.2.1") const {
         http::ServerRequest r;
         r.method = method;
         r.target = target;
@@ -85,7 +87,9 @@ struct Fixture {
         CHECK_MESSAGE(r.status == status, target << ": " << r.body);
         return json::parse(r.body);
     }
-    std::vector<std::string> queued(const std::string& q = "debci-noble-amd64") const { return broker->peek(q, 100); }
+    std::vector<std::string> queued(const std::string& q = "debci-noble-amd64") const {
+        return broker->peek(q, 100);
+    }
 };
 
 const std::string gedit = "/request.cgi?release=noble&arch=amd64&package=gedit&trigger=gedit%2F1.0-1";
@@ -114,13 +118,15 @@ TEST_CASE("a valid request is queued with the requester and a uuid, and the answ
 
 TEST_CASE("one request per arch, and batches through POST /api/v1/test") {
     Fixture f;
-    auto a = f.get("/request.cgi?release=noble&arch=amd64&arch=arm64&package=gedit&env=A%3D1%3BB%3D2", f.root_key, 200);
+    auto a = f.get("/request.cgi?release=noble&arch=amd64&arch=arm64&package=gedit&env=A%3D1%3BB%3D2",
+                   f.root_key, 200);
     CHECK(a["requests"].size() == 2);
     CHECK(f.queued().size() == 1);
     CHECK(f.queued("debci-noble-arm64").size() == 1);
     CHECK(parse_request(f.queued()[0]).env == std::vector<std::string>{"A=1", "B=2"});
-    auto r = f.call("POST", "/api/v1/test", {{"Authorization", "Bearer " + f.root_key}},
-                    R"([{"package": "nautilus", "release": "noble", "arch": ["amd64"], "triggers": ["glib2.0/2.80-1"]},
+    auto r = f.call(
+        "POST", "/api/v1/test", {{"Authorization", "Bearer " + f.root_key}},
+        R"([{"package": "nautilus", "release": "noble", "arch": ["amd64"], "triggers": ["glib2.0/2.80-1"]},
                         {"package": "gtk+3.0", "release": "noble", "arch": "arm64", "all-proposed": true}])");
     CHECK_MESSAGE(r.status == 200, r.body);
     CHECK(json::parse(r.body)["requests"].size() == 2);
@@ -143,13 +149,15 @@ TEST_CASE("invalid and unknown parameters are 400s naming them; nothing is queue
     CHECK(release["error"].get<std::string>().find("jammy") != std::string::npos);
     f.get("/request.cgi?release=noble&arch=s390x&package=gedit", f.root_key, 404);
     f.get("/request.cgi?release=noble&package=gedit", f.root_key, 400);
-    auto post = f.call("POST", "/api/v1/test", {{"Authorization", "Bearer " + f.root_key}}, R"({"package": "gedit"})");
+    auto post = f.call("POST", "/api/v1/test", {{"Authorization", "Bearer " + f.root_key}},
+                       R"({"package": "gedit"})");
     CHECK(post.status == 400);
     post = f.call("POST", "/api/v1/test", {{"Authorization", "Bearer " + f.root_key}},
                   R"({"package": "gedit", "release": "noble", "arch": "amd64", "colour": 1})");
     CHECK(post.status == 400);
     CHECK(post.body.find("colour") != std::string::npos);
-    CHECK(f.call("POST", "/api/v1/test", {{"Authorization", "Bearer " + f.root_key}}, "not json").status == 400);
+    CHECK(f.call("POST", "/api/v1/test", {{"Authorization", "Bearer " + f.root_key}}, "not json").status ==
+          400);
     CHECK(f.queued().empty());
 }
 
@@ -163,19 +171,23 @@ TEST_CASE("authentication: keys, the reference's user:key cookie and header, a t
     CHECK(f.call("GET", gedit + "&trigger=gedit%2F3", {{"X-Api-Key", "carol:" + f.root_key}}).status == 401);
     // The proxy's header only from the proxy.
     CHECK(f.call("GET", gedit + "&trigger=gedit%2F4", {{"X-Remote-User", "root"}}).status == 401);
-    CHECK(f.call("GET", gedit + "&trigger=gedit%2F4", {{"X-Remote-User", "root"}}, "", "127.0.0.1").status == 200);
+    CHECK(f.call("GET", gedit + "&trigger=gedit%2F4", {{"X-Remote-User", "root"}}, "", "127.0.0.1").status ==
+          200);
     CHECK(f.queued().size() == 3);
     // A revoked key stops working at once (the keys file is re-read when it changes).
     auto records = parse_api_keys(read_file((f.dir.path / "api-keys").string()));
     for (auto& r : records) r.revoked = r.user == "carol";
     f.dir.write("api-keys", format_api_keys(records));
-    CHECK(f.call("GET", gedit + "&trigger=gedit%2F5", {{"Authorization", "Bearer " + f.carol_key}}).status == 401);
+    CHECK(f.call("GET", gedit + "&trigger=gedit%2F5", {{"Authorization", "Bearer " + f.carol_key}}).status ==
+          401);
 }
 
 TEST_CASE("authorization: a refusal names the missing rule and queues nothing") {
     Fixture f;
-    auto no = f.get("/request.cgi?release=noble&arch=amd64&package=nautilus&trigger=glib2.0%2F1", f.carol_key, 403);
-    CHECK(no["error"].get<std::string>().find("carol may not request tests of nautilus") != std::string::npos);
+    auto no =
+        f.get("/request.cgi?release=noble&arch=amd64&package=nautilus&trigger=glib2.0%2F1", f.carol_key, 403);
+    CHECK(no["error"].get<std::string>().find("carol may not request tests of nautilus") !=
+          std::string::npos);
     f.get(gedit, f.mallory_key, 403);
     // mallory's own PPA is fine.
     f.get("/request.cgi?release=noble&arch=amd64&package=gedit&ppa=mallory%2Ftools", f.mallory_key, 200);
@@ -194,20 +206,25 @@ TEST_CASE("identical requests: refused while just sent, queued or running (409 w
     f.get(gedit + "&trigger=glib2.0%2F2", f.carol_key, 200);
     // Queued (as the queue snapshot shows it, once newer than the sending).
     auto q = f.queued();
-    f.state.set_queues(std::make_shared<web::QueueSnapshot>(web::QueueSnapshot::make(
-        {"noble"}, {"amd64"}, {{f.queue, q.size()}}, {{f.queue, q}}, static_cast<std::int64_t>(std::time(nullptr)) + 5)));
+    f.state.set_queues(std::make_shared<web::QueueSnapshot>(
+        web::QueueSnapshot::make({"noble"}, {"amd64"}, {{f.queue, q.size()}}, {{f.queue, q}},
+                                 static_cast<std::int64_t>(std::time(nullptr)) + 5)));
     auto queued = f.get(gedit, f.root_key, 409);
     CHECK(queued["existing"]["state"] == "queued");
     CHECK(queued["existing"]["position"] == 1);
     // Running.
-    f.state.set_queues(std::make_shared<web::QueueSnapshot>(
-        web::QueueSnapshot::make({"noble"}, {"amd64"}, {}, {}, static_cast<std::int64_t>(std::time(nullptr)) + 5)));
+    f.state.set_queues(std::make_shared<web::QueueSnapshot>(web::QueueSnapshot::make(
+        {"noble"}, {"amd64"}, {}, {}, static_cast<std::int64_t>(std::time(nullptr)) + 5)));
     f.get(gedit, f.root_key, 200);  // gone from the queue, not running: may be asked again
-    f.running.apply(json({{"running", true}, {"package", "nautilus"}, {"release", "noble"}, {"architecture", "amd64"},
+    f.running.apply(json({{"running", true},
+                          {"package", "nautilus"},
+                          {"release", "noble"},
+                          {"architecture", "amd64"},
                           {"params", {{"triggers", {"gtk+3.0/1"}}, {"requester", "x"}, {"uuid", "u-run"}}}})
                         .dump(),
                     static_cast<std::int64_t>(std::time(nullptr)));
-    auto running = f.get("/request.cgi?release=noble&arch=amd64&package=nautilus&trigger=gtk%2B3.0%2F1", f.root_key, 409);
+    auto running = f.get("/request.cgi?release=noble&arch=amd64&package=nautilus&trigger=gtk%2B3.0%2F1",
+                         f.root_key, 409);
     CHECK(running["existing"]["state"] == "running");
     CHECK(running["existing"]["uuid"] == "u-run");
 }
@@ -250,7 +267,9 @@ TEST_CASE("retry by run id: the same request as that run's") {
     f.get("/api/v1/retry/junk", f.carol_key, 400);
 }
 
-TEST_CASE("a browser's request.cgi is confirmed first: a page with a token, then a POST; forged POSTs queue nothing") {
+TEST_CASE(
+    "a browser's request.cgi is confirmed first: a page with a token, then a POST; forged POSTs queue "
+    "nothing") {
     Fixture f;
     const http::Headers browser = {{"Cookie", "X-Api-Key=root:" + f.root_key},
                                    {"Accept", "text/html,application/xhtml+xml"},
@@ -297,4 +316,66 @@ TEST_CASE("a browser's request.cgi is confirmed first: a page with a token, then
     CHECK_MESSAGE(curl.status == 200, curl.body);
     CHECK(f.queued("debci-noble-arm64").size() == 1);
     CHECK(f.call("PUT", gedit, browser).status == 405);
+}
+
+TEST_CASE("a browser's retry by run id is confirmed first, as request.cgi is; forged POSTs retry nothing") {
+    Fixture f;
+    IndexedRun run;
+    run.container = "autopkgtest-noble";
+    run.release = "noble";
+    run.arch = "amd64";
+    run.package = "gedit";
+    run.run_id = make_run_id(1700000000, "gedit");
+    run.exitcode = 4;
+    run.triggers = {"gedit/1.0-1"};
+    run.has_triggers = true;
+    IndexedRun other = run;
+    other.run_id = make_run_id(1700000060, "gedit");
+    other.arch = "arm64";
+    f.index.add({run, other});
+    const std::string url = "/api/v1/retry/" + run.run_id;
+    const http::Headers browser = {{"Cookie", "X-Api-Key=carol:" + f.carol_key},
+                                   {"Accept", "text/html,application/xhtml+xml"},
+                                   {"Sec-Fetch-Mode", "navigate"}};
+    auto page = f.call("GET", url, browser);
+    REQUIRE_MESSAGE(page.status == 200, page.body);
+    const json confirm = json::parse(page.body).at("confirm");
+    CHECK(confirm["action"] == web::RequestApi::retry_action(run.run_id));
+    CHECK(confirm["requests"][0]["arch"] == "amd64");
+    CHECK(confirm["requests"][0]["triggers"] == json::array({"gedit/1.0-1"}));
+    CHECK(f.queued().empty());  // a link another site sends the browser to retries nothing
+    const std::string token = confirm["csrf"];
+    const auto form = [](const std::string& t) { return "query=&csrf=" + percent_encode(t); };
+
+    // Unauthenticated, unauthorized: refused before any confirmation.
+    auto anonymous = browser;
+    anonymous.erase("Cookie");
+    CHECK(f.call("GET", url, anonymous).status == 401);
+    auto mallory = browser;
+    mallory["Cookie"] = "X-Api-Key=mallory:" + f.mallory_key;
+    CHECK(f.call("GET", url, mallory).status == 403);
+    // Forgeries: no fields, a wrong token, another user's, another run's.
+    CHECK(f.call("POST", url, browser, "").status == 400);
+    CHECK(f.call("POST", url, browser, form(std::string(64, '0'))).status == 403);
+    auto root = browser;
+    root["Cookie"] = "X-Api-Key=root:" + f.root_key;
+    CHECK(f.call("POST", url, root, form(token)).status == 403);
+    CHECK(f.call("POST", "/api/v1/retry/" + other.run_id, browser, form(token)).status == 403);
+    CHECK(f.call("POST", url, anonymous, form(token)).status == 401);
+    CHECK(f.queued().empty());
+    CHECK(f.queued("debci-noble-arm64").empty());
+
+    auto done = f.call("POST", url, browser, form(token));
+    REQUIRE_MESSAGE(done.status == 200, done.body);
+    CHECK(json::parse(done.body)["requests"][0]["requester"] == "carol");
+    REQUIRE(f.queued().size() == 1);
+    CHECK(parse_request(f.queued()[0]).triggers == run.triggers);
+    // Shown again: the identical request is pending, and confirming it is a 409.
+    CHECK(json::parse(f.call("GET", url, browser).body)["confirm"]["existing"]["state"] == "queued");
+    CHECK(f.call("POST", url, browser, form(token)).status == 409);
+    CHECK(f.queued().size() == 1);
+    // Programs keep the direct GET.
+    f.get("/api/v1/retry/" + other.run_id, f.carol_key, 200);
+    CHECK(f.queued("debci-noble-arm64").size() == 1);
+    CHECK(f.call("PUT", url, browser).status == 405);
 }

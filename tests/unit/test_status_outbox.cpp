@@ -91,3 +91,22 @@ TEST_CASE("statuses go out in order, one at a time per request; a final one repl
     CHECK(o.waiting() == 0);
     CHECK_FALSE(o.next_due());
 }
+
+TEST_CASE("events of one pull request: an older change's, redelivered after a newer one's, is refused") {
+    TempDir d;
+    const std::string path = (d.path / "statuses.db").string();
+    {
+        StatusOutbox box(path);
+        CHECK(box.note_event(Forge::github, "gedit", 7, 2000));
+        CHECK(box.note_event(Forge::github, "gedit", 7, 2000));  // the same change again (several events)
+        CHECK(box.note_event(Forge::github, "gedit", 7, 3000));
+        CHECK_FALSE(box.note_event(Forge::github, "gedit", 7, 2500));
+        // Other pull requests, projects and forges are their own.
+        CHECK(box.note_event(Forge::github, "gedit", 8, 1000));
+        CHECK(box.note_event(Forge::github, "evince", 7, 1000));
+        CHECK(box.note_event(Forge::gitlab, "gedit", 7, 1000));
+    }
+    StatusOutbox reopened(path);  // kept across a restart
+    CHECK_FALSE(reopened.note_event(Forge::github, "gedit", 7, 2999));
+    CHECK(reopened.note_event(Forge::github, "gedit", 7, 3001));
+}

@@ -69,8 +69,8 @@ TEST_CASE("GitHub events: ping, pull_request actions, other events; fields used"
         CHECK(e.sender == "octocat");
         CHECK(e.statuses_url == "https://api.github.com/repos/o/r/statuses/" + sha);
         CHECK(webhook_build_git(e) == "https://github.com/o/r.git#refs/pull/42/head");
-        CHECK(webhook_env(e) == std::vector<std::string>{"UPSTREAM_PULL_REQUEST=42",
-                                                         "GITHUB_STATUSES_URL=" + e.statuses_url});
+        CHECK(webhook_env(e) ==
+              std::vector<std::string>{"UPSTREAM_PULL_REQUEST=42", "GITHUB_STATUSES_URL=" + e.statuses_url});
     }
     CHECK(parse_github_event("pull_request", pull_request("closed")).action == HookAction::close);
     const auto labeled = parse_github_event("pull_request", pull_request("labeled"));
@@ -131,7 +131,9 @@ TEST_CASE("statuses: contexts, states from exit codes in each forge's words, bod
     CHECK(forge_state(Forge::gitlab, "error", true) == "canceled");
     CHECK(forge_state(Forge::github, "error", true) == "error");
     CHECK(json::parse(status_body(Forge::github, "pending", "noble/amd64", "queued", "https://x/run/u")) ==
-          json{{"state", "pending"}, {"context", "noble/amd64"}, {"description", "queued"},
+          json{{"state", "pending"},
+               {"context", "noble/amd64"},
+               {"description", "queued"},
                {"target_url", "https://x/run/u"}});
     CHECK(json::parse(status_body(Forge::gitlab, "failed", "noble/amd64", "d", "")) ==
           json{{"state", "failed"}, {"name", "noble/amd64"}, {"description", "d"}});
@@ -148,7 +150,8 @@ TEST_CASE("statuses: contexts, states from exit codes in each forge's words, bod
 }
 
 TEST_CASE("retry-github-test's event: the pull request opened again, as GitHub sends it") {
-    const std::string pr = json{{"number", 9}, {"user", {{"login", "octocat"}}}, {"head", {{"sha", sha}}}}.dump();
+    const std::string pr =
+        json{{"number", 9}, {"user", {{"login", "octocat"}}}, {"head", {{"sha", sha}}}}.dump();
     const auto event = json::parse(github_retry_payload(pr));
     CHECK(event["action"] == "opened");
     CHECK(event["number"] == 9);
@@ -163,7 +166,8 @@ TEST_CASE("the reference's github-secrets.json and github-status-credentials.txt
     CHECK(secrets["gedit"] == "s1");
     CHECK_THROWS_AS(parse_github_secrets(R"({"gedit": 1})"), ParseError);
     CHECK_THROWS_AS(parse_github_secrets("[]"), ParseError);
-    auto creds = parse_status_credentials("# comment\ngedit:bot:ghp_token:with:colons\n\nautopkgtest:u:t\r\n");
+    auto creds =
+        parse_status_credentials("# comment\ngedit:bot:ghp_token:with:colons\n\nautopkgtest:u:t\r\n");
     CHECK(creds.size() == 2);
     CHECK(creds["gedit"] == std::make_pair(std::string("bot"), std::string("ghp_token:with:colons")));
     CHECK(creds["autopkgtest"].second == "t");
@@ -186,4 +190,21 @@ TEST_CASE("the reference's github-secrets.json and github-status-credentials.txt
     CHECK_THROWS_AS(parse_forge_projects("[github gedit]\nstatus_token = t\n", "p"), ConfigError);
     CHECK_THROWS_AS(parse_forge_projects("[gitlab x]\nsecret = s\nstatus_user = u\n", "p"), ConfigError);
     CHECK_THROWS_AS(parse_forge_projects("[bitbucket x]\nsecret = s\n", "p"), ConfigError);
+}
+
+TEST_CASE("updated_at, to order redelivered events: GitHub's and GitLab's forms, nothing else") {
+    CHECK(parse_forge_time("2011-01-26T19:01:12Z") == 1296068472);
+    CHECK(parse_forge_time("2011-01-26T19:01:12.250Z") == 1296068472);
+    CHECK(parse_forge_time("2011-01-26 19:01:12 UTC") == 1296068472);
+    for (const char* bad : {"", "2011-01-26T19:01:12", "2011-01-26T19:01:12+02:00", "2011-01-26 19:01:12 CET",
+                            "yesterday", "2011-13-26T19:01:12Z"})
+        CHECK_MESSAGE(!parse_forge_time(bad), bad);
+    auto payload = json::parse(pull_request("synchronize"));
+    CHECK(!parse_github_event("pull_request", payload.dump()).updated_at);
+    payload["pull_request"]["updated_at"] = "2011-01-26T19:01:12Z";
+    CHECK(parse_github_event("pull_request", payload.dump()).updated_at == 1296068472);
+    payload["action"] = "closed";
+    CHECK(parse_github_event("pull_request", payload.dump()).updated_at == 1296068472);
+    payload["pull_request"]["updated_at"] = nullptr;  // mistyped: no order, not an error
+    CHECK(!parse_github_event("pull_request", payload.dump()).updated_at);
 }
