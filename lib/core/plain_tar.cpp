@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace apcloud::detail {
 
@@ -14,7 +15,10 @@ constexpr std::size_t block = 512;
 
 // Offsets and lengths of the header fields used here.
 constexpr std::size_t name_at = 0, name_len = 100;
+constexpr std::size_t mode_at = 100, uid_at = 108, gid_at = 116, id_len = 8;
 constexpr std::size_t size_at = 124, size_len = 12;
+constexpr std::size_t mtime_at = 136, mtime_len = 12;
+constexpr std::size_t devmajor_at = 329, devminor_at = 337, dev_len = 8;
 constexpr std::size_t checksum_at = 148, checksum_len = 8;
 constexpr std::size_t type_at = 156;
 constexpr std::size_t magic_at = 257;  // "ustar\0" "00" (POSIX) or "ustar  \0" (GNU)
@@ -84,6 +88,13 @@ std::optional<std::vector<PlainTarMember>> scan_plain_tar(std::string_view data)
         if (name.empty() || !printable_ascii(name)) return std::nullopt;
         const auto size = octal(h.substr(size_at, size_len));
         if (!size) return std::nullopt;
+        // The other numbers as every writer writes them (libarchive refuses
+        // an archive whose first header has a malformed one).
+        for (auto [at, len] :
+             {std::pair{mode_at, id_len}, {uid_at, id_len}, {gid_at, id_len}, {mtime_at, mtime_len}})
+            if (!octal(h.substr(at, len))) return std::nullopt;
+        for (std::size_t at : {devmajor_at, devminor_at})
+            if (!all_zero(h.substr(at, dev_len)) && !octal(h.substr(at, dev_len))) return std::nullopt;
         const char type = h[type_at];
         at += block;
         if (type == '5') {

@@ -20,9 +20,9 @@ struct PlainTarMember {
 
 /// The regular files of `data` in archive order when it is a plain tar
 /// archive as above; nullopt for anything else (pax or GNU long-name
-/// records, a ustar name prefix, links, devices, base-256 sizes, names not
-/// printable ASCII, a bad checksum, truncation, no end block, compressed
-/// data), which the caller
+/// records, a ustar name prefix, links, devices, base-256 or malformed
+/// numbers, names not printable ASCII, a bad checksum, truncation, no end
+/// block, compressed data), which the caller
 /// reads with a full tar reader instead.
 std::optional<std::vector<PlainTarMember>> scan_plain_tar(std::string_view data);
 

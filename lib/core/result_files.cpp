@@ -384,6 +384,12 @@ private:
     std::size_t total_ = 0;
 };
 
+// libarchive's last error; it has none for some failures (archive_error_string is then null).
+const char* archive_message(archive* a) {
+    const char* m = archive_error_string(a);
+    return m ? m : "unknown error";
+}
+
 // Any tar archive libarchive reads (gzip-compressed too when `allow_gzip`).
 void read_tar_with_libarchive(std::string_view data, bool allow_gzip, MemberCollector& collect) {
     std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
@@ -391,13 +397,13 @@ void read_tar_with_libarchive(std::string_view data, bool allow_gzip, MemberColl
     archive_read_support_format_tar(a.get());
     if (allow_gzip) archive_read_support_filter_gzip(a.get());
     if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK)
-        throw ArchiveError(std::string("not a tar archive: ") + archive_error_string(a.get()));
+        throw ArchiveError(std::string("not a tar archive: ") + archive_message(a.get()));
     archive_entry* e;
     for (;;) {
         int rc = archive_read_next_header(a.get(), &e);
         if (rc == ARCHIVE_EOF) break;
         if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
-            throw ArchiveError(std::string("corrupt archive: ") + archive_error_string(a.get()));
+            throw ArchiveError(std::string("corrupt archive: ") + archive_message(a.get()));
         if (archive_entry_filetype(e) != AE_IFREG) continue;
         const char* path = archive_entry_pathname(e);
         const auto size = archive_entry_size(e);
@@ -409,7 +415,7 @@ void read_tar_with_libarchive(std::string_view data, bool allow_gzip, MemberColl
             auto n = archive_read_data(a.get(), content.data() + got, content.size() - got);
             if (n < 0)
                 throw ArchiveError(fmt::format("corrupt archive member {}: {}", quote_for_message(*name),
-                                               archive_error_string(a.get())));
+                                               archive_message(a.get())));
             if (n == 0) break;
             got += static_cast<std::size_t>(n);
         }

@@ -73,6 +73,10 @@ Url parse_url(std::string_view text) {
     auto fail = [&](const char* why) -> Url {
         throw ConfigError(fmt::format("invalid URL {}: {}", quote_for_message(hide_password(text)), why));
     };
+    // RFC 3986 has no blanks or control characters in a URL: percent-encode them.
+    for (char c : text)
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+            return fail("it contains a blank or a control character (percent-encode it)");
     Url u;
     auto scheme_end = text.find("://");
     if (scheme_end == std::string_view::npos || scheme_end == 0) return fail("expected scheme://");

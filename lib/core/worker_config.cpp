@@ -218,25 +218,45 @@ public:
     void section(const char* name) { out_ += (out_.empty() ? "[" : "\n[") + std::string(name) + "]\n"; }
     void put(const char* key, const std::string& value) {
         if (value.empty()) return;
+        // inih takes a ';' after a blank for a comment, and " = " puts one before the value's first character.
         if (value.find(" ;") != std::string::npos || value.find("\t;") != std::string::npos ||
-            value.front() == ' ' || value.back() == ' ')
+            value.front() == ';' || value.front() == ' ' || value.back() == ' ')
             throw ConfigError(
                 fmt::format("cannot write {} = {} to worker.conf: an inline ';' comment or surrounding "
                             "blanks would change it",
                             key, quote_for_message(value)));
         std::string v = value;
         for (std::size_t p = 0; (p = v.find('\n', p)) != std::string::npos; p += 2) v.insert(p + 1, "\t");
-        out_ += std::string(key) + " = " + v + "\n";
+        const std::string lines = std::string(key) + " = " + v;
+        // inih (as Debian builds it) reads lines of fewer than 200 bytes: a margin.
+        for (std::size_t start = 0; start < lines.size();) {
+            const std::size_t end = std::min(lines.find('\n', start), lines.size());
+            if (end - start >= max_line)
+                throw ConfigError(fmt::format("cannot write {} = {} to worker.conf: a line would be longer than {} "
+                                              "bytes",
+                                              key, quote_for_message(value), max_line - 1));
+            start = end + 1;
+        }
+        out_ += lines + "\n";
     }
     void put(const char* key, int value) { put(key, std::to_string(value)); }
+    // Words (read back split at any blank) over continuation lines, none too long.
     void put(const char* key, const std::vector<std::string>& words) {
         std::string joined;
-        for (const auto& w : words) joined += (joined.empty() ? "" : " ") + w;
+        std::size_t line = 0;
+        for (const auto& w : words) {
+            const bool wrap = line > 0 && line + 1 + w.size() > max_line / 2;
+            joined += joined.empty() ? "" : wrap ? "\n" : " ";
+            line = wrap ? 0 : line + (line > 0);
+            joined += w;
+            line += w.size();
+        }
         put(key, joined);
     }
     std::string text() && { return std::move(out_); }
 
 private:
+    static constexpr std::size_t max_line = 190;
     std::string out_;
 };
 

@@ -7,6 +7,9 @@
 #include <autopkgtest_cloud/error.hpp>
 #include <autopkgtest_cloud/result.hpp>
 
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
@@ -151,4 +154,14 @@ TEST_CASE("what is not plain is left to libarchive, which reads it the same way 
     small = {};
     small.max_members = 3;
     CHECK_THROWS_WITH_AS(read_archive(tar, small), "archive has more than 3 members", ArchiveError);
+}
+
+TEST_CASE("an archive libarchive refuses without a message is an ArchiveError, not a crash (found by fuzzing)") {
+    const char* data = std::getenv("APCLOUD_TEST_DATA");
+    REQUIRE(data != nullptr);
+    std::ifstream in(std::string(data) + "/../fuzz/corpus/archive/regression-null-error-message", std::ios::binary);
+    REQUIRE(in);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK_THROWS_AS(read_archive(bytes), ArchiveError);
+    CHECK_THROWS_AS(parse_result_tar(bytes), ArchiveError);
 }

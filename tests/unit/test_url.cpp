@@ -73,3 +73,11 @@ TEST_CASE("percent encoding round trips") {
     CHECK(percent_encode("a b/c", true) == "a%20b/c");
     CHECK(percent_decode(percent_encode("h\xc3\xa9/x y+z", false)) == "h\xc3\xa9/x y+z");
 }
+
+TEST_CASE("blanks and control characters are refused (found by fuzzing: ' worker' became a user name)") {
+    for (const char* bad : {"amqp:// worker:secret@127.0.0.1/", "amqp://worker:secret@127.0.0.1/ ", "file:///my dir",
+                            "amqp://worker\t@host/", "http://host/\x7f"}) {
+        CHECK_THROWS_WITH_AS(parse_url(bad), doctest::Contains("blank or a control character"), ConfigError);
+    }
+    CHECK(parse_url("file:///my%20dir").path == "/my dir");
+}

@@ -303,3 +303,21 @@ TEST_CASE("AMQP leases: appended by default, and renewal ticks must fit three ti
                     "lease (20 s)") != std::string::npos);
     CHECK(message_of(short_lease + "\n[autopkgtest]\nstatus_interval = 5\n").empty());
 }
+
+TEST_CASE("render_worker_config: long word lists over continuation lines, values it cannot write refused (fuzzing)") {
+    auto c = parse_worker_config(conf, {}, {{"CLOUD", "x"}});
+    c.architectures.clear();
+    for (int i = 0; i < 60; ++i) c.architectures.push_back("arch" + std::to_string(i));
+    const std::string text = render_worker_config(c);
+    for (std::size_t start = 0, end; start < text.size(); start = end + 1) {
+        end = std::min(text.find('\n', start), text.size());
+        CHECK(end - start < 190);  // inih reads lines of fewer than 200 bytes
+    }
+    CHECK(parse_worker_config(text, {}, {{"CLOUD", "x"}}).architectures == c.architectures);
+    auto comment = c;
+    comment.virt_args = {";x", "null"};  // read from `args :;x null`: " = ;x" would be a comment
+    CHECK_THROWS_WITH_AS(render_worker_config(comment), doctest::Contains("inline ';' comment"), ConfigError);
+    auto longword = c;
+    longword.work_dir = "/" + std::string(300, 'w');
+    CHECK_THROWS_WITH_AS(render_worker_config(longword), doctest::Contains("longer than"), ConfigError);
+}
