@@ -94,6 +94,20 @@ struct Fixture {
 
 const std::string gedit = "/request.cgi?release=noble&arch=amd64&package=gedit&trigger=gedit%2F1.0-1";
 
+// A failed run of gedit on noble, triggered by `triggers`.
+IndexedRun failed_run(const std::string& arch, std::int64_t started, std::vector<std::string> triggers) {
+    IndexedRun run;
+    run.container = "autopkgtest-noble";
+    run.release = "noble";
+    run.arch = arch;
+    run.package = "gedit";
+    run.run_id = make_run_id(started, "gedit");
+    run.exitcode = 4;
+    run.triggers = std::move(triggers);
+    run.has_triggers = true;
+    return run;
+}
+
 }  // namespace
 
 TEST_CASE("a valid request is queued with the requester and a uuid, and the answer says where") {
@@ -242,15 +256,7 @@ TEST_CASE("rate limits per user: 429 with Retry-After, nothing queued") {
 
 TEST_CASE("retry by run id: the same request as that run's") {
     Fixture f;
-    IndexedRun run;
-    run.container = "autopkgtest-noble";
-    run.release = "noble";
-    run.arch = "arm64";
-    run.package = "gedit";
-    run.run_id = make_run_id(1700000000, "gedit");
-    run.exitcode = 4;
-    run.triggers = {"glib2.0/2.80-1", "gedit/1.0-1"};
-    run.has_triggers = true;
+    IndexedRun run = failed_run("arm64", 1700000000, {"glib2.0/2.80-1", "gedit/1.0-1"});
     run.env = {"X=1"};
     run.all_proposed = true;
     f.index.add({run});
@@ -320,18 +326,8 @@ TEST_CASE(
 
 TEST_CASE("a browser's retry by run id is confirmed first, as request.cgi is; forged POSTs retry nothing") {
     Fixture f;
-    IndexedRun run;
-    run.container = "autopkgtest-noble";
-    run.release = "noble";
-    run.arch = "amd64";
-    run.package = "gedit";
-    run.run_id = make_run_id(1700000000, "gedit");
-    run.exitcode = 4;
-    run.triggers = {"gedit/1.0-1"};
-    run.has_triggers = true;
-    IndexedRun other = run;
-    other.run_id = make_run_id(1700000060, "gedit");
-    other.arch = "arm64";
+    const IndexedRun run = failed_run("amd64", 1700000000, {"gedit/1.0-1"});
+    const IndexedRun other = failed_run("arm64", 1700000060, {"gedit/1.0-1"});
     f.index.add({run, other});
     const std::string url = "/api/v1/retry/" + run.run_id;
     const http::Headers browser = {{"Cookie", "X-Api-Key=carol:" + f.carol_key},

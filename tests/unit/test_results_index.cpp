@@ -39,6 +39,23 @@ IndexedRun make_run(const std::string& package, const std::string& release, cons
     return r;
 }
 
+// The same statistics, day by day.
+void same(const std::vector<ReleaseArchStats>& a, const std::vector<ReleaseArchStats>& b) {
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        CHECK(a[i].packages == b[i].packages);
+        CHECK(a[i].passing == b[i].passing);
+        CHECK(a[i].runs == b[i].runs);
+        CHECK(a[i].runs_failed == b[i].runs_failed);
+        REQUIRE(a[i].days.size() == b[i].days.size());
+        for (std::size_t k = 0; k < a[i].days.size(); ++k) {
+            CHECK(a[i].days[k].day == b[i].days[k].day);
+            CHECK(a[i].days[k].pass == b[i].days[k].pass);
+            CHECK(a[i].days[k].fail == b[i].days[k].fail);
+        }
+    }
+}
+
 }  // namespace
 
 TEST_CASE("adding is idempotent; history pages with a stable cursor, newest first") {
@@ -231,21 +248,6 @@ TEST_CASE("statistics per release and architecture") {
 TEST_CASE("statistics come from aggregates kept as runs arrive, and an older index gets them at open") {
     TempDir d;
     const std::string dir = (d.path / "idx").string();
-    auto same = [](const std::vector<ReleaseArchStats>& a, const std::vector<ReleaseArchStats>& b) {
-        REQUIRE(a.size() == b.size());
-        for (std::size_t i = 0; i < a.size(); ++i) {
-            CHECK(a[i].packages == b[i].packages);
-            CHECK(a[i].passing == b[i].passing);
-            CHECK(a[i].runs == b[i].runs);
-            CHECK(a[i].runs_failed == b[i].runs_failed);
-            REQUIRE(a[i].days.size() == b[i].days.size());
-            for (std::size_t k = 0; k < a[i].days.size(); ++k) {
-                CHECK(a[i].days[k].day == b[i].days[k].day);
-                CHECK(a[i].days[k].pass == b[i].days[k].pass);
-                CHECK(a[i].days[k].fail == b[i].days[k].fail);
-            }
-        }
-    };
     std::vector<ReleaseArchStats> before;
     {
         ResultsIndex index(dir);
@@ -302,15 +304,8 @@ TEST_CASE("a bulk load of an empty index gives the rows, indexes and statistics 
     CHECK(indexes(bulk + "/index.db") == indexes(plain + "/index.db"));
     CHECK(indexes(bulk + "/compat.db") == indexes(plain + "/compat.db"));
     ResultsIndex reference(plain);
-    const auto a = loaded.statistics(), b = reference.statistics();
-    REQUIRE(a.size() == b.size());
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        CHECK(a[i].packages == b[i].packages);
-        CHECK(a[i].passing == b[i].passing);
-        CHECK(a[i].runs == b[i].runs);
-        CHECK(a[i].runs_failed == b[i].runs_failed);
-        CHECK(a[i].days.size() == b[i].days.size());
-    }
+    const auto b = reference.statistics();
+    same(loaded.statistics(), b);
     // Counted once although the overlap was added twice (an ignored insert uses up a feed position).
     CHECK(loaded.size() == runs.size());
     CHECK(reference.size() == runs.size());
