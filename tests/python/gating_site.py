@@ -72,7 +72,7 @@ class Site:
         self.sink = apcloud.open_sink(self.sink_url)
         self.cache = apcloud.ResultsCache()
         self.pending = apcloud.PendingTests()
-        self._last_start = 0.0
+        self._last_end = 0.0
 
     def run(self, package, triggers=(), exitcode=0, version="1.0-1", ppas=(), huge=False):
         """Requests one test as britney does (marking it pending), lets the worker run it; returns the queue."""
@@ -80,10 +80,11 @@ class Site:
         (self.root / "fake" / "version").write_text(version + "\n")
         # Run ids have a resolution of one second: start each run in a new
         # second so that later runs sort after earlier ones, as in production.
-        wait = int(self._last_start) + 1 - time.time()
+        # (The second after the previous run ended: its id's second is the
+        # one the worker took it in, after run() started it.)
+        wait = int(self._last_end) + 1 - time.time()
         if wait > 0:
             time.sleep(wait)
-        self._last_start = time.time()
         log = open(self.root / "worker.log", "ab")
         worker = subprocess.Popen([need("APCLOUD_WORKER_BIN"), "-c", str(self.config), "--count", "1"],
                                   env=self.env, stdout=log, stderr=log)
@@ -99,6 +100,7 @@ class Site:
                 worker.kill()
                 worker.wait()
             log.close()
+            self._last_end = time.time()
         return queue
 
     def _send(self, request, huge):
